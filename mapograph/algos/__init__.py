@@ -1,0 +1,1 @@
+"""mapograph.algos (under construction)."""

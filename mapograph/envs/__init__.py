@@ -1,0 +1,23 @@
+"""Vectorized cooperative multi-agent environments.
+
+``make("family:task", num_envs=E, seed=s)`` builds one; every env returns
+:class:`TimeStep` objects of torch tensors batched over ``E`` copies and ``N`` agents.
+Optional backends (mpe, vmas, football, smax, smacv2) are imported only when used.
+"""
+
+from mapograph.envs._base import MultiAgentEnv, MultiAgentEnvProtocol, check_actions
+from mapograph.envs._registry import UnknownEnvError, families, make, register, split_env_id
+from mapograph.envs._types import EnvSpec, TimeStep
+
+__all__ = [
+    "EnvSpec",
+    "MultiAgentEnv",
+    "MultiAgentEnvProtocol",
+    "TimeStep",
+    "UnknownEnvError",
+    "check_actions",
+    "families",
+    "make",
+    "register",
+    "split_env_id",
+]

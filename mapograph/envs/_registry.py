@@ -1,0 +1,98 @@
+"""Environment registry: ``make("family:task", ...)`` and ``register(family, factory)``.
+
+A factory is any callable ``factory(**kwargs) -> MultiAgentEnv``. ``make`` passes
+``task=`` (the part after the colon, when there is one), ``num_envs=``, ``seed=``
+and the user's keyword arguments. Built-in families are registered by dotted
+path so optional backends are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from mapograph._errors import MapographError
+
+EnvFactory = Callable[..., Any]
+
+_FACTORIES: dict[str, EnvFactory | str] = {
+    "coordination": "mapograph.envs._coordination:make_coordination",
+    "mpe": "mapograph.envs._pettingzoo:make_mpe",
+    "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
+    "vmas": "mapograph.envs._vmas:make_vmas",
+    "football": "mapograph.envs._football:make_football",
+    "smax": "mapograph.envs._smax:make_smax",
+    "smacv2": "mapograph.envs._smacv2:make_smacv2",
+}
+
+
+class UnknownEnvError(MapographError, ValueError):
+    """The env id names no registered family."""
+
+
+def register(name: str, factory: EnvFactory, *, overwrite: bool = False) -> None:
+    """Register an environment family.
+
+    Args:
+        name: the family, the part of an env id before the colon (no colon inside).
+        factory: ``factory(**kwargs) -> MultiAgentEnv``; it receives ``num_envs``,
+            ``seed``, ``task`` (when the id has one) and whatever the user passed.
+        overwrite: replace an existing family of that name instead of raising.
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"env family name must be a non-empty string without ':', got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"factory for env family {name!r} must be callable, got {factory!r}")
+    if name in _FACTORIES and not overwrite:
+        raise ValueError(f"env family {name!r} is already registered (pass overwrite=True)")
+    _FACTORIES[name] = factory
+
+
+def families() -> list[str]:
+    """Names of the registered environment families."""
+    return sorted(_FACTORIES)
+
+
+def _resolve(name: str) -> EnvFactory:
+    factory = _FACTORIES[name]
+    if isinstance(factory, str):
+        module_name, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        _FACTORIES[name] = factory
+    return factory
+
+
+def split_env_id(env_id: str) -> tuple[str, str | None]:
+    """Split ``"family:task"`` into ``("family", "task")`` (task None when absent)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise UnknownEnvError(f"env id must be a non-empty string like 'coordination:chain-6', got {env_id!r}")
+    family, sep, task = env_id.partition(":")
+    return family, (task if sep else None)
+
+
+def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
+    """Create a vectorized environment from its id.
+
+    Args:
+        env_id: ``"family:task"``, e.g. ``"coordination:chain-6"``, ``"mpe:simple_spread_v3"``,
+            ``"vmas:balance"``; or a bare family name registered by the user.
+        num_envs: number of env copies ``E`` stepped together.
+        seed: seed of the copies (copy ``e`` is seeded deterministically from it).
+        **kwargs: passed to the family's factory.
+
+    Raises:
+        UnknownEnvError: the family is not registered (the message lists known ones).
+    """
+    family, task = split_env_id(env_id)
+    if family not in _FACTORIES:
+        raise UnknownEnvError(
+            f"unknown env id {env_id!r}: no family {family!r}. "
+            f"Known families: {', '.join(families())}"
+        )
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    factory = _resolve(family)
+    if task is not None:
+        kwargs["task"] = task
+    return factory(num_envs=num_envs, seed=seed, **kwargs)

@@ -1,0 +1,1 @@
+"""mapograph.graph (under construction)."""

@@ -1,0 +1,1 @@
+"""mapograph.partition (under construction)."""

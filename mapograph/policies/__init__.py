@@ -1,0 +1,1 @@
+"""mapograph.policies (under construction)."""

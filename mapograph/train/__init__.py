@@ -1,0 +1,1 @@
+"""mapograph.train (under construction)."""

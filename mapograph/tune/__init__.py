@@ -1,0 +1,1 @@
+"""mapograph.tune (under construction)."""

@@ -1,0 +1,1 @@
+"""mapograph.viz (under construction)."""
