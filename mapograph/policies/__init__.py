@@ -1,1 +1,19 @@
-"""mapograph.policies (under construction)."""
+"""Policies: per-agent actors with stacked parameters, the DAG-conditioned actor, the critic."""
+
+from mapograph.policies._actor import Actor, masked_logits, sample_categorical
+from mapograph.policies._critic import CentralCritic
+from mapograph.policies._dag_actor import DAGActor
+from mapograph.policies._stacked import SharedMLP, StackedLinear, StackedMLP
+from mapograph.policies._value_norm import ValueNormalizer
+
+__all__ = [
+    "Actor",
+    "CentralCritic",
+    "DAGActor",
+    "SharedMLP",
+    "StackedLinear",
+    "StackedMLP",
+    "ValueNormalizer",
+    "masked_logits",
+    "sample_categorical",
+]

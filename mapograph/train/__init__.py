@@ -1,1 +1,18 @@
-"""mapograph.train (under construction)."""
+"""Training: configs, rollout collection, the Trainer, checkpoints and logging."""
+
+from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
+from mapograph.train._collector import Collector
+from mapograph.train._config import TrainConfig
+from mapograph.train._logging import RunLogger
+from mapograph.train._trainer import CHECKPOINT_NAME, Trainer, TrainResult
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "Collector",
+    "RunLogger",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,61 @@
+"""Advantage estimators: GAE and its trace-corrected form for batch-sequential updates.
+
+Shapes: ``rewards, dones [T, E]``, ``values [T + 1, E]`` (the last row bootstraps).
+The loop runs over time only (the recursion), never over agents or env copies.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    lam: float,
+    trace: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Generalized advantage estimation, optionally with an off-policy trace.
+
+    ``delta_t = r_t + gamma * (1 - d_t) * V_{t+1} - V_t`` and
+
+    ``A_t = c_t * (delta_t + gamma * lam * (1 - d_t) * A_{t+1})``
+
+    with ``c_t = 1`` (plain GAE, Schulman et al. 2016) or ``c_t = trace[t]``: the
+    clipped product of new/old ratios of the agents already updated this iteration
+    (A2PO's off-policy correction of the advantage, a Retrace-style truncated trace).
+    ``d_t`` marks the end of an episode *at* step ``t`` (no bootstrap across it).
+
+    Args:
+        rewards: ``[T, E]`` team rewards.
+        values: ``[T + 1, E]`` state values (raw scale).
+        dones: ``[T, E]`` episode ends.
+        gamma: discount.
+        lam: GAE lambda.
+        trace: optional ``[T, E]`` trace coefficients.
+
+    Returns:
+        ``[T, E]`` advantages.
+    """
+    if values.shape[0] != rewards.shape[0] + 1:
+        raise ValueError(
+            f"values must have one more row than rewards (bootstrap), got {values.shape[0]} "
+            f"and {rewards.shape[0]}"
+        )
+    not_done = 1.0 - dones.to(rewards.dtype)
+    deltas = rewards + gamma * not_done * values[1:] - values[:-1]
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = deltas[t] + gamma * lam * not_done[t] * running
+        if trace is not None:
+            running = trace[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Zero-mean unit-variance normalization over all entries."""
+    return (x - x.mean()) / (x.std(unbiased=False) + eps)

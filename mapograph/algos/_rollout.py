@@ -1,0 +1,47 @@
+"""The on-policy data one iteration collects, as the optimizer reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Rollout:
+    """Tensors of one rollout, shaped ``[T, E, ...]`` (time, env copy) and ``N`` agents.
+
+    Attributes:
+        obs: ``[T, E, N, obs_dim]``.
+        state: ``[T + 1, E, state_dim]`` (last row: state after the final step).
+        avail: ``[T, E, N, n_actions]`` bool.
+        actions: ``[T, E, N]`` long.
+        log_probs: ``[T, E, N]`` behaviour log-probabilities of ``actions``.
+        rewards: ``[T, E]`` team rewards.
+        dones: ``[T, E]`` episode ended at this step.
+        ind_log_probs: ``[T, E, N]`` log-probabilities under the derived policy
+            ``pi_ind`` at collection time (B2MAPO only).
+    """
+
+    obs: torch.Tensor
+    state: torch.Tensor
+    avail: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    ind_log_probs: torch.Tensor | None = None
+
+    @property
+    def horizon(self) -> int:
+        """Number of time steps ``T``."""
+        return int(self.rewards.shape[0])
+
+    @property
+    def num_envs(self) -> int:
+        """Number of env copies ``E``."""
+        return int(self.rewards.shape[1])
+
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        """Merge the ``[T, E]`` leading axes of ``x`` into one sample axis."""
+        return x.reshape(self.horizon * self.num_envs, *x.shape[2:])

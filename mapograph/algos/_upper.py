@@ -1,0 +1,185 @@
+"""B2MAPO's upper layer: a learned DAG generator trained with PPO.
+
+Each iteration the generator reads per-agent features (mean observation of the
+last rollout plus the agent's one-hot id), samples a DAG (acyclic by
+construction, see :mod:`mapograph.graph`), and a partitioner from
+:mod:`mapograph.partition` turns it into ordered batches. After the lower layer
+has updated the policies batch by batch on that partition, the generator
+receives a reward:
+
+``reward = E[(prod_i r_i - 1) * A_hat]``
+
+the importance-weighted estimate of how much the joint policy improved on the
+rollout (``r_i`` new/old ratio of agent ``i`` after all batches, ``A_hat`` the
+normalized advantage), divided by a running standard deviation. The
+:class:`~mapograph.graph.DAGCritic` predicts it from the features (baseline);
+the generator takes ``generator_epochs`` clipped PPO steps on its log-probability
+of the sampled DAG with an entropy bonus so it keeps exploring orderings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import torch
+
+from mapograph import partition as P
+from mapograph.graph import DAGCritic, DAGGenerator
+
+
+@dataclass
+class DAGProposal:
+    """One iteration's DAG and the batches derived from it.
+
+    Attributes:
+        features: ``[1, N, F]`` generator input.
+        sample: the sampled DAG (``DAGSample``).
+        log_prob: its log-probability at sampling time.
+        value: the critic's prediction at sampling time.
+        batches: ordered partition of the agents.
+        edge_index: ``[2, e]`` DAG edges that go from an earlier batch to a later one
+            (the ones ``pi_seq`` can condition on).
+        dag: the sampled DAG as a networkx graph.
+    """
+
+    features: torch.Tensor
+    sample: object
+    log_prob: torch.Tensor
+    value: torch.Tensor
+    batches: list[list[int]]
+    edge_index: torch.Tensor
+    dag: nx.DiGraph
+
+
+def crossing_edges(dag: nx.DiGraph, batches: list[list[int]]) -> torch.Tensor:
+    """Edges ``i -> j`` of ``dag`` with ``batch(i) < batch(j)`` as an ``[2, e]`` LongTensor."""
+    batch_of = {a: k for k, batch in enumerate(batches) for a in batch}
+    edges = [(i, j) for i, j in dag.edges if batch_of[i] < batch_of[j]]
+    if not edges:
+        return torch.zeros(2, 0, dtype=torch.long)
+    return torch.tensor(edges, dtype=torch.long).t().contiguous()
+
+
+class DAGUpperLayer:
+    """Generator + critic + PPO, proposing one DAG (and its batches) per iteration.
+
+    Args:
+        feature_dim: size of a per-agent feature vector.
+        n_agents: number of agents.
+        partitioner: ``generations``, ``bounded`` or ``k_batches``.
+        partition_kwargs: e.g. ``{"max_batch_size": 3}`` or ``{"k": 3}``.
+        hidden, heads: generator/critic sizes.
+        lr: learning rate of generator and critic.
+        entropy_coef: entropy bonus of the generator's PPO.
+        epochs: PPO steps per iteration.
+        clip: PPO clip range.
+        temperature: divides the generator's logits when sampling (higher explores more).
+        edge_threshold: sampled edges whose marginal probability is below this are dropped.
+        generator: torch generator for DAG sampling.
+    """
+
+    def __init__(
+        self,
+        feature_dim: int,
+        n_agents: int,
+        partitioner: str,
+        partition_kwargs: dict,
+        hidden: int,
+        heads: int,
+        lr: float,
+        entropy_coef: float,
+        epochs: int,
+        clip: float,
+        temperature: float,
+        edge_threshold: float,
+        generator: torch.Generator,
+    ) -> None:
+        self.n_agents = n_agents
+        self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads)
+        self.critic = DAGCritic(feature_dim, n_agents, hidden=hidden, heads=heads)
+        self.optim = torch.optim.Adam([*self.net.parameters(), *self.critic.parameters()], lr=lr)
+        self.partition_fn = P.get_partitioner(partitioner)
+        self.partition_kwargs = dict(partition_kwargs)
+        self.entropy_coef = entropy_coef
+        self.epochs = epochs
+        self.clip = clip
+        self.temperature = temperature
+        self.edge_threshold = edge_threshold
+        self.generator = generator
+        self.reward_sq = torch.ones(())  # running second moment of rewards
+        self.features: torch.Tensor | None = None
+
+    def distribution(self, features: torch.Tensor):
+        """The DAG distribution for ``features`` ``[B, N, F]`` at this layer's temperature."""
+        return self.net(features, temperature=self.temperature)
+
+    def edge_probabilities(self, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Marginal ``P(edge i -> j)`` ``[N, N]`` for ``features`` (default: the last ones)."""
+        features = self.features if features is None else features
+        if features is None:
+            raise ValueError("no features yet: call propose() (train one iteration) first")
+        with torch.no_grad():
+            return self.distribution(features).edge_probabilities()[0]
+
+    @torch.no_grad()
+    def propose(self, features: torch.Tensor, deterministic: bool = False) -> DAGProposal:
+        """Sample (or take the mode of) a DAG for ``features`` ``[1, N, F]`` and partition it."""
+        self.features = features
+        dist = self.distribution(features)
+        sample = dist.mode() if deterministic else dist.sample(generator=self.generator)
+        adjacency = sample.adjacency[0]
+        if self.edge_threshold > 0:
+            adjacency = adjacency & (dist.edge_probabilities()[0] >= self.edge_threshold)
+        dag = nx.DiGraph()
+        dag.add_nodes_from(range(self.n_agents))
+        dag.add_edges_from(adjacency.nonzero().tolist())
+        batches = self.partition_fn(dag, **self.partition_kwargs)
+        return DAGProposal(
+            features=features,
+            sample=sample,
+            log_prob=dist.log_prob(sample),
+            value=self.critic(features),
+            batches=batches,
+            edge_index=crossing_edges(dag, batches),
+            dag=dag,
+        )
+
+    def learn(self, proposal: DAGProposal, improvement: float) -> dict[str, float]:
+        """PPO step(s) of the generator on the reward ``improvement`` of its DAG."""
+        self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
+        reward = torch.tensor(improvement) / (self.reward_sq.sqrt() + 1e-8)
+        advantage = (reward - proposal.value).detach()
+        losses = []
+        for _ in range(self.epochs):
+            dist = self.distribution(proposal.features)
+            ratio = torch.exp(dist.log_prob(proposal.sample) - proposal.log_prob)
+            surrogate = torch.min(
+                ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage
+            )
+            value_loss = (self.critic(proposal.features) - reward).pow(2)
+            loss = (-surrogate - self.entropy_coef * dist.entropy() + 0.5 * value_loss).mean()
+            self.optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
+            self.optim.step()
+            losses.append(float(loss))
+        return {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
+
+    def state_dict(self) -> dict:
+        """Generator, critic and optimizer states."""
+        return {
+            "net": self.net.state_dict(),
+            "critic": self.critic.state_dict(),
+            "optim": self.optim.state_dict(),
+            "reward_sq": self.reward_sq.clone(),
+            "features": self.features,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.net.load_state_dict(state["net"])
+        self.critic.load_state_dict(state["critic"])
+        self.optim.load_state_dict(state["optim"])
+        self.reward_sq = state["reward_sq"].clone()
+        self.features = state["features"]

@@ -1,0 +1,232 @@
+"""Command line: ``mapograph train | eval | resume | graph | tune | bench``.
+
+Errors print as one line (``mapograph: error: ...``) with exit code 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUN_FILE = "run.yaml"
+
+
+def _parse_env_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["n_actions=3", "trap=0.5"]`` -> ``{"n_actions": 3, "trap": 0.5}`` (YAML scalars, no eval)."""
+    kwargs: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env-kwarg expects KEY=VALUE, got {item!r}")
+        kwargs[key] = yaml.safe_load(value)
+    return kwargs
+
+
+def _write_run_file(out: Path, env_id: str, env_kwargs: dict, num_envs: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(
+        yaml.safe_dump(
+            {"env": env_id, "env_kwargs": env_kwargs, "num_envs": num_envs}, sort_keys=False
+        )
+    )
+
+
+def _read_run_file(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    if not path.exists():
+        raise ValueError(f"{run_dir} is not a mapograph run folder (no {RUN_FILE})")
+    return yaml.safe_load(path.read_text())
+
+
+def _make_env(env_id: str, num_envs: int, seed: int, env_kwargs: dict):
+    from mapograph.envs import make
+
+    return make(env_id, num_envs=num_envs, seed=seed, **env_kwargs)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``mapograph train``: train and write progress.csv, checkpoint.pt and summary.json."""
+    from mapograph.train import TrainConfig, Trainer
+
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    overrides: dict[str, Any] = {}
+    if args.algo is not None:
+        overrides["algo"] = args.algo
+    if args.steps is not None:
+        overrides["total_steps"] = args.steps
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.num_envs is not None:
+        overrides["num_envs"] = args.num_envs
+    cfg = cfg.replace(**overrides)
+    env_kwargs = _parse_env_kwargs(args.env_kwarg)
+    out = Path(args.out)
+    env = _make_env(args.env, cfg.num_envs, cfg.seed, env_kwargs)
+    try:
+        _write_run_file(out, args.env, env_kwargs, cfg.num_envs)
+        cfg.to_yaml(out / "config.yaml")
+        print(f"training {cfg.algo} on {args.env} for {cfg.total_steps} steps -> {out}", flush=True)
+        trainer = Trainer(env, cfg, out_dir=out)
+        result = trainer.train()
+        summary = _summarize(trainer, result.history, args.eval_episodes)
+    finally:
+        env.close()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _summarize(trainer, history: list[dict], eval_episodes: int) -> dict[str, Any]:
+    last = history[-1] if history else {}
+    summary: dict[str, Any] = {
+        "algo": trainer.cfg.algo,
+        "steps": trainer.env_steps,
+        "iterations": trainer.iteration,
+        "final_return_mean": last.get("return_mean"),
+        "collect_s_mean": sum(h["collect_s"] for h in history) / max(len(history), 1),
+        "update_s_mean": sum(h["update_s"] for h in history) / max(len(history), 1),
+        "last_batches": last.get("batches"),
+    }
+    if eval_episodes > 0:
+        summary["eval"] = trainer.evaluate(eval_episodes)
+    return summary
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``mapograph eval RUN``: evaluate the checkpoint of a run folder."""
+    from mapograph.train import Trainer
+
+    run_dir = Path(args.run)
+    run = _read_run_file(run_dir)
+    env = _make_env(run["env"], run["num_envs"], args.seed, run.get("env_kwargs") or {})
+    try:
+        trainer = Trainer.load(run_dir, env)
+        result = trainer.evaluate(
+            args.episodes, deterministic=not args.stochastic, policy=args.policy
+        )
+    finally:
+        env.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``mapograph resume RUN``: continue a run from its last checkpoint."""
+    from mapograph.train import Trainer
+
+    run_dir = Path(args.run)
+    run = _read_run_file(run_dir)
+    overrides = {"total_steps": args.steps} if args.steps is not None else {}
+    from mapograph.train import load_checkpoint
+
+    seed = int(load_checkpoint(run_dir)["config"]["seed"])
+    env = _make_env(run["env"], run["num_envs"], seed, run.get("env_kwargs") or {})
+    try:
+        trainer = Trainer.load(run_dir, env, **overrides)
+        print(f"resuming at step {trainer.env_steps} of {trainer.cfg.total_steps}", flush=True)
+        result = trainer.train()
+        summary = _summarize(trainer, result.history, args.eval_episodes)
+    finally:
+        env.close()
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """``mapograph graph RUN``: draw the learned interdependence graph and its batches to PNG."""
+    from mapograph.train import Trainer
+    from mapograph.viz import plot_interdependence
+
+    run_dir = Path(args.run)
+    run = _read_run_file(run_dir)
+    env = _make_env(run["env"], run["num_envs"], 0, run.get("env_kwargs") or {})
+    try:
+        trainer = Trainer.load(run_dir, env)
+        graph = trainer.interdependence()
+        true_dag = env.interdependence() if hasattr(env, "interdependence") else None
+        out = Path(args.out) if args.out else run_dir / "graph.png"
+        plot_interdependence(graph, batches=trainer.batches, path=out, true_dag=true_dag)
+    finally:
+        env.close()
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mapograph`` command."""
+    parser = argparse.ArgumentParser(prog="mapograph", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a team and write a run folder")
+    p.add_argument(
+        "--env", required=True, help="env id, e.g. coordination:chain-6, mpe:simple_spread_v3"
+    )
+    p.add_argument("--algo", help="mappo | happo | a2po | b2mapo")
+    p.add_argument("--steps", type=int, help="total env steps (summed over copies)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", help="TrainConfig YAML (command-line flags override it)")
+    p.add_argument("--num-envs", type=int)
+    p.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="passed to the env factory"
+    )
+    p.add_argument("--eval-episodes", type=int, default=32)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint")
+    p.add_argument("run")
+    p.add_argument("--episodes", type=int, default=32)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--policy", choices=["ind", "seq"], default="ind")
+    p.add_argument("--stochastic", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("resume", help="continue a run from its checkpoint")
+    p.add_argument("run")
+    p.add_argument("--steps", type=int, help="new total steps")
+    p.add_argument("--eval-episodes", type=int, default=32)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("graph", help="plot the learned interdependence graph of a run")
+    p.add_argument("run")
+    p.add_argument("--out", help="PNG path (default RUN/graph.png)")
+    p.set_defaults(func=cmd_graph)
+
+    for name, module in _EXTRA_COMMANDS.items():
+        register: Callable = __import__(module, fromlist=["register_cli"]).register_cli
+        register(sub, name)
+    return parser
+
+
+# Subcommands that live beside their feature (module must define register_cli(sub, name)).
+_EXTRA_COMMANDS: dict[str, str] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mapograph`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from mapograph._errors import MapographError
+
+    try:
+        return int(args.func(args) or 0)
+    except (MapographError, ValueError, FileNotFoundError) as exc:
+        print(f"mapograph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "mapograph: interrupted (the last checkpoint is intact; `mapograph resume RUN`)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Per-agent networks with stacked parameters: one batched matmul for all agents.
+
+A :class:`StackedLinear` holds ``weight [N, in, out]`` and ``bias [N, out]``; its
+forward is ``y[..., n, :] = x[..., n, :] @ weight[n] + bias[n]`` for every agent ``n``
+at once (``torch.baddbmm`` over the agent axis). Passing ``agents=`` (a LongTensor
+of agent ids) evaluates only those agents' networks on inputs ``[..., len(agents), in]``;
+gradients then reach only those rows of the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class StackedLinear(nn.Module):
+    """``N`` independent linear layers evaluated in one batched matmul.
+
+    Args:
+        n_agents: number of stacked layers ``N``.
+        in_features: input size of each layer.
+        out_features: output size of each layer.
+        bias: add a per-agent bias.
+        init_scale: orthogonal gain; ``None`` uses PyTorch's ``nn.Linear`` default init.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.in_features = in_features
+        self.out_features = out_features
+        self.init_scale = init_scale
+        self.weight = nn.Parameter(torch.empty(n_agents, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n_agents, out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialize every agent's layer independently."""
+        with torch.no_grad():
+            for n in range(self.n_agents):  # init only, not a hot path
+                w = self.weight[n]
+                if self.init_scale is None:
+                    bound = 1.0 / math.sqrt(self.in_features)
+                    w.uniform_(-bound, bound)
+                else:
+                    nn.init.orthogonal_(w, gain=self.init_scale)
+            if self.bias is not None:
+                if self.init_scale is None:
+                    bound = 1.0 / math.sqrt(self.in_features)
+                    self.bias.uniform_(-bound, bound)
+                else:
+                    self.bias.zero_()
+
+    def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the layers.
+
+        Args:
+            x: ``[..., N, in]`` (or ``[..., len(agents), in]`` when ``agents`` is given).
+            agents: optional LongTensor of agent ids whose layers to use.
+
+        Returns:
+            ``[..., N or len(agents), out]``.
+        """
+        weight = self.weight if agents is None else self.weight[agents]
+        bias = self.bias if (self.bias is None or agents is None) else self.bias[agents]
+        lead = x.shape[:-2]
+        n = x.shape[-2]
+        flat = x.reshape(-1, n, self.in_features).transpose(0, 1)  # [n, B, in]
+        if bias is None:
+            out = torch.bmm(flat, weight)
+        else:
+            out = torch.baddbmm(bias.unsqueeze(1), flat, weight)  # [n, B, out]
+        return out.transpose(0, 1).reshape(*lead, n, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_agents={self.n_agents}, in_features={self.in_features}, "
+            f"out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+class StackedMLP(nn.Module):
+    """A per-agent MLP: ``N`` networks with identical shapes, evaluated together.
+
+    Args:
+        n_agents: number of agents ``N``.
+        in_dim: input size.
+        hidden: hidden layer sizes.
+        out_dim: output size.
+        out_scale: orthogonal gain of the last layer (small for policy heads).
+        activation: activation module class.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        out_scale: float = 1.0,
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        super().__init__()
+        sizes = [in_dim, *hidden]
+        self.hidden_layers = nn.ModuleList(
+            StackedLinear(n_agents, a, b, init_scale=math.sqrt(2))
+            for a, b in zip(sizes[:-1], sizes[1:])
+        )
+        self.out_layer = StackedLinear(n_agents, sizes[-1], out_dim, init_scale=out_scale)
+        self.activation = activation()
+
+    def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[..., N, in] -> [..., N, out]`` (or only ``agents``' networks)."""
+        for layer in self.hidden_layers:
+            x = self.activation(layer(x, agents))
+        return self.out_layer(x, agents)
+
+
+class SharedMLP(nn.Module):
+    """One MLP shared by all agents, with the agent id appended as a one-hot.
+
+    Same call signature as :class:`StackedMLP` so actors can use either.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        out_scale: float = 1.0,
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        sizes = [in_dim + n_agents, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            linear = nn.Linear(a, b)
+            nn.init.orthogonal_(linear.weight, gain=math.sqrt(2))
+            nn.init.zeros_(linear.bias)
+            layers += [linear, activation()]
+        out = nn.Linear(sizes[-1], out_dim)
+        nn.init.orthogonal_(out.weight, gain=out_scale)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
+        self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
+
+    def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[..., N, in] -> [..., N, out]`` with agent one-hots appended."""
+        ids = self.agent_ids if agents is None else self.agent_ids[agents]
+        ids = ids.expand(*x.shape[:-1], self.n_agents)
+        return self.net(torch.cat([x, ids], dim=-1))

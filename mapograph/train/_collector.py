@@ -1,0 +1,110 @@
+"""Rollout collection: step the vectorized env and fill ``[T, E, N, ...]`` tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from mapograph.algos import Rollout
+from mapograph.envs import TimeStep
+
+# policy(ts) -> (actions [E, N] long, log_probs [E, N], ind_log_probs [E, N] or None)
+PolicyFn = Callable[[TimeStep], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
+class Collector:
+    """Steps an env copy-batched for ``T`` steps per call, carrying episodes across calls.
+
+    Args:
+        env: any object with the MultiAgentEnv interface.
+        device: where tensors are stored.
+    """
+
+    def __init__(self, env: Any, device: torch.device | str = "cpu") -> None:
+        self.env = env
+        self.device = torch.device(device)
+        self.timestep: TimeStep | None = None
+        self.running_return = torch.zeros(env.num_envs, device=self.device)
+        self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
+
+    def reset(self) -> TimeStep:
+        """Reset every copy and the running episode statistics."""
+        self.timestep = self.env.reset().to(self.device)
+        self.running_return.zero_()
+        self.running_length.zero_()
+        return self.timestep
+
+    def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
+        """Run ``horizon`` steps with ``policy``.
+
+        Returns:
+            ``(rollout, returns, lengths)`` where ``returns``/``lengths`` list the
+            episodes that ended during these steps.
+        """
+        ts = self.timestep if self.timestep is not None else self.reset()
+        obs, state, avail, actions, log_probs, ind_log_probs, rewards, dones = (
+            [] for _ in range(8)
+        )
+        finished_returns: list[torch.Tensor] = []
+        finished_lengths: list[torch.Tensor] = []
+        for _ in range(horizon):
+            act, logp, ind_logp = policy(ts)
+            obs.append(ts.obs)
+            state.append(ts.state)
+            avail.append(ts.avail_actions)
+            actions.append(act)
+            log_probs.append(logp)
+            if ind_logp is not None:
+                ind_log_probs.append(ind_logp)
+            ts = self.env.step(act).to(self.device)
+            reward = ts.reward.to(torch.float32)
+            done = ts.done.to(torch.bool)
+            rewards.append(reward)
+            dones.append(done)
+            self.running_return += reward
+            self.running_length += 1
+            if bool(done.any()):
+                finished_returns.append(self.running_return[done].clone())
+                finished_lengths.append(self.running_length[done].clone())
+                self.running_return[done] = 0.0
+                self.running_length[done] = 0
+        self.timestep = ts
+        state.append(ts.state)
+        rollout = Rollout(
+            obs=torch.stack(obs).float(),
+            state=torch.stack(state).float(),
+            avail=torch.stack(avail).bool(),
+            actions=torch.stack(actions),
+            log_probs=torch.stack(log_probs),
+            rewards=torch.stack(rewards),
+            dones=torch.stack(dones),
+            ind_log_probs=torch.stack(ind_log_probs) if ind_log_probs else None,
+        )
+        returns = torch.cat(finished_returns).tolist() if finished_returns else []
+        lengths = torch.cat(finished_lengths).tolist() if finished_lengths else []
+        return rollout, returns, lengths
+
+    def state_dict(self) -> dict:
+        """Current time step and running episode statistics (for exact resume)."""
+        ts = self.timestep
+        return {
+            "running_return": self.running_return.clone(),
+            "running_length": self.running_length.clone(),
+            "timestep": None
+            if ts is None
+            else {
+                "obs": ts.obs,
+                "state": ts.state,
+                "avail_actions": ts.avail_actions,
+                "reward": ts.reward,
+                "done": ts.done,
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.running_return.copy_(state["running_return"])
+        self.running_length.copy_(state["running_length"])
+        self.timestep = None if state["timestep"] is None else TimeStep(**state["timestep"])

@@ -1,0 +1,88 @@
+"""Run logging: CSV always, TensorBoard when installed, a progress bar on a terminal."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+SCALAR_TYPES = (int, float)
+
+
+class RunLogger:
+    """Writes one row per iteration.
+
+    Args:
+        out_dir: run folder (``progress.csv``, ``tb/``); ``None`` logs nothing to disk.
+        total_steps: for the progress bar.
+        progress: show a progress bar; ``None``: only when stdout is a terminal.
+        tensorboard: also write TensorBoard scalars when ``tensorboard`` imports.
+        initial_step: where the bar starts (resume).
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path | None,
+        total_steps: int,
+        progress: bool | None = None,
+        tensorboard: bool = True,
+        initial_step: int = 0,
+    ) -> None:
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self._csv_fields: list[str] | None = None
+        self._writer = None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            csv_path = self.out_dir / "progress.csv"
+            if csv_path.exists() and csv_path.stat().st_size > 0:
+                with csv_path.open() as handle:
+                    self._csv_fields = next(csv.reader(handle), None)
+            if tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._writer = SummaryWriter(str(self.out_dir / "tb"))
+                except ImportError:  # pragma: no cover - tensorboard is a core dependency
+                    self._writer = None
+        show = sys.stdout.isatty() if progress is None else progress
+        self._bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True
+            )
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Record one iteration's row (scalars go to CSV and TensorBoard)."""
+        scalars = {k: v for k, v in row.items() if isinstance(v, SCALAR_TYPES)}
+        if self.out_dir is not None:
+            csv_path = self.out_dir / "progress.csv"
+            if self._csv_fields is None:
+                self._csv_fields = list(scalars)
+                with csv_path.open("w", newline="") as handle:
+                    csv.writer(handle).writerow(self._csv_fields)
+            with csv_path.open("a", newline="") as handle:
+                csv.writer(handle).writerow([scalars.get(k, "") for k in self._csv_fields])
+        if self._writer is not None:
+            for key, value in scalars.items():
+                if key != "step" and math.isfinite(float(value)):
+                    self._writer.add_scalar(key, value, row.get("step", 0))
+        if self._bar is not None:
+            self._bar.update(row["step"] - self._bar.n)
+            self._bar.set_postfix(
+                ret=f"{row.get('return_mean', float('nan')):.3f}",
+                sps=f"{row.get('env_steps_per_s', 0.0):.0f}",
+                batches=int(row.get("n_batches", 1)),
+            )
+
+    def close(self) -> None:
+        """Flush and close the writers."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

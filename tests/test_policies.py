@@ -1,0 +1,109 @@
+"""Stacked per-agent networks, masking and the DAG-conditioned actor."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mapograph.policies import Actor, DAGActor, StackedMLP, sample_categorical
+
+
+def test_stacked_mlp_equals_separate_mlps():
+    torch.manual_seed(0)
+    n, d_in, d_out = 4, 5, 3
+    stacked = StackedMLP(n, d_in, [8, 8], d_out)
+    x = torch.randn(6, 7, n, d_in)
+    y = stacked(x)
+    for agent in range(n):
+        mlp = nn.Sequential(
+            nn.Linear(d_in, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, d_out)
+        )
+        layers = [*stacked.hidden_layers, stacked.out_layer]
+        with torch.no_grad():
+            for lin, stacked_layer in zip([m for m in mlp if isinstance(m, nn.Linear)], layers):
+                lin.weight.copy_(stacked_layer.weight[agent].t())
+                lin.bias.copy_(stacked_layer.bias[agent])
+        torch.testing.assert_close(y[..., agent, :], mlp(x[..., agent, :]))
+
+
+def test_stacked_subset_matches_full_and_only_touches_its_rows():
+    torch.manual_seed(1)
+    net = StackedMLP(5, 3, [4], 2)
+    x = torch.randn(10, 5, 3)
+    agents = torch.tensor([3, 1])
+    sub = net(x[:, agents], agents)
+    torch.testing.assert_close(sub, net(x)[:, agents])
+    sub.sum().backward()
+    grad = net.out_layer.weight.grad
+    assert grad[[0, 2, 4]].abs().sum() == 0
+    assert grad[[1, 3]].abs().sum() > 0
+
+
+def test_masked_actions_are_never_sampled():
+    torch.manual_seed(2)
+    actor = Actor(3, 4, 5)
+    obs = torch.randn(2000, 3, 4)
+    avail = torch.rand(2000, 3, 5) > 0.5
+    avail[..., 0] |= ~avail.any(-1)  # at least one available action
+    gen = torch.Generator().manual_seed(0)
+    actions, log_probs = actor.act(obs, avail, generator=gen)
+    chosen = avail.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    assert chosen.all()
+    assert torch.isfinite(log_probs).all()
+    greedy, _ = actor.act(obs, avail, deterministic=True)
+    assert avail.gather(-1, greedy.unsqueeze(-1)).all()
+
+
+def test_sampling_matches_probabilities():
+    logits = torch.log(torch.tensor([0.1, 0.6, 0.3])).expand(20000, 3)
+    actions, _ = sample_categorical(logits, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(actions, minlength=3).float() / actions.numel()
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.6, 0.3]), atol=0.015, rtol=0)
+
+
+def test_shared_actor_uses_agent_ids():
+    torch.manual_seed(3)
+    actor = Actor(3, 4, 2, share_params=True)
+    obs = torch.randn(1, 1, 4).expand(5, 3, 4)
+    logits = actor.logits(obs)
+    assert logits.shape == (5, 3, 2)
+    assert not torch.allclose(logits[:, 0], logits[:, 1])
+
+
+def test_dag_actor_without_edges_equals_its_base_and_parents_change_children():
+    torch.manual_seed(4)
+    actor = DAGActor(3, 4, 2)
+    obs = torch.randn(8, 3, 4)
+    actions = torch.randint(0, 2, (8, 3))
+    torch.testing.assert_close(actor.logits(obs), actor.base.logits(obs))
+    edge_index = torch.tensor([[0], [2]])  # 0 -> 2
+    with torch.no_grad():
+        actor.parent_out.weight.normal_()
+    msgs = actor.parent_messages(actions, edge_index)
+    assert msgs.shape == (8, 3, 3 * 2)
+    assert torch.equal(msgs[:, 2, :2], nn.functional.one_hot(actions[:, 0], 2).float())
+    assert msgs[:, [0, 1]].abs().sum() == 0
+    flipped = actions.clone()
+    flipped[:, 0] = 1 - flipped[:, 0]
+    a = actor.logits(obs, parent_actions=actions, edge_index=edge_index)
+    b = actor.logits(obs, parent_actions=flipped, edge_index=edge_index)
+    torch.testing.assert_close(a[:, :2], b[:, :2])
+    assert not torch.allclose(a[:, 2], b[:, 2])
+
+
+def test_dag_actor_sequential_act_conditions_on_earlier_batches():
+    torch.manual_seed(5)
+    actor = DAGActor(2, 3, 2)
+    with torch.no_grad():
+        # child 1 strongly copies parent 0
+        actor.parent_out.weight.zero_()
+        actor.parent_hidden.weight.zero_()
+        actor.parent_hidden.weight[1, 0, 0] = 5.0  # slot (agent 0, action 0)
+        actor.parent_hidden.weight[1, 1, 1] = 5.0  # slot (agent 0, action 1)
+        actor.parent_out.weight[1, 0, 0] = 20.0
+        actor.parent_out.weight[1, 1, 1] = 20.0
+    obs = torch.randn(500, 2, 3)
+    actions, _ = actor.act(
+        obs, None, [[0], [1]], torch.tensor([[0], [1]]), generator=torch.Generator().manual_seed(1)
+    )
+    assert (actions[:, 0] == actions[:, 1]).float().mean() > 0.99
