@@ -72,7 +72,7 @@ class DerivedPolicy:
                 entropy = -(log_p_all.exp() * log_p_all).sum(-1)
                 loss = -surrogate.mean(0).sum() - self.hp.entropy_coef * entropy.mean(0).sum()
                 self._step(loss)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return {"ind_policy_loss": sum(losses) / max(len(losses), 1)}
 
     def distill(

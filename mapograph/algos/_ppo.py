@@ -183,8 +183,8 @@ class BatchSequentialPPO:
                         self.actor_optim.step()
                     else:
                         self.actor_optim.step(agents)
-                    policy_losses.append(float(loss))
-                    entropies.append(float(entropy.mean()))
+                    policy_losses.append(float(loss.detach()))
+                    entropies.append(float(entropy.detach().mean()))
                     clip_fracs.append(float(((ratio - 1).abs() > self.hp.clip).float().mean()))
             # (c) fold this batch's new/old ratios into the correction
             batch_ratio = self.batch_ratio(
@@ -253,7 +253,7 @@ class BatchSequentialPPO:
                 if self.hp.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.hp.max_grad_norm)
                 self.critic_optim.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return {"value_loss": sum(losses) / max(len(losses), 1)}
 
     # ------------------------------------------------------------- checkpoint

@@ -163,7 +163,7 @@ class DAGUpperLayer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
             self.optim.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
 
     def state_dict(self) -> dict:

@@ -1,0 +1,197 @@
+"""The batch-sequential optimizer: GAE, corrections, isolation of agents, presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mapograph as mg
+from mapograph.algos import AgentMaskedAdam, gae
+from conftest import MatrixGameEnv, policy_probs
+
+
+def test_gae_matches_hand_computation():
+    # T=3, E=1; episode ends after step 1 (index 1); gamma=0.9, lambda=0.8
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [2.0], [4.0]])
+    dones = torch.tensor([[False], [True], [False]])
+    g, lam = 0.9, 0.8
+    d2 = 3.0 + g * 4.0 - 2.0
+    d1 = 2.0 - 1.0  # no bootstrap across the episode end
+    d0 = 1.0 + g * 1.0 - 0.5
+    a2 = d2
+    a1 = d1
+    a0 = d0 + g * lam * a1
+    expected = torch.tensor([[a0], [a1], [a2]])
+    torch.testing.assert_close(gae(rewards, values, dones, g, lam), expected)
+
+
+def test_trace_of_ones_is_plain_gae_and_trace_scales_recursively():
+    torch.manual_seed(0)
+    rewards, dones = torch.randn(5, 3), torch.rand(5, 3) < 0.2
+    values = torch.randn(6, 3)
+    plain = gae(rewards, values, dones, 0.99, 0.95)
+    assert torch.equal(gae(rewards, values, dones, 0.99, 0.95, trace=torch.ones(5, 3)), plain)
+    trace = torch.full((5, 3), 0.5)
+    traced = gae(rewards, values, dones, 0.99, 0.0, trace=trace)  # lambda 0: A_t = c_t * delta_t
+    torch.testing.assert_close(traced, 0.5 * gae(rewards, values, dones, 0.99, 0.0))
+
+
+def test_gae_rejects_missing_bootstrap_row():
+    with pytest.raises(ValueError, match="bootstrap"):
+        gae(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1, dtype=torch.bool), 0.9, 0.9)
+
+
+def test_masked_adam_leaves_other_agents_bit_identical():
+    torch.manual_seed(1)
+    w = torch.nn.Parameter(torch.randn(4, 3, 2))
+    opt = AgentMaskedAdam([w], 4, lr=0.1, max_grad_norm=1.0)
+    (w**2).sum().backward()
+    opt.step(torch.tensor([0, 1, 2, 3]))
+    before_w = w.detach().clone()
+    before_m = [t.clone() for t in opt.exp_avg]
+    before_v = [t.clone() for t in opt.exp_avg_sq]
+    before_steps = opt.steps.clone()
+    opt.zero_grad()
+    (w**3).sum().backward()
+    opt.step(torch.tensor([1, 3]))
+    for row in (0, 2):
+        assert torch.equal(w[row], before_w[row])
+        assert torch.equal(opt.exp_avg[0][row], before_m[0][row])
+        assert torch.equal(opt.exp_avg_sq[0][row], before_v[0][row])
+        assert opt.steps[row] == before_steps[row]
+    for row in (1, 3):
+        assert not torch.equal(w[row], before_w[row])
+        assert opt.steps[row] == before_steps[row] + 1
+
+
+def test_masked_adam_matches_torch_adam_on_selected_rows():
+    torch.manual_seed(2)
+    w1 = torch.nn.Parameter(torch.randn(2, 5))
+    w2 = torch.nn.Parameter(w1.detach().clone())
+    ours = AgentMaskedAdam([w1], 2, lr=0.01, eps=1e-8)
+    ref = torch.optim.Adam([w2], lr=0.01, eps=1e-8)
+    for _ in range(5):
+        for w, opt in ((w1, ours), (w2, ref)):
+            opt.zero_grad()
+            (w.sin() * torch.arange(5.0)).sum().backward()
+        ours.step(torch.tensor([0, 1]))
+        ref.step()
+    torch.testing.assert_close(w1, w2)
+
+
+def _train_one_iteration(env, **overrides):
+    cfg = mg.TrainConfig(
+        total_steps=env.num_envs * 32,
+        rollout_length=32,
+        num_envs=env.num_envs,
+        seed=0,
+        progress=False,
+        **overrides,
+    )
+    trainer = mg.Trainer(env, cfg)
+    return trainer
+
+
+def test_agents_outside_the_batch_are_untouched(three_agent_game):
+    trainer = _train_one_iteration(
+        three_agent_game, algo="happo", partition="fixed", fixed_partition=[[2, 0], [1]]
+    )
+    ppo = trainer.ppo
+    before = {k: v.detach().clone() for k, v in trainer.actor.state_dict().items()}
+    state_before = ppo.actor_optim.state_dict()
+    rollout, _, _ = trainer.collector.collect(trainer._behaviour, 16)
+    ppo.update(rollout, [[2, 0]])  # only agents 0 and 2 may move
+    after = trainer.actor.state_dict()
+    state_after = ppo.actor_optim.state_dict()
+    for name, tensor in after.items():
+        assert torch.equal(tensor[1], before[name][1]), name
+        assert not torch.equal(tensor[[0, 2]], before[name][[0, 2]]), name
+    for key in ("exp_avg", "exp_avg_sq"):
+        for t_before, t_after in zip(state_before[key], state_after[key]):
+            assert torch.equal(t_before[1], t_after[1])
+    assert state_after["steps"][1] == state_before["steps"][1]
+
+
+PRESET_CONFIGS = {
+    "mappo": {},
+    "happo": {},
+    "a2po": {},
+    "b2mapo": {"partition": "generations"},
+}
+
+
+@pytest.mark.parametrize("algo", sorted(PRESET_CONFIGS))
+def test_small_step_does_not_decrease_exact_objective(algo, three_agent_game):
+    """Monotonic improvement: with a small step the exact joint objective never drops."""
+    env = three_agent_game
+    trainer = _train_one_iteration(
+        env, algo=algo, lr=3e-3, epochs=2, entropy_coef=0.0, **PRESET_CONFIGS[algo]
+    )
+    trainer.cfg.total_steps = env.num_envs * 32 * 6
+    objective = [env.objective(policy_probs(trainer))]
+    while trainer.env_steps < trainer.cfg.total_steps:
+        trainer.train_iteration()
+        objective.append(env.objective(policy_probs(trainer)))
+    diffs = torch.diff(torch.tensor(objective))
+    assert (diffs >= -1e-4).all(), (algo, objective)
+    assert objective[-1] > objective[0] + 1e-3, (algo, objective)
+
+
+def _actor_params_after(env_factory, iterations=2, **overrides):
+    env = env_factory()
+    trainer = _train_one_iteration(env, **overrides)
+    for _ in range(iterations):
+        trainer.train_iteration()
+    return trainer
+
+
+def test_b2mapo_with_one_batch_performs_the_mappo_update():
+    payoff = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(5))
+    factory = lambda: MatrixGameEnv(payoff, num_envs=64)  # noqa: E731
+    mappo = _actor_params_after(factory, algo="mappo")
+    b2mapo = _actor_params_after(factory, algo="b2mapo", partition="simultaneous")
+    for name, tensor in mappo.actor.state_dict().items():
+        assert torch.equal(tensor, b2mapo.actor.base.state_dict()[name]), name
+    for name, tensor in mappo.critic.state_dict().items():
+        assert torch.equal(tensor, b2mapo.critic.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("reference", ["happo", "a2po"])
+def test_b2mapo_with_one_agent_batches_performs_the_sequential_update(reference):
+    payoff = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(6))
+    factory = lambda: MatrixGameEnv(payoff, num_envs=64)  # noqa: E731
+    preset = mg.algos.get_algorithm(reference)
+    order = [[2], [0], [1]]
+    ref = _actor_params_after(factory, algo=reference, partition="fixed", fixed_partition=order)
+    b2 = _actor_params_after(
+        factory,
+        algo="b2mapo",
+        partition="fixed",
+        fixed_partition=order,
+        correction=preset.correction,
+        correction_clip=preset.correction_clip,
+    )
+    for name, tensor in ref.actor.state_dict().items():
+        assert torch.equal(tensor, b2.actor.base.state_dict()[name]), name
+
+
+def test_presets_choose_their_partitions(three_agent_game):
+    seen = {}
+    for algo in ("mappo", "happo", "a2po"):
+        trainer = _train_one_iteration(three_agent_game, algo=algo)
+        seen[algo] = trainer.train_iteration()["batches"]
+    assert seen["mappo"] == [[0, 1, 2]]
+    for algo in ("happo", "a2po"):
+        assert sorted(len(b) for b in seen[algo]) == [1, 1, 1]
+        assert sorted(a for b in seen[algo] for a in b) == [0, 1, 2]
+
+
+def test_share_params_with_several_batches_is_rejected(three_agent_game):
+    with pytest.raises(ValueError, match="share_params"):
+        _train_one_iteration(three_agent_game, algo="happo", share_params=True)
+
+
+def test_unknown_algorithm_lists_known_ones():
+    with pytest.raises(ValueError, match="mappo"):
+        mg.TrainConfig(algo="nope")

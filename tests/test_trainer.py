@@ -1,0 +1,125 @@
+"""Trainer: history, act/evaluate, checkpoints and exact resume, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import mapograph as mg
+from mapograph import CheckpointError
+from conftest import MatrixGameEnv
+
+
+def make_env(num_envs: int = 8) -> MatrixGameEnv:
+    payoff = torch.rand(2, 3, 3, generator=torch.Generator().manual_seed(0)).sum(0)
+    return MatrixGameEnv(payoff, num_envs=num_envs)
+
+
+def small_cfg(**kw) -> mg.TrainConfig:
+    base = dict(
+        total_steps=8 * 16 * 6,
+        rollout_length=16,
+        num_envs=8,
+        seed=3,
+        progress=False,
+        checkpoint_every=2,
+    )
+    base.update(kw)
+    return mg.TrainConfig(**base)
+
+
+def test_history_has_documented_fields_and_steps_advance(tmp_path):
+    trainer = mg.Trainer(make_env(), small_cfg(), out_dir=tmp_path)
+    result = trainer.train()
+    assert len(result.history) == 6
+    for key in ("step", "return_mean", "collect_s", "update_s", "batches"):
+        assert key in result.history[0]
+    assert [h["step"] for h in result.history] == [128 * (i + 1) for i in range(6)]
+    assert all(math.isfinite(h["return_mean"]) for h in result.history)
+    assert (tmp_path / "progress.csv").read_text().count("\n") == 7
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_act_and_evaluate_shapes():
+    env = make_env()
+    trainer = mg.Trainer(env, small_cfg())
+    ts = env.reset()
+    actions = trainer.act(ts)
+    assert actions.shape == (8, 2) and actions.dtype == torch.long
+    result = trainer.evaluate(episodes=5)
+    assert set(result) >= {"return_mean", "return_std"}
+    with pytest.raises(ValueError, match="obs"):
+        trainer.act(
+            mg.envs.TimeStep(torch.zeros(8, 3, 2), ts.state, ts.avail_actions, ts.reward, ts.done)
+        )
+
+
+def _params(trainer) -> dict[str, torch.Tensor]:
+    state = {}
+    for name, module in trainer._modules().items():
+        for key, value in module.state_dict().items():
+            state[f"{name}.{key}"] = value.clone()
+    return state
+
+
+@pytest.mark.parametrize("algo", ["mappo", "a2po", "b2mapo"])
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, algo):
+    full = mg.Trainer(make_env(), small_cfg(algo=algo))
+    full.train()
+    part = mg.Trainer(make_env(), small_cfg(algo=algo), out_dir=tmp_path)
+    for _ in range(4):  # "killed" after iteration 4 (checkpoint at 2 and 4)
+        part.train_iteration()
+        if part.iteration % 2 == 0:
+            part.save(tmp_path / "checkpoint.pt")
+    part.train_iteration()  # progress after the last checkpoint is lost
+    resumed = mg.Trainer.load(tmp_path, make_env())
+    assert resumed.iteration == 4
+    resumed.train()
+    for key, value in _params(full).items():
+        assert torch.equal(value, _params(resumed)[key]), key
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
+
+
+def test_corrupt_and_truncated_checkpoints_raise_clear_errors(tmp_path):
+    trainer = mg.Trainer(make_env(), small_cfg())
+    path = trainer.save(tmp_path / "checkpoint.pt")
+    data = path.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        mg.Trainer.load(tmp_path / "truncated.pt", make_env())
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        mg.Trainer.load(tmp_path / "garbage.pt", make_env())
+    with pytest.raises(CheckpointError, match="not found"):
+        mg.Trainer.load(tmp_path / "missing.pt", make_env())
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a mapograph checkpoint"):
+        mg.Trainer.load(tmp_path / "other.pt", make_env())
+
+
+def test_checkpoint_for_other_env_shape_is_rejected(tmp_path):
+    trainer = mg.Trainer(make_env(), small_cfg())
+    trainer.save(tmp_path / "checkpoint.pt")
+    other = MatrixGameEnv(torch.rand(3, 3, 3), num_envs=8)
+    with pytest.raises(CheckpointError):
+        mg.Trainer.load(tmp_path / "checkpoint.pt", other)
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    cfg = mg.TrainConfig(algo="b2mapo", total_steps=1234, fixed_order=None, k=4)
+    path = tmp_path / "cfg.yaml"
+    cfg.to_yaml(path)
+    assert mg.TrainConfig.from_yaml(path) == cfg
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        mg.TrainConfig.from_dict({"algo": "mappo", "learning_rate": 1.0})
+    with pytest.raises(ValueError, match="num_envs"):
+        mg.TrainConfig(num_envs=0)
+    with pytest.raises(ValueError, match="partition"):
+        mg.TrainConfig(partition="zigzag")
+
+
+def test_wrong_env_object_is_rejected():
+    with pytest.raises(ValueError, match="MultiAgentEnv"):
+        mg.Trainer(object(), small_cfg())
