@@ -7,6 +7,7 @@ import torch
 
 import mapograph as mg
 from mapograph.algos import AgentMaskedAdam, gae
+
 from conftest import MatrixGameEnv, policy_probs
 
 

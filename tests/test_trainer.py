@@ -9,6 +9,7 @@ import torch
 
 import mapograph as mg
 from mapograph import CheckpointError
+
 from conftest import MatrixGameEnv
 
 
