@@ -1,0 +1,69 @@
+"""Small helpers shared by the benchmark scripts (timing, tables, confidence intervals)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
+
+
+def command_line() -> str:
+    """The command that ran this script (printed under every table)."""
+    return "python " + " ".join(sys.argv)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t confidence interval."""
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    if len(values) == 1:
+        return values[0], float("nan")
+    sd = statistics.stdev(values)
+    t = T_95.get(len(values) - 1, 1.96)
+    return statistics.fmean(values), t * sd / math.sqrt(len(values))
+
+
+def interleaved_median_times(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds per call of each function, calls interleaved round-robin.
+
+    Interleaving makes the ratios robust to a noisy, shared machine: every
+    candidate sees the same background load.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a GitHub-markdown table."""
+
+    def fmt(x: object) -> str:
+        if isinstance(x, float):
+            return f"{x:.4g}"
+        return str(x)
+
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(fmt(x) for x in row) + " |")
+
+
+def single_thread() -> None:
+    """Pin torch to one thread so timings compare like with like."""
+    torch.set_num_threads(1)

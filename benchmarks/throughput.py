@@ -1,0 +1,84 @@
+"""Env-steps/s of collection and of the update for MAPPO, at N in {3, 10, 30}.
+
+    python benchmarks/throughput.py [--iterations 5] [--vmas]
+
+Collect: ``rollout_length x num_envs`` env steps with the stacked actor.
+Update: one MAPPO iteration (critic + actor, 5 epochs) on that data,
+reported as env steps of data processed per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _bench import command_line, print_table, single_thread
+
+import mapograph as mg
+
+
+def measure(env_id: str, iterations: int, num_envs: int, **env_kwargs) -> tuple[float, float, int]:
+    env = mg.envs.make(env_id, num_envs=num_envs, seed=0, **env_kwargs)
+    cfg = mg.TrainConfig(
+        algo="mappo", num_envs=num_envs, rollout_length=64, total_steps=10**9, progress=False
+    )
+    trainer = mg.Trainer(env, cfg)
+    trainer.train_iteration()  # warm-up
+    collect = update = 0.0
+    for _ in range(iterations):
+        row = trainer.train_iteration()
+        collect += row["collect_s"]
+        update += row["update_s"]
+    steps = iterations * trainer.steps_per_iteration
+    env.close()
+    return steps / collect, steps / update, env.spec.n_agents
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--vmas", action="store_true", help="also measure VMAS tasks")
+    parser.add_argument("--mpe", action="store_true", help="also measure MPE simple_spread")
+    args = parser.parse_args()
+    single_thread()
+    tasks = []
+    for n in (3, 10, 30):
+        tasks.append((f"coordination:random-{n}", {}))
+    if args.vmas:
+        for n in (3, 10, 30):
+            tasks.append(("vmas:navigation", {"n_agents": n}))
+        tasks.append(("vmas:balance", {}))
+        tasks.append(("vmas:transport", {}))
+    if args.mpe:
+        tasks.append(("mpe:simple_spread_v3", {}))
+    rows = []
+    for env_id, kwargs in tasks:
+        collect_sps, update_sps, n = measure(env_id, args.iterations, args.num_envs, **kwargs)
+        rows.append(
+            [
+                env_id,
+                n,
+                args.num_envs,
+                round(collect_sps),
+                round(collect_sps * n),
+                round(update_sps),
+            ]
+        )
+        print(f"  measured {env_id} ({n} agents)", flush=True)
+    print_table(
+        [
+            "env",
+            "agents",
+            "copies",
+            "collect env-steps/s",
+            "collect agent-steps/s",
+            "update env-steps/s",
+        ],
+        rows,
+    )
+    print(f"\n1 torch thread; command: {command_line()}; {time.strftime('%Y-%m-%d')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Training time per iteration of B2MAPO vs A2PO vs MAPPO, measured side by side.
+
+    python benchmarks/training_time.py [--agents 3 10 30] [--repeats 5]
+
+For each N the three trainers run on ``coordination:random-N`` with the same
+data size (16 copies x 64 steps); their iterations are interleaved round-robin
+so all see the same machine load. Prints median update seconds, median total
+seconds per iteration and the ratios B2MAPO/A2PO and B2MAPO/MAPPO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from _bench import command_line, print_table, single_thread
+
+import mapograph as mg
+
+ALGOS = ("mappo", "a2po", "b2mapo")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, nargs="+", default=[3, 10, 30])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    if args.threads == 1:
+        single_thread()
+    rows = []
+    for n in args.agents:
+        trainers = {}
+        for algo in ALGOS:
+            env = mg.envs.make(f"coordination:random-{n}", num_envs=16, seed=0)
+            cfg = mg.TrainConfig(algo=algo, total_steps=10**9, progress=False, tensorboard=False)
+            trainers[algo] = mg.Trainer(env, cfg)
+            trainers[algo].train_iteration()  # warm-up
+        update = {a: [] for a in ALGOS}
+        total = {a: [] for a in ALGOS}
+        for _ in range(args.repeats):
+            for algo, trainer in trainers.items():
+                row = trainer.train_iteration()
+                update[algo].append(row["update_s"])
+                total[algo].append(row["total_s"])
+        med_u = {a: statistics.median(v) for a, v in update.items()}
+        med_t = {a: statistics.median(v) for a, v in total.items()}
+        batches = trainers["b2mapo"].history[-1]["n_batches"]
+        rows.append(
+            [
+                n,
+                med_u["mappo"],
+                med_u["a2po"],
+                med_u["b2mapo"],
+                med_u["b2mapo"] / med_u["a2po"],
+                med_u["b2mapo"] / med_u["mappo"],
+                med_t["b2mapo"] / med_t["a2po"],
+                med_t["b2mapo"] / med_t["mappo"],
+                int(batches),
+            ]
+        )
+        print(f"  measured N={n}", flush=True)
+    print_table(
+        [
+            "N",
+            "MAPPO update s",
+            "A2PO update s",
+            "B2MAPO update s",
+            "B2MAPO/A2PO (update)",
+            "B2MAPO/MAPPO (update)",
+            "B2MAPO/A2PO (total)",
+            "B2MAPO/MAPPO (total)",
+            "B2MAPO batches",
+        ],
+        rows,
+    )
+    print(
+        f"\nmedian of {args.repeats} interleaved iterations, {args.threads} thread(s); command: {command_line()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
