@@ -159,6 +159,32 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``mapograph bench``: collect and update throughput of one algorithm on one env."""
+    from mapograph.train import Trainer, TrainConfig
+
+    env = _make_env(args.env, args.num_envs, 0, _parse_env_kwargs(args.env_kwarg))
+    try:
+        cfg = TrainConfig(algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False)
+        trainer = Trainer(env, cfg)
+        trainer.train_iteration()  # warm-up
+        rows = [trainer.train_iteration() for _ in range(args.iterations)]
+    finally:
+        env.close()
+    steps = trainer.steps_per_iteration * len(rows)
+    result = {
+        "env": args.env,
+        "algo": args.algo,
+        "n_agents": trainer.n_agents,
+        "collect_env_steps_per_s": steps / sum(r["collect_s"] for r in rows),
+        "update_env_steps_per_s": steps / sum(r["update_s"] for r in rows),
+        "update_s_per_iteration": sum(r["update_s"] for r in rows) / len(rows),
+        "batches": rows[-1]["batches"],
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mapograph`` command."""
     parser = argparse.ArgumentParser(prog="mapograph", description=__doc__.splitlines()[0])
@@ -198,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--out", help="PNG path (default RUN/graph.png)")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("bench", help="measure collect/update throughput of an algorithm on an env")
+    p.add_argument("--env", required=True)
+    p.add_argument("--algo", default="mappo")
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--iterations", type=int, default=5)
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_bench)
 
     for name, module in _EXTRA_COMMANDS.items():
         register: Callable = __import__(module, fromlist=["register_cli"]).register_cli
