@@ -97,7 +97,7 @@ class DerivedPolicy:
                 t = teacher_log_p[idx]
                 kl = (t.exp() * (t - student_log_p)).sum(-1)  # [B, N]
                 self._step(kl_coef * kl.mean(0).sum())
-                kls.append(float(kl.mean()))
+                kls.append(float(kl.detach().mean()))
         return {"distill_kl": sum(kls) / max(len(kls), 1)}
 
     def state_dict(self) -> dict:

@@ -1,0 +1,150 @@
+"""The command line: train, eval, resume, graph, bench and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mapograph.cli import main
+from mapograph.train import load_checkpoint
+
+ENV = "coordination:chain-4"
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_train_eval_resume_graph(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_cli(
+        "train",
+        "--env",
+        ENV,
+        "--algo",
+        "b2mapo",
+        "--steps",
+        "1024",
+        "--num-envs",
+        "8",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--eval-episodes",
+        "4",
+    )
+    assert code == 0
+    for name in ("progress.csv", "checkpoint.pt", "summary.json", "config.yaml", "run.yaml"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1024 and "eval" in summary
+    assert run_cli("eval", str(out), "--episodes", "4") == 0
+    assert "return_mean" in capsys.readouterr().out
+    assert run_cli("resume", str(out), "--steps", "2048", "--eval-episodes", "0") == 0
+    assert load_checkpoint(out)["env_steps"] == 2048
+    assert run_cli("graph", str(out)) == 0
+    assert (out / "graph.png").stat().st_size > 1000
+
+
+def test_unknown_env_is_one_line_listing_families(tmp_path, capsys):
+    code = run_cli("train", "--env", "nosuch:thing", "--steps", "10", "--out", str(tmp_path / "x"))
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "coordination" in err and "Traceback" not in err
+
+
+def test_unknown_algo_and_bad_checkpoint_are_clear(tmp_path, capsys):
+    assert (
+        run_cli(
+            "train", "--env", ENV, "--algo", "ppo2", "--steps", "10", "--out", str(tmp_path / "a")
+        )
+        == 2
+    )
+    assert "mappo" in capsys.readouterr().err
+    assert run_cli("eval", str(tmp_path / "nothing")) == 2
+    assert "run folder" in capsys.readouterr().err
+
+
+def test_config_file_is_read(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("algo: happo\nrollout_length: 8\nnum_envs: 4\n")
+    out = tmp_path / "run"
+    assert (
+        run_cli(
+            "train",
+            "--env",
+            ENV,
+            "--config",
+            str(cfg),
+            "--steps",
+            "64",
+            "--out",
+            str(out),
+            "--eval-episodes",
+            "0",
+        )
+        == 0
+    )
+    assert "algo: happo" in (out / "config.yaml").read_text()
+
+
+def _final_params(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run_dir)
+    return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
+
+
+def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
+    """A run killed with SIGKILL and resumed ends with the same parameters."""
+    args = [
+        "train",
+        "--env",
+        ENV,
+        "--algo",
+        "a2po",
+        "--steps",
+        "12288",
+        "--num-envs",
+        "8",
+        "--seed",
+        "3",
+        "--eval-episodes",
+        "0",
+        "--config",
+    ]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rollout_length: 64\ncheckpoint_every: 2\ntensorboard: false\n")
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert run_cli(*args, str(cfg), "--out", str(full)) == 0
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapograph.cli", *args, str(cfg), "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "checkpoint.pt").exists() and load_checkpoint(killed)["iteration"] >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stopped_at = load_checkpoint(killed)["iteration"]
+    if stopped_at >= 24:
+        pytest.skip("the run finished before it could be killed")
+    assert run_cli("resume", str(killed), "--eval-episodes", "0") == 0
+    a, b = _final_params(full), _final_params(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
