@@ -161,11 +161,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``mapograph bench``: collect and update throughput of one algorithm on one env."""
-    from mapograph.train import Trainer, TrainConfig
+    from mapograph.train import TrainConfig, Trainer
 
     env = _make_env(args.env, args.num_envs, 0, _parse_env_kwargs(args.env_kwarg))
     try:
-        cfg = TrainConfig(algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False)
+        cfg = TrainConfig(
+            algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False
+        )
         trainer = Trainer(env, cfg)
         trainer.train_iteration()  # warm-up
         rows = [trainer.train_iteration() for _ in range(args.iterations)]

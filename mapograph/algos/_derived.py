@@ -7,7 +7,8 @@ agent's advantage is weighted by the truncated importance weight
 ``min(1, pi_ind_old(a_i) / pi_seq(a_i))`` (a design choice, see docs). Every
 ``distill_every`` iterations it is pulled toward ``pi_seq`` by minimizing
 ``KL(pi_seq || pi_ind)`` on the rollout's observations, with ``pi_seq``
-conditioned on the parents' actions in the data.
+conditioned on the parents' actions in the data; that term is added to the
+MAPPO loss of the same pass (one forward/backward per minibatch does both).
 """
 
 from __future__ import annotations
@@ -48,57 +49,63 @@ class DerivedPolicy:
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.hp.max_grad_norm)
         self.optim.step()
 
-    def mappo_update(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
-        """One MAPPO update of ``pi_ind`` on ``pi_seq``'s data (all agents together)."""
+    def update(
+        self,
+        rollout: Rollout,
+        advantages: torch.Tensor,
+        teacher: torch.nn.Module | None = None,
+        teacher_context: dict | None = None,
+        kl_coef: float = 0.0,
+    ) -> dict[str, float]:
+        """One MAPPO update of ``pi_ind`` on ``pi_seq``'s data, distilling ``teacher`` if given.
+
+        The loss of each minibatch is the clipped surrogate (advantages weighted by the
+        truncated importance weight) minus the entropy bonus, plus
+        ``kl_coef * KL(pi_seq || pi_ind)`` when a teacher is given: one forward and one
+        backward per minibatch do both jobs.
+
+        Args:
+            rollout: the data (with ``ind_log_probs``).
+            advantages: ``[T, E]`` advantages.
+            teacher: ``pi_seq`` (anything with ``logits(obs, avail, **teacher_context)``).
+            teacher_context: keyword arguments of the teacher (its parents' messages).
+            kl_coef: weight of the distillation term.
+        """
         if rollout.ind_log_probs is None:
-            raise ValueError(
-                "rollout.ind_log_probs is missing: collect with the derived policy's log-probs"
-            )
+            raise ValueError("rollout.ind_log_probs is missing: collect with pi_ind's log-probs")
         obs, avail = rollout.flat(rollout.obs), rollout.flat(rollout.avail)
         actions = rollout.flat(rollout.actions)
         old = rollout.flat(rollout.ind_log_probs)
         behaviour = rollout.flat(rollout.log_probs)
         weight = torch.exp(old - behaviour).clamp(max=1.0)  # truncated importance weight per agent
         adv = normalize(advantages).reshape(-1, 1) * weight
-        losses = []
+        teacher_log_p = None
+        if teacher is not None and kl_coef > 0:
+            with torch.no_grad():
+                teacher_log_p = torch.log_softmax(
+                    teacher.logits(obs, avail, **(teacher_context or {})), -1
+                )
+        losses, kls = [], []
         for _ in range(self.hp.epochs):
             for idx in self._minibatches(adv.shape[0]):
                 log_p_all = torch.log_softmax(self.actor.logits(obs[idx], avail[idx]), -1)
                 log_p = log_p_all.gather(-1, actions[idx].unsqueeze(-1)).squeeze(-1)
                 ratio = torch.exp(log_p - old[idx])
-                surrogate = torch.min(
-                    ratio * adv[idx], ratio.clamp(1 - self.hp.clip, 1 + self.hp.clip) * adv[idx]
-                )
+                clipped = ratio.clamp(1 - self.hp.clip, 1 + self.hp.clip)
+                surrogate = torch.min(ratio * adv[idx], clipped * adv[idx])
                 entropy = -(log_p_all.exp() * log_p_all).sum(-1)
                 loss = -surrogate.mean(0).sum() - self.hp.entropy_coef * entropy.mean(0).sum()
+                if teacher_log_p is not None:
+                    t = teacher_log_p[idx]
+                    kl = (t.exp() * (t - log_p_all)).sum(-1)  # KL(pi_seq || pi_ind), [B, N]
+                    loss = loss + kl_coef * kl.mean(0).sum()
+                    kls.append(float(kl.detach().mean()))
                 self._step(loss)
                 losses.append(float(loss.detach()))
-        return {"ind_policy_loss": sum(losses) / max(len(losses), 1)}
-
-    def distill(
-        self,
-        rollout: Rollout,
-        teacher: torch.nn.Module,
-        edge_index: torch.Tensor | None,
-        kl_coef: float,
-        epochs: int = 1,
-    ) -> dict[str, float]:
-        """Minimize ``kl_coef * KL(pi_seq || pi_ind)`` averaged over samples, summed over agents."""
-        obs, avail = rollout.flat(rollout.obs), rollout.flat(rollout.avail)
-        actions = rollout.flat(rollout.actions)
-        with torch.no_grad():
-            teacher_log_p = torch.log_softmax(
-                teacher.logits(obs, avail, parent_actions=actions, edge_index=edge_index), -1
-            )
-        kls = []
-        for _ in range(epochs):
-            for idx in self._minibatches(obs.shape[0]):
-                student_log_p = torch.log_softmax(self.actor.logits(obs[idx], avail[idx]), -1)
-                t = teacher_log_p[idx]
-                kl = (t.exp() * (t - student_log_p)).sum(-1)  # [B, N]
-                self._step(kl_coef * kl.mean(0).sum())
-                kls.append(float(kl.detach().mean()))
-        return {"distill_kl": sum(kls) / max(len(kls), 1)}
+        stats = {"ind_policy_loss": sum(losses) / max(len(losses), 1)}
+        if kls:
+            stats["distill_kl"] = sum(kls) / len(kls)
+        return stats
 
     def state_dict(self) -> dict:
         """The optimizer state (the actor is saved by its owner)."""

@@ -88,6 +88,9 @@ class BatchSequentialPPO:
                 actor.parameters(), n_agents, lr=lr, max_grad_norm=hp.max_grad_norm
             )
         self.critic_optim = torch.optim.Adam(critic.parameters(), lr=critic_lr, eps=1e-5)
+        self.last_advantages: torch.Tensor | None = (
+            None  # GAE of the last update (pi_ind reuses it)
+        )
 
     # ----------------------------------------------------------------- values
     @torch.no_grad()
@@ -134,6 +137,8 @@ class BatchSequentialPPO:
         flat_avail = rollout.flat(rollout.avail)
         flat_actions = rollout.flat(rollout.actions)
         flat_old = rollout.flat(rollout.log_probs)
+        # Parents' messages depend only on the data: computed once, not per minibatch.
+        context = self.actor.context(flat_actions, edge_index)
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
         policy_losses, entropies, clip_fracs = [], [], []
         for batch in batches:
@@ -158,8 +163,7 @@ class BatchSequentialPPO:
                         flat_obs[idx],
                         flat_avail[idx],
                         agents=agents,
-                        parent_actions=flat_actions[idx],
-                        edge_index=edge_index,
+                        **{k: v[idx] for k, v in context.items()},
                     )
                     log_p_all = torch.log_softmax(logits, dim=-1)
                     acts = flat_actions[idx][:, agents]
@@ -188,7 +192,7 @@ class BatchSequentialPPO:
                     clip_fracs.append(float(((ratio - 1).abs() > self.hp.clip).float().mean()))
             # (c) fold this batch's new/old ratios into the correction
             batch_ratio = self.batch_ratio(
-                flat_obs, flat_avail, flat_actions, flat_old, agents, edge_index
+                flat_obs, flat_avail, flat_actions, flat_old, agents, context
             )
             batch_ratio = batch_ratio.reshape(rollout.horizon, rollout.num_envs)
             rho = batch_ratio if rho is None else rho * batch_ratio
@@ -200,7 +204,7 @@ class BatchSequentialPPO:
             joint_ratio_gain=joint_gain,
             n_batches=float(len(batches)),
         )
-        self._last_advantages = base_adv
+        self.last_advantages = base_adv
         return stats
 
     def clip_ratio(self, rho: torch.Tensor) -> torch.Tensor:
@@ -209,11 +213,11 @@ class BatchSequentialPPO:
         return rho if c is None else rho.clamp(1.0 - c, 1.0 + c)
 
     @torch.no_grad()
-    def batch_ratio(self, obs, avail, actions, old_log_probs, agents, edge_index) -> torch.Tensor:
+    def batch_ratio(
+        self, obs, avail, actions, old_log_probs, agents, context: dict
+    ) -> torch.Tensor:
         """``prod_{i in agents} pi_i^new(a_i) / pi_i^old(a_i)`` per sample, ``[T * E]``."""
-        logits = self.actor.logits(
-            obs, avail, agents=agents, parent_actions=actions, edge_index=edge_index
-        )
+        logits = self.actor.logits(obs, avail, agents=agents, **context)
         log_p = (
             torch.log_softmax(logits, -1).gather(-1, actions[:, agents].unsqueeze(-1)).squeeze(-1)
         )

@@ -66,7 +66,9 @@ def _resolve(name: str) -> EnvFactory:
 def split_env_id(env_id: str) -> tuple[str, str | None]:
     """Split ``"family:task"`` into ``("family", "task")`` (task None when absent)."""
     if not isinstance(env_id, str) or not env_id:
-        raise UnknownEnvError(f"env id must be a non-empty string like 'coordination:chain-6', got {env_id!r}")
+        raise UnknownEnvError(
+            f"env id must be a non-empty string like 'coordination:chain-6', got {env_id!r}"
+        )
     family, sep, task = env_id.partition(":")
     return family, (task if sep else None)
 

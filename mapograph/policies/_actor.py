@@ -70,6 +70,10 @@ class Actor(nn.Module):
             avail = None if avail is None else avail.index_select(-2, agents)
         return masked_logits(self.net(obs, agents), avail)
 
+    def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:
+        """Extra keyword arguments of :meth:`logits` for fixed data (none: no parents)."""
+        return {}
+
     def distribution(
         self, obs: torch.Tensor, avail: torch.Tensor | None = None, **kw
     ) -> Categorical:

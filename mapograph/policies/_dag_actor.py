@@ -49,6 +49,12 @@ class DAGActor(nn.Module):
             self.parent_out.weight.zero_()
         self.register_buffer("_slots", torch.eye(n_agents), persistent=False)
 
+    def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:
+        """Keyword arguments of :meth:`logits` for fixed data: the precomputed messages."""
+        if edge_index is None or edge_index.numel() == 0:
+            return {}
+        return {"messages": self.parent_messages(actions, edge_index)}
+
     def parent_messages(self, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Messages ``[..., N, N * n_actions]``: for every agent, its parents' one-hot actions.
 
@@ -75,6 +81,7 @@ class DAGActor(nn.Module):
         agents: torch.Tensor | None = None,
         parent_actions: torch.Tensor | None = None,
         edge_index: torch.Tensor | None = None,
+        messages: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Masked logits ``[..., N, n_actions]`` given the parents' actions.
 
@@ -84,11 +91,20 @@ class DAGActor(nn.Module):
             agents: evaluate only these agents (obs/avail still hold all ``N``).
             parent_actions: ``[..., N]`` actions of the agents (parents' entries used).
             edge_index: DAG edges; ``None`` or empty means no conditioning.
+            messages: precomputed :meth:`parent_messages` ``[..., N, N * n_actions]``
+                (the optimizer computes them once per iteration); overrides
+                ``parent_actions``/``edge_index``.
         """
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         logits = self.base.net(obs_sel, agents)
-        if edge_index is not None and edge_index.numel() > 0 and parent_actions is not None:
+        if (
+            messages is None
+            and edge_index is not None
+            and edge_index.numel() > 0
+            and parent_actions is not None
+        ):
             messages = self.parent_messages(parent_actions, edge_index)
+        if messages is not None:
             if agents is not None:
                 messages = messages.index_select(-2, agents)
             logits = logits + self.parent_out(
@@ -117,11 +133,18 @@ class DAGActor(nn.Module):
         """
         if edge_index is None or edge_index.numel() == 0:
             return sample_categorical(self.logits(obs, avail), deterministic, generator)
+        base_logits = self.base.net(obs)  # the observation part does not depend on parents: once
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
         for batch in batches:
             agents = torch.as_tensor(batch, dtype=torch.long, device=obs.device)
-            logits = self.logits(obs, avail, agents, actions, edge_index)
+            into_batch = torch.isin(edge_index[1], agents)
+            logits = base_logits.index_select(-2, agents)
+            if bool(into_batch.any()):
+                messages = self.parent_messages(actions, edge_index[:, into_batch]).index_select(-2, agents)
+                logits = logits + self.parent_out(torch.tanh(self.parent_hidden(messages, agents)), agents)
+            if avail is not None:
+                logits = masked_logits(logits, avail.index_select(-2, agents))
             a, lp = sample_categorical(logits, deterministic, generator)
             actions[..., agents] = a
             log_probs[..., agents] = lp

@@ -74,7 +74,6 @@ class TrainConfig:
     # B2MAPO derived independent policy
     distill_every: int = 1
     kl_coef: float = 1.0
-    distill_epochs: int = 1
 
     # bookkeeping
     checkpoint_every: int = 10

@@ -288,13 +288,18 @@ class Trainer:
 
         # 6. derived independent policy: MAPPO on the same data, then distillation
         if self.derived is not None:
-            stats.update(self.derived.mappo_update(rollout, self.ppo._last_advantages))
-            if (self.iteration + 1) % cfg.distill_every == 0:
-                stats.update(
-                    self.derived.distill(
-                        rollout, self.actor, self.edge_index, cfg.kl_coef, cfg.distill_epochs
-                    )
+            distill = (self.iteration + 1) % cfg.distill_every == 0
+            stats.update(
+                self.derived.update(
+                    rollout,
+                    self.ppo.last_advantages,
+                    teacher=self.actor if distill else None,
+                    teacher_context=self.actor.context(
+                        rollout.flat(rollout.actions), self.edge_index
+                    ),
+                    kl_coef=cfg.kl_coef,
                 )
+            )
         update_s = time.perf_counter() - t2
         self.iteration += 1
 
