@@ -15,6 +15,14 @@ normalized advantage), divided by a running standard deviation. The
 :class:`~mapograph.graph.DAGCritic` predicts it from the features (baseline);
 the generator takes ``generator_epochs`` clipped PPO steps on its log-probability
 of the sampled DAG with an entropy bonus so it keeps exploring orderings.
+
+Edge prior from interactions: one DAG sample per iteration is little signal
+for which pairs of agents depend on each other, so the same steps also fit the
+*skeleton* probabilities ``q_ij = p(i->j) + p(j->i)`` to ``sigmoid(2 z_ij)``
+(binary cross-entropy, weight ``interaction_coef``), where ``z_ij`` is the
+standardized running mean of the pairwise action interaction in the advantage
+(:func:`~mapograph.algos._interaction.action_interaction`). The PPO reward then
+decides the direction (the priority order) and which edges pay off.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 import torch
+import torch.nn.functional as F
 
 from mapograph import partition as P
+from mapograph.algos._interaction import standardize_offdiagonal
 from mapograph.graph import DAGCritic, DAGGenerator
 
 
@@ -94,6 +104,7 @@ class DAGUpperLayer:
         temperature: float,
         edge_threshold: float,
         generator: torch.Generator,
+        interaction_coef: float = 1.0,
     ) -> None:
         self.n_agents = n_agents
         self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads)
@@ -107,6 +118,9 @@ class DAGUpperLayer:
         self.temperature = temperature
         self.edge_threshold = edge_threshold
         self.generator = generator
+        self.interaction_coef = interaction_coef
+        self.interaction = torch.zeros(n_agents, n_agents)  # running mean of action interaction
+        self.interaction_updates = 0
         self.reward_sq = torch.ones(())  # running second moment of rewards
         self.features: torch.Tensor | None = None
 
@@ -145,20 +159,40 @@ class DAGUpperLayer:
             dag=dag,
         )
 
-    def learn(self, proposal: DAGProposal, improvement: float) -> dict[str, float]:
-        """PPO step(s) of the generator on the reward ``improvement`` of its DAG."""
+    def learn(
+        self, proposal: DAGProposal, improvement: float, interaction: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """PPO step(s) of the generator on the reward ``improvement`` of its DAG.
+
+        Args:
+            proposal: what :meth:`propose` returned this iteration.
+            improvement: the lower layer's estimated joint improvement.
+            interaction: this iteration's pairwise action interaction ``[N, N]`` (optional).
+        """
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
         reward = torch.tensor(improvement) / (self.reward_sq.sqrt() + 1e-8)
         advantage = (reward - proposal.value).detach()
+        target = None
+        if interaction is not None and self.interaction_coef > 0:
+            self.interaction_updates += 1
+            rate = max(0.1, 1.0 / self.interaction_updates)
+            self.interaction = (1 - rate) * self.interaction + rate * interaction.detach().cpu()
+            target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
+        upper = torch.triu(torch.ones(self.n_agents, self.n_agents, dtype=torch.bool), diagonal=1)
         losses = []
         for _ in range(self.epochs):
             dist = self.distribution(proposal.features)
             ratio = torch.exp(dist.log_prob(proposal.sample) - proposal.log_prob)
-            surrogate = torch.min(
-                ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage
-            )
+            clipped = ratio.clamp(1 - self.clip, 1 + self.clip)
+            surrogate = torch.min(ratio * advantage, clipped * advantage)
             value_loss = (self.critic(proposal.features) - reward).pow(2)
             loss = (-surrogate - self.entropy_coef * dist.entropy() + 0.5 * value_loss).mean()
+            if target is not None:
+                p = dist.edge_probabilities()[0]
+                skeleton = (p + p.t())[upper].clamp(1e-6, 1 - 1e-6)
+                loss = loss + self.interaction_coef * F.binary_cross_entropy(
+                    skeleton, target[upper]
+                )
             self.optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
@@ -173,6 +207,8 @@ class DAGUpperLayer:
             "critic": self.critic.state_dict(),
             "optim": self.optim.state_dict(),
             "reward_sq": self.reward_sq.clone(),
+            "interaction": self.interaction.clone(),
+            "interaction_updates": self.interaction_updates,
             "features": self.features,
         }
 
@@ -182,4 +218,6 @@ class DAGUpperLayer:
         self.critic.load_state_dict(state["critic"])
         self.optim.load_state_dict(state["optim"])
         self.reward_sq = state["reward_sq"].clone()
+        self.interaction = state["interaction"].clone()
+        self.interaction_updates = int(state["interaction_updates"])
         self.features = state["features"]

@@ -70,6 +70,7 @@ class TrainConfig:
     generator_hidden: int = 64
     generator_heads: int = 4
     condition_on_parents: bool = True
+    interaction_coef: float = 1.0
 
     # B2MAPO derived independent policy
     distill_every: int = 1

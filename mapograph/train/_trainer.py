@@ -29,6 +29,7 @@ from mapograph.algos import (
     DerivedPolicy,
     PPOHyperparameters,
 )
+from mapograph.algos._interaction import action_interaction
 from mapograph.algos._schedule import a2po_scores, preset_batches
 from mapograph.envs import TimeStep, check_actions
 from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
@@ -160,6 +161,7 @@ class Trainer:
                     temperature=cfg.dag_temperature,
                     edge_threshold=cfg.edge_threshold,
                     generator=self.rngs["dag"],
+                    interaction_coef=cfg.interaction_coef,
                 )
         for module in self._modules().values():
             module.to(self.device)
@@ -283,7 +285,12 @@ class Trainer:
 
         # 5. upper layer learns from the improvement its DAG produced
         if self.upper is not None and proposal is not None:
-            stats.update(self.upper.learn(proposal, stats["joint_ratio_gain"]))
+            interaction = action_interaction(
+                rollout.flat(rollout.actions),
+                self.ppo.last_advantages.reshape(-1),
+                self.env.spec.n_actions,
+            )
+            stats.update(self.upper.learn(proposal, stats["joint_ratio_gain"], interaction))
             self._features = self._agent_features(rollout.obs)
 
         # 6. derived independent policy: MAPPO on the same data, then distillation
