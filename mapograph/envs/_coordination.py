@@ -11,12 +11,13 @@ The game, per step and per copy:
 - a signal ``c in {0..A-1}`` is drawn (a new one every step) and every agent sees it;
 - agent ``j`` has a fixed offset ``o_j`` (drawn with the layout); its target is
   ``t_j = (c + o_j) mod A``;
-- each **root** ``r`` scores 1 when ``a_r = t_r``;
+- each **root** ``r`` scores 1 when ``a_r = t_r``; every other agent scores ``unary``
+  (default 0.5) when it plays its own target;
 - each **edge** ``i -> j`` scores 1 when ``a_j = (a_i + o_j - o_i) mod A``: the child
   must answer its parent's *actual* action. With ``A = 2`` and ``o_i != o_j`` this is
   anti-coordination: if parent and child both switch at once the edge still scores 0,
   which is exactly how simultaneous updates of interdependent agents undo each other;
-- the team reward is the mean of all terms, so the optimal joint action
+- the team reward is the weighted mean of all terms, so the optimal joint action
   ``a_j = t_j`` scores 1.0 per step (:meth:`CoordinationEnv.optimal_return`) and a
   uniformly random policy ``1 / A`` in expectation.
 
@@ -24,7 +25,8 @@ The optimal policy is decentralized: ``t_j`` depends only on the signal and
 the agent's own offset, both known to agent ``j`` (its observation holds the
 signal one-hot, its id one-hot and the episode's time fraction). An agent's best
 *response*, though, depends on its parents' actions, which is what makes the
-order of updates matter.
+order of updates matter: an edge (weight 1) outweighs a child's own term
+(weight ``unary`` < 1), so a child whose parent errs should follow the parent.
 
 Miscoordination trap (``trap > 0``): an extra "safe" action scores ``trap`` on
 every term where both ends (or the root) play it, and a child that plays a
@@ -33,7 +35,10 @@ collapse on the safe action a child's best response to a safe parent is safe,
 and a parent cannot leave without breaking its children: policy-gradient
 methods settle there. Simple versions of these games (``trap = 0``) have a
 milder trap: a child that adapted to a parent stuck on a wrong action makes that
-parent's improvement cost the edge's reward. Episodes last ``episode_limit``
+parent's improvement cost the edge's reward. With ``unary=0`` the agents below the
+root can collapse on constant actions that satisfy their edges whatever the
+signal (a chain then stalls at 1 - 0.5 / (number of terms) of the optimum);
+the own-target terms (``unary > 0``) make leaving that collapse profitable. Episodes last ``episode_limit``
 steps (default 10) and copies reset themselves.
 """
 
@@ -103,6 +108,7 @@ class CoordinationEnv(MultiAgentEnv):
         n_actions: int = 2,
         episode_limit: int = 10,
         trap: float = 0.0,
+        unary: float = 0.5,
         layout_seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -114,6 +120,9 @@ class CoordinationEnv(MultiAgentEnv):
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
         if trap < 0:
             raise ValueError(f"trap must be >= 0, got {trap!r}")
+        if not 0 <= unary <= 1:
+            raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
+        self.unary = float(unary)
         self.layout = layout
         self.dag = layout_dag(layout, n_agents, layout_seed)
         self.device = torch.device(device)
@@ -136,7 +145,11 @@ class CoordinationEnv(MultiAgentEnv):
         self.roots = torch.tensor(
             [v for v in range(n_agents) if self.dag.in_degree(v) == 0], device=self.device
         )
-        self.n_terms = int(self.roots.numel() + self.src.numel())
+        is_root = torch.zeros(n_agents, dtype=torch.bool)
+        is_root[self.roots.cpu()] = True
+        # weight of each agent's own-target term: 1 for roots, `unary` for the others
+        self.own_weight = torch.where(is_root, 1.0, self.unary).to(self.device)
+        self.total_weight = float(self.src.numel() + self.own_weight.sum())
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.ids = torch.eye(n_agents, device=self.device)
         self.signal = torch.zeros(num_envs, dtype=torch.long, device=self.device)
@@ -178,17 +191,16 @@ class CoordinationEnv(MultiAgentEnv):
         a_src, a_dst = actions[:, self.src], actions[:, self.dst]
         need = (a_src + self.offsets[self.dst] - self.offsets[self.src]) % self.n_signals
         edge = (a_dst == need).float()
-        targets = (signal[:, None] + self.offsets[None, self.roots]) % self.n_signals
-        a_roots = actions[:, self.roots]
-        root = (a_roots == targets).float()
+        targets = (signal[:, None] + self.offsets[None, :]) % self.n_signals
+        own = (actions == targets).float()
         if self.safe_action is not None:
             safe = self.safe_action
             src_safe, dst_safe = a_src == safe, a_dst == safe
             edge = torch.where(src_safe & dst_safe, torch.full_like(edge, self.trap), edge)
             edge = torch.where(src_safe & ~dst_safe, torch.full_like(edge, -self.trap), edge)
             edge = torch.where(~src_safe & dst_safe, torch.zeros_like(edge), edge)
-            root = torch.where(a_roots == safe, torch.full_like(root, self.trap), root)
-        return (edge.sum(1) + root.sum(1)) / self.n_terms
+            own = torch.where(actions == safe, torch.full_like(own, self.trap), own)
+        return (edge.sum(1) + (own * self.own_weight).sum(1)) / self.total_weight
 
     # ----------------------------------------------------------- internals
     def _draw_signal(self, mask: torch.Tensor) -> None:
