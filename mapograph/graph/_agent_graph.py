@@ -1,0 +1,50 @@
+"""Agents as nodes: PyG graphs of ``N`` agents for ``B`` env copies at once."""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.data import Batch, Data
+
+
+def complete_edge_index(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Edges ``i -> j`` for all ``i != j`` among ``n`` nodes, ``[2, n (n - 1)]``."""
+    idx = torch.arange(n, device=device)
+    src, dst = torch.meshgrid(idx, idx, indexing="ij")
+    keep = src != dst
+    return torch.stack([src[keep], dst[keep]])
+
+
+def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batch:
+    """A PyG ``Batch`` of ``B`` agent graphs from features ``x`` ``[B, N, F]`` (or ``[N, F]``).
+
+    Every copy gets the same ``edge_index`` (default: the complete directed graph
+    without self-loops). The batch is built with tensor ops (offsets), not a
+    Python loop over copies.
+    """
+    if x.dim() == 2:
+        x = x.unsqueeze(0)
+    if x.dim() != 3:
+        raise ValueError(f"agent features must be [B, N, F] or [N, F], got shape {list(x.shape)}")
+    b, n, _ = x.shape
+    if edge_index is None:
+        edge_index = complete_edge_index(n, x.device)
+    edge_index = torch.as_tensor(edge_index, dtype=torch.long, device=x.device)
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        raise ValueError(f"edge_index refers to nodes outside 0..{n - 1}")
+    e = edge_index.shape[1]
+    offsets = (torch.arange(b, device=x.device) * n).repeat_interleave(e)
+    batched = edge_index.repeat(1, b) + offsets
+    batch = torch.arange(b, device=x.device).repeat_interleave(n)
+    ptr = torch.arange(b + 1, device=x.device) * n
+    out = Batch(x=x.reshape(b * n, -1), edge_index=batched, batch=batch, ptr=ptr)
+    out._num_graphs = b
+    return out
+
+
+def single_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Data:
+    """One agent graph as a PyG ``Data`` (features ``[N, F]``)."""
+    if edge_index is None:
+        edge_index = complete_edge_index(x.shape[0], x.device)
+    return Data(x=x, edge_index=edge_index)

@@ -1,0 +1,69 @@
+"""``DAGGenerator``: agent features -> a distribution over interdependence DAGs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mapograph.graph._distribution import DAGDistribution
+from mapograph.graph._encoder import AgentAttentionEncoder
+
+
+class DAGGenerator(nn.Module):
+    """Attention over agents, then priority scores and edge logits for every ordered pair.
+
+    The encoder is :class:`AgentAttentionEncoder` (GATv2 layers of torch_geometric
+    over the complete agent graph, batched over copies). The decoder gives
+
+    - a priority score ``s_i = w^T h_i`` per agent (Plackett–Luce order),
+    - edge logits ``l_ij = (Q h_i)^T (K h_j) / sqrt(d) + c`` for every ordered pair,
+
+    and :meth:`forward` returns a :class:`DAGDistribution`, acyclic by construction.
+    The module never adds agent ids itself: pass them in the features if agents
+    should be told apart, so that permuting the agents permutes the output.
+
+    Args:
+        feature_dim: per-agent feature size.
+        n_agents: number of agents (checked against the features).
+        hidden: embedding size.
+        heads: attention heads.
+        layers: attention layers.
+    """
+
+    def __init__(
+        self, feature_dim: int, n_agents: int, hidden: int = 64, heads: int = 4, layers: int = 2
+    ):
+        super().__init__()
+        self.n_agents = n_agents
+        self.encoder = AgentAttentionEncoder(feature_dim, hidden, heads, layers)
+        self.score = nn.Linear(hidden, 1)
+        self.query = nn.Linear(hidden, hidden, bias=False)
+        self.key = nn.Linear(hidden, hidden, bias=False)
+        self.edge_bias = nn.Parameter(torch.zeros(()))
+        self.scale = 1.0 / math.sqrt(hidden)
+
+    def forward(self, features: torch.Tensor, temperature: float = 1.0) -> DAGDistribution:
+        """The DAG distribution for features ``[B, N, F]`` (``[N, F]`` is treated as ``B = 1``).
+
+        ``temperature`` divides scores and edge logits (higher: closer to uniform).
+        """
+        if features.dim() == 2:
+            features = features.unsqueeze(0)
+        if features.shape[1] != self.n_agents:
+            raise ValueError(
+                f"expected features for {self.n_agents} agents, got shape {list(features.shape)}"
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        h = self.encoder(features)
+        scores = self.score(h).squeeze(-1)
+        logits = (
+            torch.einsum("bid,bjd->bij", self.query(h), self.key(h)) * self.scale + self.edge_bias
+        )
+        return DAGDistribution(scores / temperature, logits / temperature)
+
+    def edge_probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """Marginal ``P(edge i -> j)`` ``[B, N, N]``."""
+        return self(features).edge_probabilities()
