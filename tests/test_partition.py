@@ -1,0 +1,129 @@
+"""Partitioners: properties on random DAGs (hypothesis), optimality against brute force, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import networkx as nx
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mapograph as mg
+from mapograph import partition as P
+
+
+@st.composite
+def dags(draw, max_nodes: int = 9):
+    n = draw(st.integers(1, max_nodes))
+    perm = draw(st.permutations(list(range(n))))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    for a in range(n):
+        for b in range(a + 1, n):
+            if draw(st.booleans()):
+                graph.add_edge(perm[a], perm[b], weight=draw(st.integers(1, 3)))
+    return graph
+
+
+def check_valid(batches, graph, strict: bool):
+    P.validate_partition(batches, graph.number_of_nodes(), graph, strict=strict)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags())
+def test_generations_is_valid_and_minimal(graph):
+    batches = P.generations(graph)
+    check_valid(batches, graph, strict=True)
+    longest = (
+        nx.dag_longest_path_length(nx.DiGraph(graph.edges)) + 1 if graph.number_of_edges() else 1
+    )
+    assert len(batches) == longest
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags(), st.integers(1, 4))
+def test_bounded_respects_width_and_never_beats_split_generations(graph, width):
+    batches = P.bounded(graph, max_batch_size=width)
+    check_valid(batches, graph, strict=True)
+    assert max(len(b) for b in batches) <= width
+    split = sum(math.ceil(len(g) / width) for g in P.generations(graph))
+    assert len(P.generations(graph)) <= len(batches) <= split
+
+
+@settings(max_examples=120, deadline=None)
+@given(dags(max_nodes=7), st.integers(1, 4))
+def test_k_batches_is_optimal_against_brute_force(graph, k):
+    batches = P.k_batches(graph, k)
+    check_valid(batches, graph, strict=False)
+    assert len(batches) <= k
+    n = graph.number_of_nodes()
+    best = min(
+        sum(d["weight"] for u, v, d in graph.edges(data=True) if lv[u] == lv[v])
+        for lv in itertools.product(range(k), repeat=n)
+        if all(lv[u] <= lv[v] for u, v in graph.edges)
+    )
+    assert P.inside_weight(graph, batches) == best
+
+
+@settings(max_examples=80, deadline=None)
+@given(dags())
+def test_digraph_and_edge_index_inputs_agree(graph):
+    n = graph.number_of_nodes()
+    edge_index, _ = mg.graph.from_networkx(graph)
+    assert P.generations(edge_index, num_nodes=n) == P.generations(graph)
+    assert P.bounded(edge_index, 2, num_nodes=n) == P.bounded(graph, 2)
+    unit = nx.DiGraph(graph.edges)
+    unit.add_nodes_from(range(n))
+    assert P.inside_weight(
+        unit, P.k_batches(edge_index, 2, num_nodes=n), weight=None
+    ) == P.inside_weight(unit, P.k_batches(unit, 2, weight=None), weight=None)
+
+
+def test_simple_partitions_and_orders():
+    assert P.simultaneous(3) == [[0, 1, 2]]
+    assert P.agent_by_agent([2, 0, 1]) == [[2], [0], [1]]
+    g = torch.Generator().manual_seed(0)
+    order = P.random_order(6, g)
+    assert sorted(order) == list(range(6))
+    assert P.random_order(6, torch.Generator().manual_seed(1)) == P.random_order(
+        6, torch.Generator().manual_seed(1)
+    )
+    scores = torch.tensor([0.1, 5.0, 3.0, 4.0, 0.0])
+    semi = P.semi_greedy_order(scores, torch.Generator().manual_seed(0))
+    assert sorted(semi) == list(range(5))
+    assert semi[0] == 1  # highest score first
+    remaining_after_two = [a for a in range(5) if a not in semi[:2]]
+    assert semi[2] == max(
+        remaining_after_two, key=lambda a: scores[a]
+    )  # then the highest remaining
+
+
+def test_bad_input_is_named():
+    cyc = nx.DiGraph([(0, 1), (1, 2), (2, 0)])
+    with pytest.raises(ValueError, match="cycle: .*0"):
+        P.generations(cyc)
+    with pytest.raises(ValueError, match="exactly 0..2"):
+        P.generations(nx.DiGraph([(0, 1), (1, 5)]))
+    with pytest.raises(ValueError, match="max_batch_size"):
+        P.bounded(nx.DiGraph([(0, 1)]), max_batch_size=0)
+    with pytest.raises(ValueError, match="k must"):
+        P.k_batches(nx.DiGraph([(0, 1)]), k=0)
+    with pytest.raises(ValueError, match="num_nodes"):
+        P.generations(torch.tensor([[0], [1]]))
+    with pytest.raises(ValueError, match="unknown partitioner"):
+        P.get_partitioner("zigzag")
+    with pytest.raises(ValueError, match="permutation"):
+        P.agent_by_agent([0, 0, 1])
+    with pytest.raises(ValueError, match="backward"):
+        P.validate_partition([[1], [0]], 2, nx.DiGraph([(0, 1)]))
+
+
+def test_partition_scales_to_a_thousand_agents():
+    graph = nx.gnp_random_graph(1000, 0.004, seed=1, directed=True)
+    dag = nx.DiGraph([(u, v) for u, v in graph.edges if u < v])
+    dag.add_nodes_from(range(1000))
+    for batches in (P.generations(dag), P.bounded(dag, 50), P.k_batches(dag, 4)):
+        assert sorted(a for b in batches for a in b) == list(range(1000))
