@@ -7,14 +7,18 @@ Optional backends (mpe, vmas, football, smax, smacv2) are imported only when use
 
 from mapograph.envs._base import MultiAgentEnv, MultiAgentEnvProtocol, check_actions
 from mapograph.envs._registry import UnknownEnvError, families, make, register, split_env_id
+from mapograph.envs._subprocess import SingleCopyEnv, WorkerError, WorkerVectorEnv
 from mapograph.envs._types import EnvSpec, TimeStep
 
 __all__ = [
     "EnvSpec",
     "MultiAgentEnv",
     "MultiAgentEnvProtocol",
+    "SingleCopyEnv",
     "TimeStep",
     "UnknownEnvError",
+    "WorkerError",
+    "WorkerVectorEnv",
     "check_actions",
     "families",
     "make",
