@@ -25,3 +25,7 @@ __all__ = [
     "register",
     "split_env_id",
 ]
+
+from mapograph.envs._coordination import CoordinationEnv, layout_dag  # noqa: E402
+
+__all__ += ["CoordinationEnv", "layout_dag"]

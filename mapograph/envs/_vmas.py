@@ -1,0 +1,119 @@
+"""Adapter for VMAS (vectorized multi-agent simulator) with discrete actions.
+
+``make("vmas:balance", num_envs=E)`` uses VMAS's own batching: one simulator
+steps all ``E`` copies as tensors. Observations are zero-padded to the largest
+agent observation; the state is the concatenation of the agents' observations;
+the team reward is the mean of the agents' rewards; every action is available.
+Finished copies are reset with ``reset_at`` (all at once with ``reset`` when every
+copy ends together, as with a fixed ``max_steps``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mapograph._imports import require
+from mapograph.envs._base import MultiAgentEnv
+from mapograph.envs._types import EnvSpec, TimeStep
+
+
+class VmasEnv(MultiAgentEnv):
+    """A VMAS scenario behind the MultiAgentEnv interface.
+
+    Args:
+        scenario: VMAS scenario name (``balance``, ``transport``, ``navigation``...).
+        num_envs: number of vectorized copies.
+        seed: VMAS seed.
+        episode_limit: ``max_steps`` of an episode.
+        device: torch device.
+        **kwargs: scenario arguments (e.g. ``n_agents=5``).
+    """
+
+    def __init__(
+        self,
+        scenario: str,
+        num_envs: int = 1,
+        seed: int = 0,
+        episode_limit: int = 100,
+        device: str = "cpu",
+        **kwargs,
+    ) -> None:
+        vmas = require("vmas", "vmas")
+        try:
+            self.env = vmas.make_env(
+                scenario,
+                num_envs=num_envs,
+                device=device,
+                continuous_actions=False,
+                seed=seed,
+                max_steps=episode_limit,
+                **kwargs,
+            )
+        except (
+            ValueError,
+            ImportError,
+            AttributeError,
+            FileNotFoundError,
+            ModuleNotFoundError,
+        ) as exc:
+            raise ValueError(f"cannot make VMAS scenario {scenario!r}: {exc}") from exc
+        self.device = torch.device(device)
+        self.num_envs = num_envs
+        n = self.env.n_agents
+        obs = self.env.reset()
+        self._obs_dim = max(o.shape[-1] for o in obs)
+        self._n_actions = [int(s.n) for s in self.env.action_space]
+        self.spec = EnvSpec(
+            n_agents=n,
+            obs_dim=self._obs_dim,
+            state_dim=sum(o.shape[-1] for o in obs),
+            n_actions=max(self._n_actions),
+            episode_limit=episode_limit,
+        )
+        self._avail = torch.zeros(
+            num_envs, n, self.spec.n_actions, dtype=torch.bool, device=self.device
+        )
+        for i, k in enumerate(self._n_actions):
+            self._avail[:, i, :k] = True
+
+    def _timestep(self, obs, reward, done, truncated) -> TimeStep:
+        stacked = torch.zeros(self.num_envs, self.spec.n_agents, self._obs_dim, device=self.device)
+        for i, o in enumerate(obs):  # agents of the list VMAS returns (tensors batched over copies)
+            stacked[:, i, : o.shape[-1]] = o
+        state = torch.cat(list(obs), dim=-1).float()
+        return TimeStep(
+            obs=stacked,
+            state=state,
+            avail_actions=self._avail.clone(),
+            reward=reward,
+            done=done,
+            truncated=truncated,
+        )
+
+    def reset(self) -> TimeStep:
+        """Reset every copy."""
+        obs = self.env.reset()
+        zeros = torch.zeros(self.num_envs, device=self.device)
+        no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return self._timestep(obs, zeros, no, no)
+
+    def step(self, actions: torch.Tensor) -> TimeStep:
+        """Step all copies in one VMAS call, reset the finished ones."""
+        actions = self.check_actions(actions)
+        obs, rewards, dones, _ = self.env.step(list(actions.unbind(1)))
+        reward = torch.stack(list(rewards), 1).float().mean(1)
+        done = dones.bool()
+        truncated = done & (self.env.steps >= self.spec.episode_limit)
+        if bool(done.all()):
+            obs = self.env.reset()
+        elif bool(done.any()):
+            for index in done.nonzero().flatten().tolist():  # only the copies that just ended
+                obs = self.env.reset_at(index)
+        return self._timestep(obs, reward, done, truncated)
+
+
+def make_vmas(task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs) -> VmasEnv:
+    """``vmas:<scenario>``, e.g. ``vmas:balance``, ``vmas:transport``, ``vmas:navigation``."""
+    if not task:
+        raise ValueError("vmas needs a scenario, e.g. 'vmas:balance'")
+    return VmasEnv(task, num_envs=num_envs, seed=seed, **kwargs)
