@@ -50,6 +50,7 @@ class VmasEnv(MultiAgentEnv):
                 **kwargs,
             )
         except (
+            AssertionError,
             ValueError,
             ImportError,
             AttributeError,
