@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subcommands that live beside their feature (module must define register_cli(sub, name)).
-_EXTRA_COMMANDS: dict[str, str] = {}
+_EXTRA_COMMANDS: dict[str, str] = {"tune": "mapograph.tune._cli"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

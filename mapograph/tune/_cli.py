@@ -1,0 +1,65 @@
+"""``mapograph tune``: the command-line face of :func:`mapograph.tune.optimize`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run a study and print the best trial."""
+    from mapograph.train import TrainConfig
+    from mapograph.tune._export import best_trial
+    from mapograph.tune._optimize import optimize
+
+    base = TrainConfig.from_yaml(args.config) if args.config else TrainConfig(algo="b2mapo")
+    if args.num_envs:
+        base = base.replace(num_envs=args.num_envs)
+    study = optimize(
+        args.env,
+        args.trials,
+        storage=args.storage,
+        study_name=args.study,
+        multi_objective=args.multi_objective,
+        steps=args.steps,
+        base_config=base,
+        space=args.space,
+        out_dir=args.out,
+        workers=args.workers,
+    )
+    states: dict[str, int] = {}
+    for t in study.trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    summary = {"study": study.study_name, "trials": states}
+    try:
+        best = best_trial(study)
+        summary.update(
+            best_values=best.values, best_params=best.params, config=f"{args.out}/best.yaml"
+        )
+    except ValueError:
+        pass
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
+    """Add the ``tune`` subcommand."""
+    p = sub.add_parser(name, help="tune B2MAPO's partition hyperparameters with Optuna")
+    p.add_argument("--env", required=True)
+    p.add_argument("--trials", type=int, required=True)
+    p.add_argument("--steps", type=int, default=20_000, help="env steps per trial")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--storage", help="sqlite:///PATH (default: OUT/study.db), postgresql://..., journal:PATH"
+    )
+    p.add_argument(
+        "--study", help="study name (workers elsewhere join with the same --storage and --study)"
+    )
+    p.add_argument(
+        "--multi-objective", action="store_true", help="return vs update time (no pruning)"
+    )
+    p.add_argument("--space", default="partition", choices=["partition", "full"])
+    p.add_argument("--config", help="base TrainConfig YAML")
+    p.add_argument("--num-envs", type=int)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tune)

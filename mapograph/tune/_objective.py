@@ -1,0 +1,104 @@
+"""The objective: train a configuration, report evaluations, honour pruning."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from typing import Any
+
+import optuna
+
+from mapograph._errors import MapographError
+from mapograph.envs import make
+from mapograph.train import TrainConfig, Trainer
+from mapograph.tune._search_space import SpaceFn, search_space
+
+
+class DivergedError(MapographError):
+    """Training produced a non-finite value; the trial is marked failed, not scored."""
+
+
+class Objective:
+    """Callable for ``study.optimize``: one trial = one training run.
+
+    The trial's parameters override ``base_config``; the run trains for
+    ``base_config.total_steps`` env steps, evaluates the execution policy every
+    ``report_every`` iterations on a separate env copy set and reports that return
+    with ``trial.report(return, step)``; a trial the pruner stops raises
+    ``optuna.TrialPruned``. A non-finite loss or return raises :class:`DivergedError`
+    (the trial fails). The value is the final evaluation return; with
+    ``multi_objective`` the pair ``(return, mean update seconds per iteration)``.
+
+    Args:
+        env_id: environment id.
+        base_config: the configuration the trial's parameters override.
+        space: search space name or function.
+        report_every: iterations between evaluations.
+        eval_episodes: episodes per evaluation.
+        env_kwargs: passed to ``make``.
+        multi_objective: return (return, update seconds) and never prune.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        base_config: TrainConfig,
+        space: str | SpaceFn = "partition",
+        report_every: int = 5,
+        eval_episodes: int = 16,
+        env_kwargs: dict[str, Any] | None = None,
+        multi_objective: bool = False,
+    ) -> None:
+        self.env_id = env_id
+        self.base_config = base_config
+        self.space = space
+        self.report_every = report_every
+        self.eval_episodes = eval_episodes
+        self.env_kwargs = dict(env_kwargs or {})
+        self.multi_objective = multi_objective
+
+    def config_for(self, trial: optuna.Trial) -> TrainConfig:
+        """The TrainConfig of ``trial`` (ValueError for an invalid combination)."""
+        return self.base_config.replace(**search_space(trial, self.space))
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        cfg = self.config_for(trial).replace(progress=False, tensorboard=False)
+        trial.set_user_attr("worker_pid", os.getpid())
+        trial.set_user_attr("config", cfg.to_dict())
+        env = make(self.env_id, num_envs=cfg.num_envs, seed=cfg.seed, **self.env_kwargs)
+        eval_env = make(
+            self.env_id, num_envs=cfg.num_envs, seed=cfg.seed + 10_000, **self.env_kwargs
+        )
+        try:
+            trainer = Trainer(env, cfg)
+            update_s: list[float] = []
+            value = float("nan")
+            while trainer.env_steps < cfg.total_steps:
+                row = trainer.train_iteration()
+                update_s.append(row["update_s"])
+                losses = [v for k, v in row.items() if k.endswith("loss") and isinstance(v, float)]
+                if not all(math.isfinite(v) for v in losses):
+                    raise DivergedError(
+                        f"trial {trial.number} diverged at step {row['step']} (non-finite loss)"
+                    )
+                last = trainer.env_steps >= cfg.total_steps
+                if trainer.iteration % self.report_every == 0 or last:
+                    value = trainer.evaluate(self.eval_episodes, env=eval_env)["return_mean"]
+                    if not math.isfinite(value):
+                        raise DivergedError(
+                            f"trial {trial.number} diverged at step {row['step']} (return {value})"
+                        )
+                    if not self.multi_objective:
+                        trial.report(value, row["step"])
+                        if trial.should_prune():
+                            raise optuna.TrialPruned(
+                                f"pruned at step {row['step']} with return {value:.4f}"
+                            )
+            trial.set_user_attr("update_s_per_iteration", statistics.fmean(update_s))
+            if self.multi_objective:
+                return value, statistics.fmean(update_s)
+            return value
+        finally:
+            env.close()
+            eval_env.close()

@@ -1,0 +1,180 @@
+"""``optimize``: run a study (in one or several worker processes) and write its outputs."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from mapograph.train import TrainConfig
+from mapograph.tune._export import export_best
+from mapograph.tune._objective import DivergedError, Objective
+from mapograph.tune._plots import save_plots
+from mapograph.tune._search_space import SpaceFn
+from mapograph.tune._storage import resolve_storage
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def create_study(
+    storage: Any,
+    study_name: str,
+    multi_objective: bool,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create or load (``load_if_exists=True``) the study."""
+    if multi_objective:
+        return optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            directions=["maximize", "minimize"],
+            sampler=sampler,
+            load_if_exists=True,
+        )
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+
+
+def run_worker(
+    env_id: str,
+    n_trials: int,
+    storage: Any,
+    study_name: str,
+    base_config: TrainConfig,
+    space: str | SpaceFn,
+    multi_objective: bool,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    report_every: int = 5,
+    eval_episodes: int = 16,
+    env_kwargs: dict | None = None,
+    timeout: float | None = None,
+) -> None:
+    """One worker: take trials from the shared study until ``n_trials`` have finished."""
+    study = create_study(storage, study_name, multi_objective, sampler, pruner)
+    objective = Objective(
+        env_id, base_config, space, report_every, eval_episodes, env_kwargs, multi_objective
+    )
+    study.optimize(
+        objective,
+        callbacks=[MaxTrialsCallback(n_trials, states=FINISHED)],
+        catch=(DivergedError,),
+        timeout=timeout,
+        n_trials=n_trials * 4,  # upper bound; MaxTrialsCallback stops at n_trials finished
+    )
+
+
+def _worker_entry(kwargs: dict) -> None:
+    kwargs["storage"] = resolve_storage(kwargs["storage"], kwargs.pop("out_dir"))
+    run_worker(**kwargs)
+
+
+def optimize(
+    env_id: str,
+    n_trials: int,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    multi_objective: bool = False,
+    *,
+    steps: int = 20_000,
+    base_config: TrainConfig | None = None,
+    space: str | SpaceFn = "partition",
+    out_dir: str | Path = "runs/tune",
+    workers: int = 1,
+    report_every: int = 5,
+    eval_episodes: int = 16,
+    env_kwargs: dict | None = None,
+    timeout: float | None = None,
+    plots: bool = True,
+) -> optuna.Study:
+    """Tune B2MAPO's partition hyperparameters (or any space) on ``env_id``.
+
+    Args:
+        env_id: environment id, e.g. ``"coordination:chain-4"``.
+        n_trials: trials to finish (complete or pruned) in the study, over all workers.
+        storage: ``None`` (SQLite ``study.db`` in ``out_dir``), an ``sqlite:///``,
+            ``postgresql://`` or ``journal:`` URL, or an Optuna storage.
+        study_name: default ``mapograph-<env_id>``; an existing study is continued.
+        sampler: Optuna sampler (default TPE; NSGA-II for multi-objective).
+        pruner: Optuna pruner (default ``MedianPruner``). Multi-objective studies
+            are never pruned (Optuna cannot prune them).
+        multi_objective: maximize return and minimize update seconds per iteration.
+        steps: env steps per trial (overrides ``base_config.total_steps``).
+        base_config: configuration the trial's parameters override.
+        space: ``"partition"``, ``"full"`` or a function ``trial -> dict``.
+        out_dir: where ``study.db``, ``best.yaml`` and the plots go.
+        workers: worker processes on this machine (>1 spawns processes on the same study).
+        report_every: iterations between evaluations reported to the pruner.
+        eval_episodes: episodes per evaluation.
+        env_kwargs: passed to the env factory.
+        timeout: seconds per worker.
+        plots: write the plots.
+
+    Returns:
+        The study (loaded from the storage after the workers finished).
+    """
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = (base_config or TrainConfig(algo="b2mapo")).replace(total_steps=steps)
+    name = study_name or f"mapograph-{env_id}"
+    resolved = resolve_storage(storage, out)
+    common = dict(
+        env_id=env_id,
+        n_trials=n_trials,
+        study_name=name,
+        base_config=base,
+        space=space,
+        multi_objective=multi_objective,
+        sampler=sampler,
+        pruner=pruner,
+        report_every=report_every,
+        eval_episodes=eval_episodes,
+        env_kwargs=env_kwargs,
+        timeout=timeout,
+    )
+    create_study(resolved, name, multi_objective, sampler, pruner)  # fail fast on a bad storage
+    if workers == 1:
+        run_worker(storage=resolved, **common)
+    else:
+        if storage is not None and not isinstance(storage, str):
+            raise ValueError(
+                "workers > 1 need the storage as a URL string (each process opens its own)"
+            )
+        if callable(space) and getattr(space, "__module__", "") == "__main__":
+            raise ValueError(
+                "with workers > 1 a custom space must be importable (not defined in __main__)"
+            )
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(
+                target=_worker_entry, args=({**common, "storage": storage, "out_dir": str(out)},)
+            )
+            for _ in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+    study = optuna.load_study(study_name=name, storage=resolved)
+    if any(t.state == TrialState.COMPLETE for t in study.trials):
+        export_best(study, out / "best.yaml", base)
+        if plots:
+            save_plots(study, out)
+    return study

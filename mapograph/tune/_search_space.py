@@ -1,0 +1,90 @@
+"""Search spaces: Optuna trial -> overrides of :class:`~mapograph.TrainConfig` fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from mapograph import partition as P
+
+SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
+
+
+def partition_space(trial: optuna.Trial) -> dict[str, Any]:
+    """B2MAPO's partition hyperparameters.
+
+    ``partition`` (generations | bounded | k_batches), ``max_batch_size`` (bounded),
+    ``k`` (k_batches), ``edge_threshold``, ``dag_temperature``, ``generator_lr``,
+    ``generator_entropy_coef``, ``distill_every``, ``kl_coef``.
+    """
+    params: dict[str, Any] = {"algo": "b2mapo"}
+    params["partition"] = trial.suggest_categorical(
+        "partition", ["generations", "bounded", "k_batches"]
+    )
+    if params["partition"] == "bounded":
+        params["max_batch_size"] = trial.suggest_int("max_batch_size", 1, 8)
+    if params["partition"] == "k_batches":
+        params["k"] = trial.suggest_int("k", 1, 6)
+    params["edge_threshold"] = trial.suggest_float("edge_threshold", 0.0, 0.5)
+    params["dag_temperature"] = trial.suggest_float("dag_temperature", 0.25, 4.0, log=True)
+    params["generator_lr"] = trial.suggest_float("generator_lr", 1e-4, 1e-2, log=True)
+    params["generator_entropy_coef"] = trial.suggest_float(
+        "generator_entropy_coef", 1e-4, 1e-1, log=True
+    )
+    params["distill_every"] = trial.suggest_int("distill_every", 1, 10)
+    params["kl_coef"] = trial.suggest_float("kl_coef", 0.05, 5.0, log=True)
+    return params
+
+
+def full_space(trial: optuna.Trial) -> dict[str, Any]:
+    """:func:`partition_space` plus the common PPO knobs."""
+    params = partition_space(trial)
+    params["lr"] = trial.suggest_float("lr", 1e-4, 3e-3, log=True)
+    params["critic_lr"] = trial.suggest_float("critic_lr", 1e-4, 3e-3, log=True)
+    params["entropy_coef"] = trial.suggest_float("entropy_coef", 1e-4, 5e-2, log=True)
+    params["clip"] = trial.suggest_float("clip", 0.05, 0.3)
+    params["epochs"] = trial.suggest_int("epochs", 1, 10)
+    params["gae_lambda"] = trial.suggest_float("gae_lambda", 0.8, 1.0)
+    params["hidden"] = trial.suggest_categorical("hidden", [32, 64, 128])
+    return params
+
+
+SPACES: dict[str, SpaceFn] = {"partition": partition_space, "full": full_space}
+
+
+def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dict[str, Any]:
+    """Suggest TrainConfig overrides for ``trial``.
+
+    Args:
+        trial: the Optuna trial.
+        space: ``"partition"``, ``"full"`` or your own ``fn(trial) -> dict`` of
+            TrainConfig fields.
+
+    Raises:
+        ValueError: unknown space name, or a suggested partitioner that does not exist.
+    """
+    if callable(space):
+        params = space(trial)
+    elif space in SPACES:
+        params = SPACES[space](trial)
+    else:
+        raise ValueError(
+            f"unknown search space {space!r}; known spaces: {', '.join(SPACES)} (or a function)"
+        )
+    if not isinstance(params, dict):
+        raise ValueError(
+            f"a search space must return a dict of TrainConfig fields, got {type(params).__name__}"
+        )
+    partition = params.get("partition")
+    if partition is not None and partition not in (
+        *P.partitioners(),
+        "simultaneous",
+        "agent_by_agent",
+        "fixed",
+    ):
+        raise ValueError(
+            f"unknown partitioner {partition!r}; known partitioners: {', '.join(P.partitioners())}"
+        )
+    return params
