@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 from mapograph._imports import require
@@ -38,7 +38,7 @@ def resolve_storage(
         heartbeat_interval: seconds between heartbeats of a running trial (RDB storages).
         grace_period: seconds without heartbeat after which a trial counts as dead
             (default: twice the interval); it is then marked failed and retried.
-        max_retry: how often a dead trial is retried (``RetryFailedTrialCallback``).
+        max_retry: how often a dead trial is retried (``RetryHeartbeatStaleTrialCallback``).
 
     Raises:
         ValueError: the URL is not one of the forms above or the database cannot be reached.
@@ -69,7 +69,7 @@ def resolve_storage(
             url,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period or 2 * heartbeat_interval,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=max_retry),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
         )
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
         raise ValueError(f"cannot open the Optuna storage {storage!r}: {exc}") from exc

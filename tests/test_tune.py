@@ -1,0 +1,176 @@
+"""Optuna tuning with real storages: SQLite by default, PostgreSQL for several workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import mapograph as mg
+from mapograph.cli import main
+from mapograph.tune import optimize, resolve_storage, search_space
+
+ENV = "coordination:chain-4"
+BASE = dict(num_envs=8, rollout_length=16, epochs=2)
+
+
+def fixed_space(trial: optuna.Trial) -> dict:
+    """Good configurations, except the one the test enqueues with a tiny learning rate."""
+    return {
+        "algo": "b2mapo",
+        "partition": trial.suggest_categorical("partition", ["generations", "k_batches"]),
+        "lr": trial.suggest_float("lr", 1e-7, 3e-3, log=True),
+    }
+
+
+def test_small_sqlite_study_prunes_a_bad_trial_and_exports_a_config(tmp_path):
+    storage = resolve_storage(None, tmp_path)
+    name = "unit"
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
+    for _ in range(2):
+        study.enqueue_trial({"partition": "generations", "lr": 3e-3})
+    study.enqueue_trial({"partition": "k_batches", "lr": 1e-7})  # clearly bad: cannot learn
+    study = optimize(
+        ENV,
+        3,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        study_name=name,
+        pruner=study.pruner,
+        steps=8 * 16 * 12,
+        base_config=mg.TrainConfig(**BASE),
+        space=fixed_space,
+        out_dir=tmp_path,
+        report_every=2,
+        eval_episodes=8,
+    )
+    states = [t.state for t in study.trials]
+    assert states[:2] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert states[2] == TrialState.PRUNED
+    assert (tmp_path / "study.db").exists()
+    best = mg.TrainConfig.from_yaml(tmp_path / "best.yaml")
+    assert best.lr == pytest.approx(3e-3) and best.algo == "b2mapo"
+    assert (tmp_path / "optimization_history.png").exists()
+    # the exported YAML trains
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                ENV,
+                "--config",
+                str(tmp_path / "best.yaml"),
+                "--steps",
+                "256",
+                "--out",
+                str(out),
+                "--eval-episodes",
+                "0",
+            ]
+        )
+        == 0
+    )
+
+
+def test_multi_objective_study_gives_a_pareto_front(tmp_path):
+    study = optimize(
+        ENV,
+        2,
+        steps=8 * 16 * 2,
+        base_config=mg.TrainConfig(**BASE),
+        out_dir=tmp_path,
+        multi_objective=True,
+        report_every=1,
+        eval_episodes=4,
+    )
+    assert len(study.directions) == 2
+    assert all(len(t.values) == 2 for t in study.best_trials)
+    assert (tmp_path / "pareto_front.png").exists()
+
+
+def test_diverging_run_fails_instead_of_scoring(tmp_path):
+    space = lambda trial: {"lr": trial.suggest_float("lr", 1e38, 3e38)}  # noqa: E731
+    study = optimize(
+        ENV,
+        1,
+        steps=8 * 16 * 2,
+        base_config=mg.TrainConfig(**BASE, max_grad_norm=None),
+        out_dir=tmp_path,
+        space=space,
+        report_every=1,
+        eval_episodes=4,
+        plots=False,
+        timeout=60,
+    )
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def test_bad_storage_and_unknown_partitioner_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="unsupported storage"):
+        resolve_storage("redis://localhost/0", tmp_path)
+    trial = optuna.trial.FixedTrial({"partition": "zigzag"})
+    with pytest.raises(ValueError, match="unknown partitioner 'zigzag'"):
+        search_space(trial, lambda t: {"partition": t.suggest_categorical("partition", ["zigzag"])})
+    with pytest.raises(ValueError, match="unknown search space"):
+        search_space(trial, "everything")
+
+
+WORKER = """
+import sys
+import mapograph as mg
+from mapograph.tune import run_worker, resolve_storage
+run_worker("{env}", {n}, resolve_storage("{url}", heartbeat_interval=1, grace_period=3), "shared",
+           mg.TrainConfig(num_envs=8, rollout_length=16, epochs=2, total_steps={steps}), "partition", False,
+           report_every=100, eval_episodes=4)
+"""
+
+
+@pytest.mark.postgres
+def test_two_postgres_workers_survive_a_killed_worker(tmp_path):
+    url = os.environ.get("MAPOGRAPH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("MAPOGRAPH_TEST_POSTGRES_URL not set (.ci/run starts a server)")
+    pytest.importorskip("psycopg")
+    n, steps = 3, 8 * 16 * 8
+    script = WORKER.format(env=ENV, n=n, url=url, steps=steps)
+    storage = resolve_storage(url, heartbeat_interval=1, grace_period=3)
+    optuna.create_study(
+        storage=storage, study_name="shared", direction="maximize", load_if_exists=True
+    )
+    first = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        study = optuna.load_study(study_name="shared", storage=storage)
+        running = [
+            t
+            for t in study.trials
+            if t.state == TrialState.RUNNING and t.user_attrs.get("worker_pid") == first.pid
+        ]
+        if running:
+            break
+        time.sleep(0.2)
+    assert running, "the first worker never started a trial"
+    killed_number = running[0].number
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    second = subprocess.Popen([sys.executable, "-c", script])
+    assert second.wait(timeout=600) == 0
+    study = optuna.load_study(study_name="shared", storage=storage)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) >= n
+    killed = study.trials[killed_number]
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_number]
+    assert retries and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retries[0].params == killed.params  # no trial lost: the same configuration ran again
