@@ -34,7 +34,7 @@ def plot_interdependence(
     path: str | Path | None = None,
     true_dag: nx.DiGraph | None = None,
     ax: Any = None,
-    min_weight: float = 0.05,
+    min_weight: float = 0.2,
     title: str | None = None,
 ):
     """Draw a (learned) interdependence graph; return the matplotlib figure.
@@ -100,10 +100,15 @@ def plot_interdependence(
     if batches:
         ax.set_xticks(range(len(batches)))
         ax.set_xticklabels([f"batch {k + 1}" for k in range(len(batches))])
-        ax.tick_params(left=False, labelleft=False)
+        # networkx's drawing hides the ticks: show the batch axis again
+        ax.tick_params(axis="x", bottom=True, labelbottom=True)
+        ax.tick_params(axis="y", left=False, labelleft=False)
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
-    ax.set_title(title or "interdependence graph (width ~ P(edge); dashed: true DAG)", fontsize=9)
+    default_title = "interdependence graph: width ~ P(edge), columns = batches in update order"
+    if true_dag is not None:
+        default_title += "\n(dashed grey: true DAG)"
+    ax.set_title(title or default_title, fontsize=9)
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
