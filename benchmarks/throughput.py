@@ -47,8 +47,7 @@ def main() -> None:
         tasks.append((f"coordination:random-{n}", {}))
     if args.vmas:
         for n in (3, 10, 30):
-            tasks.append(("vmas:navigation", {"n_agents": n}))
-        tasks.append(("vmas:balance", {}))
+            tasks.append(("vmas:balance", {"n_agents": n}))
         tasks.append(("vmas:transport", {}))
     if args.mpe:
         tasks.append(("mpe:simple_spread_v3", {}))
