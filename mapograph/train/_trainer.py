@@ -28,6 +28,7 @@ from mapograph.algos import (
     BatchSequentialPPO,
     DerivedPolicy,
     PPOHyperparameters,
+    Rollout,
 )
 from mapograph.algos._interaction import action_interaction
 from mapograph.algos._schedule import a2po_scores, preset_batches
@@ -201,8 +202,8 @@ class Trainer:
         ids = torch.eye(self.n_agents, device=obs.device)
         return torch.cat([mean_obs, ids], -1).unsqueeze(0)
 
-    def _behaviour(self, ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Sample the joint action of the policy being optimized (and pi_ind's log-probs)."""
+    def _behaviour(self, ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """Sample the joint action of the policy being optimized (one batched call)."""
         gen = self.rngs["act"]
         if isinstance(self.actor, DAGActor):
             actions, log_probs = self.actor.act(
@@ -210,14 +211,17 @@ class Trainer:
             )
         else:
             actions, log_probs = self.actor.act(ts.obs, ts.avail_actions, generator=gen)
-        ind_log_probs = None
-        if self.derived is not None:
-            with torch.no_grad():
-                logits = self.derived.actor.logits(ts.obs, ts.avail_actions)
-                ind_log_probs = (
-                    torch.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-                )
-        return actions, log_probs, ind_log_probs
+        return actions, log_probs, None
+
+    @torch.no_grad()
+    def _derived_log_probs(self, rollout: Rollout) -> torch.Tensor:
+        """pi_ind's log-probabilities of the collected actions, ``[T, E, N]``.
+
+        pi_ind does not change during collection, so one batched forward over the
+        whole rollout gives exactly what a per-step forward would.
+        """
+        logits = self.derived.actor.logits(rollout.obs, rollout.avail)
+        return torch.log_softmax(logits, -1).gather(-1, rollout.actions.unsqueeze(-1)).squeeze(-1)
 
     # ------------------------------------------------------------------ train
     def train(self) -> TrainResult:
@@ -261,6 +265,8 @@ class Trainer:
         # 2. collect
         t1 = time.perf_counter()
         rollout, returns, lengths = self.collector.collect(self._behaviour, cfg.rollout_length)
+        if self.derived is not None:
+            rollout.ind_log_probs = self._derived_log_probs(rollout)
         collect_s = time.perf_counter() - t1
         self.env_steps += self.steps_per_iteration
 
