@@ -56,7 +56,10 @@ def main() -> None:
                 dag.number_of_edges(),
                 len(P.generations(dag)),
                 timed(lambda dag=dag: P.generations(dag), args.repeats) * 1e3,
-                timed(lambda dag=dag, n=n: P.bounded(dag, max_batch_size=max(1, n // 10)), args.repeats)
+                timed(
+                    lambda dag=dag, n=n: P.bounded(dag, max_batch_size=max(1, n // 10)),
+                    args.repeats,
+                )
                 * 1e3,
                 timed(lambda dag=dag: P.k_batches(dag, k=3), args.repeats) * 1e3,
             ]

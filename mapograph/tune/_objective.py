@@ -79,7 +79,9 @@ class Objective:
                 row = trainer.train_iteration()
                 update_s.append(row["update_s"])
                 losses = [v for k, v in row.items() if k.endswith("loss") and isinstance(v, float)]
-                params_finite = all(bool(torch.isfinite(p).all()) for p in trainer.actor.parameters())
+                params_finite = all(
+                    bool(torch.isfinite(p).all()) for p in trainer.actor.parameters()
+                )
                 if not params_finite or not all(math.isfinite(v) for v in losses):
                     raise DivergedError(
                         f"trial {trial.number} diverged at step {row['step']} (non-finite loss)"
