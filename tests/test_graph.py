@@ -46,6 +46,28 @@ def test_probabilities_of_all_dags_sum_to_one_for_three_agents():
     torch.testing.assert_close(total, torch.ones(2))
 
 
+def test_generator_shortcuts_score_unordered_dags_from_tensors_and_networkx():
+    torch.manual_seed(4)
+    gen = DAGGenerator(3, 3, hidden=8, heads=2)
+    features = torch.randn(1, 3, 3)
+    dags = all_dags(3)
+    total = sum(gen.log_prob(features, adj).exp() for adj in dags)
+    torch.testing.assert_close(total, torch.ones(1))
+    chain = nx.DiGraph([(0, 1), (1, 2)])
+    adj = torch.zeros(3, 3, dtype=torch.bool)
+    adj[0, 1] = adj[1, 2] = True
+    torch.testing.assert_close(gen.log_prob(features, chain), gen.log_prob(features, adj))
+    sample = gen.sample(features, torch.Generator().manual_seed(0))
+    assert gen.log_prob(features, sample).shape == (1,)
+    assert gen.log_prob(features, sample) <= gen.log_prob(features, sample.adjacency) + 1e-6
+    assert gen.mode(features).adjacency.shape == (1, 3, 3)
+    assert gen.entropy(features).shape == (1,)
+    with pytest.raises(ValueError, match="nodes"):
+        gen.log_prob(features, nx.DiGraph([(0, 5)]))
+    with pytest.raises(ValueError, match="shape"):
+        gen.log_prob(features, torch.zeros(4, 4, dtype=torch.bool))
+
+
 def test_marginal_edge_probabilities_match_sampling():
     torch.manual_seed(1)
     dist = DAGGenerator(3, 4, hidden=8, heads=2)(torch.randn(1, 4, 3))

@@ -115,8 +115,19 @@ class DAGDistribution:
             edges = (torch.sigmoid(self.edge_logits) > threshold) & _forward_mask(order)
         return DAGSample(order=order, adjacency=edges)
 
-    def log_prob(self, sample: DAGSample) -> torch.Tensor:
-        """Joint log-probability ``[B]`` of the sample's order and edges."""
+    def log_prob(self, dag: DAGSample | torch.Tensor | nx.DiGraph) -> torch.Tensor:
+        """Log-probability ``[B]`` of a DAG.
+
+        Args:
+            dag: a :class:`DAGSample` (order and edges: the *joint* log-probability
+                of both, what the generator's PPO uses), or a DAG without an order:
+                an adjacency ``[N, N]`` / ``[B, N, N]`` bool tensor or a
+                ``networkx.DiGraph`` on ``0..N-1``. Those are scored by
+                :meth:`log_prob_marginal` (summed over all consistent orders, ``N <= 8``).
+        """
+        if not isinstance(dag, DAGSample):
+            return self.log_prob_marginal(self._as_adjacency(dag))
+        sample = dag
         forward = _forward_mask(sample.order)
         edge_lp = torch.where(
             sample.adjacency, F.logsigmoid(self.edge_logits), F.logsigmoid(-self.edge_logits)
@@ -144,6 +155,31 @@ class DAGDistribution:
             lp = self.log_prob(DAGSample(order=order, adjacency=adjacency))
             totals.append(torch.where(consistent, lp, torch.full_like(lp, -torch.inf)))
         return torch.logsumexp(torch.stack(totals), dim=0)
+
+    def _as_adjacency(self, dag: torch.Tensor | nx.DiGraph) -> torch.Tensor:
+        """``[B, N, N]`` bool adjacency of a tensor or networkx DAG (ValueError otherwise)."""
+        n, b = self.n_agents, self.scores.shape[0]
+        if isinstance(dag, nx.DiGraph):
+            if set(dag.nodes) != set(range(n)):
+                raise ValueError(
+                    f"the DAG's nodes must be exactly 0..{n - 1}, got {sorted(dag.nodes)}"
+                )
+            adjacency = torch.zeros(n, n, dtype=torch.bool, device=self.scores.device)
+            for i, j in dag.edges:
+                adjacency[i, j] = True
+        elif isinstance(dag, torch.Tensor):
+            adjacency = dag.to(self.scores.device).bool()
+        else:
+            raise ValueError(
+                f"a DAG must be a DAGSample, an adjacency tensor or a networkx.DiGraph, got {type(dag).__name__}"
+            )
+        if adjacency.shape == (n, n):
+            adjacency = adjacency.expand(b, n, n)
+        if adjacency.shape != (b, n, n):
+            raise ValueError(
+                f"adjacency must have shape [{n}, {n}] or [{b}, {n}, {n}], got {list(adjacency.shape)}"
+            )
+        return adjacency
 
     def edge_probabilities(self) -> torch.Tensor:
         """Marginal ``P(edge i -> j)`` ``[B, N, N]`` (zero diagonal)."""

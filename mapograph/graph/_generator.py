@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import networkx as nx
 import torch
 from torch import nn
 
-from mapograph.graph._distribution import DAGDistribution
+from mapograph.graph._distribution import DAGDistribution, DAGSample
 from mapograph.graph._encoder import AgentAttentionEncoder
 
 
@@ -67,3 +68,28 @@ class DAGGenerator(nn.Module):
     def edge_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """Marginal ``P(edge i -> j)`` ``[B, N, N]``."""
         return self(features).edge_probabilities()
+
+    # Shortcuts that build the distribution and ask it one thing, so that
+    # ``generator.sample(features)`` reads like a torch.distributions call.
+    def sample(
+        self,
+        features: torch.Tensor,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+    ) -> DAGSample:
+        """Draw one DAG per copy (see :meth:`DAGDistribution.sample`)."""
+        return self(features, temperature).sample(generator)
+
+    def mode(self, features: torch.Tensor, threshold: float = 0.5) -> DAGSample:
+        """The most probable order with the edges above ``threshold`` (:meth:`DAGDistribution.mode`)."""
+        return self(features).mode(threshold)
+
+    def log_prob(
+        self, features: torch.Tensor, dag: DAGSample | torch.Tensor | nx.DiGraph
+    ) -> torch.Tensor:
+        """Log-probability ``[B]`` of ``dag`` (:meth:`DAGDistribution.log_prob`)."""
+        return self(features).log_prob(dag)
+
+    def entropy(self, features: torch.Tensor) -> torch.Tensor:
+        """Entropy ``[B]`` of the DAG distribution (:meth:`DAGDistribution.entropy`)."""
+        return self(features).entropy()
