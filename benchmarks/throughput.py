@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--iterations 5] [--vmas]
 
+Env alone: ``env.step`` with uniformly random available actions (no policy).
 Collect: ``rollout_length x num_envs`` env steps with the stacked actor.
 Update: one MAPPO iteration (critic + actor, 5 epochs) on that data,
 reported as env steps of data processed per second.
@@ -12,9 +13,27 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
 from _bench import command_line, print_table, single_thread
 
 import mapograph as mg
+
+
+def env_alone(env_id: str, num_envs: int, steps: int = 200, **env_kwargs) -> float:
+    """Env steps per second of ``env.step`` alone, random available actions."""
+    env = mg.envs.make(env_id, num_envs=num_envs, seed=0, **env_kwargs)
+    gen = torch.Generator().manual_seed(0)
+    ts = env.reset()
+    n_actions = env.spec.n_actions
+    elapsed = 0.0
+    for _ in range(steps):
+        weights = ts.avail_actions.reshape(-1, n_actions).float()
+        actions = torch.multinomial(weights, 1, generator=gen).reshape(num_envs, -1)
+        start = time.perf_counter()
+        ts = env.step(actions)
+        elapsed += time.perf_counter() - start
+    env.close()
+    return steps * num_envs / elapsed
 
 
 def measure(env_id: str, iterations: int, num_envs: int, **env_kwargs) -> tuple[float, float, int]:
@@ -54,11 +73,13 @@ def main() -> None:
     rows = []
     for env_id, kwargs in tasks:
         collect_sps, update_sps, n = measure(env_id, args.iterations, args.num_envs, **kwargs)
+        alone_sps = env_alone(env_id, args.num_envs, **kwargs)
         rows.append(
             [
                 env_id,
                 n,
                 args.num_envs,
+                round(alone_sps * n),
                 round(collect_sps),
                 round(collect_sps * n),
                 round(update_sps),
@@ -70,6 +91,7 @@ def main() -> None:
             "env",
             "agents",
             "copies",
+            "env alone agent-steps/s",
             "collect env-steps/s",
             "collect agent-steps/s",
             "update env-steps/s",

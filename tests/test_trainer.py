@@ -124,3 +124,29 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
 def test_wrong_env_object_is_rejected():
     with pytest.raises(ValueError, match="MultiAgentEnv"):
         mg.Trainer(object(), small_cfg())
+
+
+class WinFlagGame(MatrixGameEnv):
+    """A one-step matrix game that reports ``info["won"]`` = 1 exactly when the reward is 1."""
+
+    def step(self, actions: torch.Tensor) -> mg.envs.TimeStep:
+        ts = super().step(actions)
+        ts.info["won"] = (ts.reward == 1.0).float()
+        return ts
+
+
+def test_win_rate_is_tracked_where_the_env_reports_wins():
+    payoff = torch.zeros(2, 2)
+    payoff[1, 1] = 1.0  # reward 1 (a win) only when both agents play action 1
+    trainer = mg.Trainer(WinFlagGame(payoff, num_envs=8), small_cfg(total_steps=8 * 16 * 2))
+    trainer.train()
+    for row in trainer.history:  # every episode's reward is its win flag
+        assert row["win_rate"] == pytest.approx(row["return_mean"])
+    for deterministic in (True, False):
+        result = trainer.evaluate(episodes=40, deterministic=deterministic)
+        assert 0.0 <= result["win_rate"] <= 1.0
+        assert result["win_rate"] == pytest.approx(result["return_mean"])
+    plain = mg.Trainer(make_env(), small_cfg(total_steps=8 * 16))
+    plain.train()
+    assert math.isnan(plain.history[-1]["win_rate"])
+    assert "win_rate" not in plain.evaluate(episodes=8)

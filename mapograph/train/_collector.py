@@ -28,6 +28,7 @@ class Collector:
         self.timestep: TimeStep | None = None
         self.running_return = torch.zeros(env.num_envs, device=self.device)
         self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
+        self.last_wins: list[float] = []  # win flags of the episodes of the last collect
 
     def reset(self) -> TimeStep:
         """Reset every copy and the running episode statistics."""
@@ -41,7 +42,9 @@ class Collector:
 
         Returns:
             ``(rollout, returns, lengths)`` where ``returns``/``lengths`` list the
-            episodes that ended during these steps.
+            episodes that ended during these steps. Where the env reports
+            ``TimeStep.info["won"]`` (battle and football envs), the win flags of
+            those episodes are left in :attr:`last_wins`.
         """
         ts = self.timestep if self.timestep is not None else self.reset()
         obs, state, avail, actions, log_probs, ind_log_probs, rewards, dones = (
@@ -49,6 +52,7 @@ class Collector:
         )
         finished_returns: list[torch.Tensor] = []
         finished_lengths: list[torch.Tensor] = []
+        finished_wins: list[torch.Tensor] = []
         for _ in range(horizon):
             act, logp, ind_logp = policy(ts)
             obs.append(ts.obs)
@@ -68,6 +72,9 @@ class Collector:
             if bool(done.any()):
                 finished_returns.append(self.running_return[done].clone())
                 finished_lengths.append(self.running_length[done].clone())
+                wins = episode_wins(ts, done)
+                if wins is not None:
+                    finished_wins.append(wins)
                 self.running_return[done] = 0.0
                 self.running_length[done] = 0
         self.timestep = ts
@@ -84,6 +91,7 @@ class Collector:
         )
         returns = torch.cat(finished_returns).tolist() if finished_returns else []
         lengths = torch.cat(finished_lengths).tolist() if finished_lengths else []
+        self.last_wins = torch.cat(finished_wins).tolist() if finished_wins else []
         return rollout, returns, lengths
 
     def state_dict(self) -> dict:
@@ -108,3 +116,15 @@ class Collector:
         self.running_return.copy_(state["running_return"])
         self.running_length.copy_(state["running_length"])
         self.timestep = None if state["timestep"] is None else TimeStep(**state["timestep"])
+
+
+def episode_wins(ts: TimeStep, done: torch.Tensor) -> torch.Tensor | None:
+    """Win flags (1.0 / 0.0) of the copies whose episode just ended, if the env reports them.
+
+    Envs report ``TimeStep.info["won"]`` as ``[E]`` floats, NaN on copies still running.
+    """
+    won = ts.info.get("won") if ts.info else None
+    if won is None:
+        return None
+    won = torch.as_tensor(won, dtype=torch.float32).reshape(-1)[done.cpu()]
+    return won[~torch.isnan(won)]

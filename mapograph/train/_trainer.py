@@ -35,7 +35,7 @@ from mapograph.algos._schedule import a2po_scores, preset_batches
 from mapograph.envs import TimeStep, check_actions
 from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
-from mapograph.train._collector import Collector
+from mapograph.train._collector import Collector, episode_wins
 from mapograph.train._config import TrainConfig
 from mapograph.train._logging import RunLogger
 
@@ -325,6 +325,7 @@ class Trainer:
             if len(returns) > 1
             else 0.0,
             "episodes": len(returns),
+            "win_rate": finite_mean(self.collector.last_wins),
             "episode_length": float(sum(lengths) / len(lengths)) if lengths else float("nan"),
             "reward_per_step": float(rollout.rewards.mean()),
             "collect_s": collect_s,
@@ -376,6 +377,9 @@ class Trainer:
     ) -> dict[str, float]:
         """Mean and std of the return of ``episodes`` full episodes.
 
+        Returns ``return_mean``, ``return_std``, ``episodes`` and, where the env
+        reports ``TimeStep.info["won"]`` (SMAX, SMACv2, football), ``win_rate``.
+
         Runs on ``env`` when given, else on the training env, which is then reset
         before the next collection (evaluation never mixes with training episodes).
         """
@@ -385,6 +389,7 @@ class Trainer:
         ts = target.reset()
         running = torch.zeros(target.num_envs)
         returns: list[float] = []
+        wins: list[float] = []
         limit = (episodes // target.num_envs + 2) * target.spec.episode_limit * 4
         for _ in range(limit):
             actions = self.act(ts, deterministic, policy)
@@ -393,6 +398,9 @@ class Trainer:
             done = ts.done.cpu().bool()
             if done.any():
                 returns.extend(running[done].tolist())
+                won = episode_wins(ts, done)
+                if won is not None:
+                    wins.extend(won.tolist())
                 running[done] = 0.0
                 if len(returns) >= episodes:
                     break
@@ -401,11 +409,14 @@ class Trainer:
         if not returns:
             raise MapographError("evaluation finished no episode: does the env ever set done?")
         values = torch.tensor(returns[:episodes])
-        return {
+        result = {
             "return_mean": float(values.mean()),
             "return_std": float(values.std(unbiased=False)),
             "episodes": int(values.numel()),
         }
+        if wins:
+            result["win_rate"] = finite_mean(wins[:episodes])
+        return result
 
     def interdependence(self) -> nx.DiGraph:
         """The learned interdependence graph: edges ``i -> j`` with ``weight`` = P(edge).
