@@ -2,6 +2,7 @@
 
     python benchmarks/returns.py [--tasks coordination:chain-6 coordination:random-10]
         [--seeds 5] [--steps 150000] [--out benchmarks/results/returns]
+        [--env-kwargs trap=0.5 n_actions=3]
 
 Every algorithm gets the same env steps and seeds. "final" is the mean
 ``evaluate()`` return (greedy, 64 episodes) of the policy that acts at execution
@@ -17,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+import yaml
 from _bench import command_line, mean_ci95, print_table
 
 import mapograph as mg
@@ -38,8 +40,19 @@ def skeleton_auc(learned, true_dag) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def run(task: str, algo: str, seed: int, steps: int, out: Path) -> dict:
-    env = mg.envs.make(task, num_envs=16, seed=seed)
+def parse_env_kwargs(pairs: list[str]) -> dict:
+    """``["trap=0.5", "n_actions=3"]`` -> ``{"trap": 0.5, "n_actions": 3}`` (YAML scalars)."""
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env-kwargs takes key=value pairs, got {pair!r}")
+        kwargs[key] = yaml.safe_load(value)
+    return kwargs
+
+
+def run(task: str, algo: str, seed: int, steps: int, out: Path, env_kwargs: dict) -> dict:
+    env = mg.envs.make(task, num_envs=16, seed=seed, **env_kwargs)
     cfg = mg.TrainConfig(algo=algo, total_steps=steps, seed=seed, progress=False, tensorboard=False)
     trainer = mg.Trainer(env, cfg)
     start = time.perf_counter()
@@ -51,6 +64,7 @@ def run(task: str, algo: str, seed: int, steps: int, out: Path) -> dict:
         "task": task,
         "algo": algo,
         "seed": seed,
+        "env_kwargs": env_kwargs,
         "final": evaluation["return_mean"] / limit,
         "train_curve": [(h["step"], h["return_mean"] / limit) for h in result.history],
         "wall_s": wall,
@@ -59,7 +73,8 @@ def run(task: str, algo: str, seed: int, steps: int, out: Path) -> dict:
         record["skeleton_auc"] = skeleton_auc(trainer.interdependence(), env.interdependence())
         record["last_batches"] = result.history[-1]["batches"]
     env.close()
-    (out / f"{task.replace(':', '_')}_{algo}_{seed}.json").write_text(json.dumps(record))
+    tag = "".join(f"_{k}{v}" for k, v in sorted(env_kwargs.items()))
+    (out / f"{task.replace(':', '_')}{tag}_{algo}_{seed}.json").write_text(json.dumps(record))
     return record
 
 
@@ -72,14 +87,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=150_000)
     parser.add_argument("--out", default="benchmarks/results/returns")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], help="key=value passed to make()")
     args = parser.parse_args()
+    env_kwargs = parse_env_kwargs(args.env_kwargs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for task in args.tasks:
         for seed in range(args.seeds):
             for algo in args.algos:
-                rec = run(task, algo, seed, args.steps, out)
+                rec = run(task, algo, seed, args.steps, out, env_kwargs)
                 records.append(rec)
                 print(
                     f"  {task} {algo} seed {seed}: final {rec['final']:.3f} ({rec['wall_s']:.0f}s)",
@@ -117,7 +134,8 @@ def main() -> None:
                     }
                     for i in range(length)
                 ]
-            plot_learning_curves(histories, path=out / f"{task.replace(':', '_')}.png")
+            tag = "".join(f"_{k}{v}" for k, v in sorted(env_kwargs.items()))
+            plot_learning_curves(histories, path=out / f"{task.replace(':', '_')}{tag}.png")
     except ImportError:
         pass
 
