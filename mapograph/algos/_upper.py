@@ -20,8 +20,14 @@ Edge prior from interactions: one DAG sample per iteration is little signal
 for which pairs of agents depend on each other, so the same steps also fit the
 *skeleton* probabilities ``q_ij = p(i->j) + p(j->i)`` to ``sigmoid(2 z_ij)``
 (binary cross-entropy, weight ``interaction_coef``), where ``z_ij`` is the
-standardized running mean of the pairwise action interaction in the advantage
-(:func:`~mapograph.algos._interaction.action_interaction`). The PPO reward then
+standardized *cumulative* mean over all iterations of the pairwise action
+interaction in the advantage
+(:func:`~mapograph.algos._interaction.action_interaction`). Cumulative, not a
+moving average: the skeleton is a property of the reward, and the statistic is
+informative while the agents still explore (actions nearly independent) but
+not once policies have become deterministic functions of shared signals (the
+actions of all agents are then correlated); those late iterations also have
+small advantages, so they weigh little in the mean. The PPO reward then
 decides the direction (the priority order) and which edges pay off.
 """
 
@@ -175,7 +181,7 @@ class DAGUpperLayer:
         target = None
         if interaction is not None and self.interaction_coef > 0:
             self.interaction_updates += 1
-            rate = max(0.1, 1.0 / self.interaction_updates)
+            rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
             self.interaction = (1 - rate) * self.interaction + rate * interaction.detach().cpu()
             target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
         upper = torch.triu(torch.ones(self.n_agents, self.n_agents, dtype=torch.bool), diagonal=1)
