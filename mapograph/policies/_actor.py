@@ -109,7 +109,8 @@ def sample_categorical(
         actions = log_p.argmax(dim=-1)
     else:
         # Gumbel-max with an explicit generator: exact categorical sampling.
-        u = torch.rand(log_p.shape, generator=generator, device=log_p.device)
-        gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
-        actions = (log_p + gumbel).argmax(dim=-1)
+        # -log(E) with E ~ Exponential(1) is a standard Gumbel variable; the clamp
+        # keeps E = 0 (probability ~2^-24) from giving +inf to a masked action.
+        exp = torch.empty_like(log_p).exponential_(generator=generator).clamp_min_(1e-20)
+        actions = (log_p - exp.log_()).argmax(dim=-1)
     return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)

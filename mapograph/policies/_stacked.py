@@ -71,16 +71,24 @@ class StackedLinear(nn.Module):
         Returns:
             ``[..., N or len(agents), out]``.
         """
-        weight = self.weight if agents is None else self.weight[agents]
-        bias = self.bias if (self.bias is None or agents is None) else self.bias[agents]
         lead = x.shape[:-2]
         n = x.shape[-2]
         flat = x.reshape(-1, n, self.in_features).transpose(0, 1)  # [n, B, in]
-        if bias is None:
-            out = torch.bmm(flat, weight)
-        else:
-            out = torch.baddbmm(bias.unsqueeze(1), flat, weight)  # [n, B, out]
+        out = self.forward_agent_major(flat, agents)
         return out.transpose(0, 1).reshape(*lead, n, self.out_features)
+
+    def forward_agent_major(
+        self, x: torch.Tensor, agents: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The same layers on agent-major inputs ``[n, B, in] -> [n, B, out]``.
+
+        Stacks of layers keep this layout between layers (one transpose at each end).
+        """
+        weight = self.weight if agents is None else self.weight[agents]
+        if self.bias is None:
+            return torch.bmm(x, weight)
+        bias = self.bias if agents is None else self.bias[agents]
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
 
     def extra_repr(self) -> str:
         return (
@@ -121,9 +129,13 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' networks)."""
+        lead = x.shape[:-2]
+        n = x.shape[-2]
+        h = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # agent-major [n, B, in]
         for layer in self.hidden_layers:
-            x = self.activation(layer(x, agents))
-        return self.out_layer(x, agents)
+            h = self.activation(layer.forward_agent_major(h, agents))
+        h = self.out_layer.forward_agent_major(h, agents)
+        return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])
 
 
 class SharedMLP(nn.Module):
