@@ -20,7 +20,7 @@ def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Ten
     """Set the logits of unavailable actions to a large negative value (probability 0)."""
     if avail is None:
         return logits
-    return logits.masked_fill(~avail, MASKED_LOGIT)
+    return torch.where(avail, logits, MASKED_LOGIT)
 
 
 class Actor(nn.Module):
