@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
 T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
 
@@ -67,3 +68,21 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
 def single_thread() -> None:
     """Pin torch to one thread so timings compare like with like."""
     torch.set_num_threads(1)
+
+
+def per_agent_networks(actor) -> list[nn.Sequential]:
+    """Copy a stacked actor's weights into N separate MLPs."""
+    nets = []
+    layers = [*actor.net.hidden_layers, actor.net.out_layer]
+    for agent in range(actor.n_agents):
+        modules: list[nn.Module] = []
+        for i, layer in enumerate(layers):
+            linear = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                linear.weight.copy_(layer.weight[agent].t())
+                linear.bias.copy_(layer.bias[agent])
+            modules.append(linear)
+            if i < len(layers) - 1:
+                modules.append(nn.Tanh())
+        nets.append(nn.Sequential(*modules))
+    return nets

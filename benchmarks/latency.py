@@ -14,28 +14,15 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _bench import command_line, interleaved_median_times, print_table, single_thread
-from torch import nn
+from _bench import (
+    command_line,
+    interleaved_median_times,
+    per_agent_networks,
+    print_table,
+    single_thread,
+)
 
 import mapograph as mg
-
-
-def per_agent_networks(actor) -> list[nn.Sequential]:
-    """Copy a stacked actor's weights into N separate MLPs."""
-    nets = []
-    layers = [*actor.net.hidden_layers, actor.net.out_layer]
-    for agent in range(actor.n_agents):
-        modules: list[nn.Module] = []
-        for i, layer in enumerate(layers):
-            linear = nn.Linear(layer.in_features, layer.out_features)
-            with torch.no_grad():
-                linear.weight.copy_(layer.weight[agent].t())
-                linear.bias.copy_(layer.bias[agent])
-            modules.append(linear)
-            if i < len(layers) - 1:
-                modules.append(nn.Tanh())
-        nets.append(nn.Sequential(*modules))
-    return nets
 
 
 def main() -> None:
