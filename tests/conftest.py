@@ -9,6 +9,9 @@ import torch
 
 from mapograph.envs import EnvSpec, MultiAgentEnv, TimeStep
 
+# Tiny models: one intra-op thread is faster and keeps timings stable on shared cores.
+torch.set_num_threads(1)
+
 
 class MatrixGameEnv(MultiAgentEnv):
     """A one-step cooperative matrix game: the team reward is ``payoff[a_1, ..., a_N]``.

@@ -36,7 +36,9 @@ def test_small_sqlite_study_prunes_a_bad_trial_and_exports_a_config(tmp_path):
         storage=storage,
         study_name=name,
         direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        # judged from 3000 env steps on: by then the good trials solve chain-4 (return 10)
+        # while the tiny learning rate stays near a random policy's (about 6)
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3000),
     )
     for _ in range(2):
         study.enqueue_trial({"partition": "generations", "lr": 3e-3})
@@ -47,16 +49,17 @@ def test_small_sqlite_study_prunes_a_bad_trial_and_exports_a_config(tmp_path):
         storage=f"sqlite:///{tmp_path / 'study.db'}",
         study_name=name,
         pruner=study.pruner,
-        steps=8 * 16 * 12,
-        base_config=mg.TrainConfig(**BASE),
+        steps=16 * 32 * 20,
+        base_config=mg.TrainConfig(num_envs=16, rollout_length=32),
         space=fixed_space,
         out_dir=tmp_path,
-        report_every=2,
-        eval_episodes=8,
+        report_every=4,
+        eval_episodes=16,
     )
     states = [t.state for t in study.trials]
     assert states[:2] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert states[2] == TrialState.PRUNED
+    assert max(study.trials[2].intermediate_values) < 16 * 32 * 20  # stopped early
     assert (tmp_path / "study.db").exists()
     best = mg.TrainConfig.from_yaml(tmp_path / "best.yaml")
     assert best.lr == pytest.approx(3e-3) and best.algo == "b2mapo"
