@@ -42,9 +42,9 @@ def adapter_speed(env_id: str, num_envs: int, steps: int, seed: int) -> float:
         gen = torch.Generator().manual_seed(seed)
         n_actions = env.spec.n_actions
         ts = env.reset()
-        env.step(
-            torch.multinomial(ts.avail_actions.reshape(-1, n_actions).float(), 1).view(num_envs, -1)
-        )
+        for _ in range(3):  # warm-up: SMAX compiles its jitted step on the first calls
+            weights = ts.avail_actions.reshape(-1, n_actions).float()
+            ts = env.step(torch.multinomial(weights, 1, generator=gen).view(num_envs, -1))
         start = time.perf_counter()
         for _ in range(steps):
             weights = ts.avail_actions.reshape(-1, n_actions).float()
