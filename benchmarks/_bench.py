@@ -86,3 +86,25 @@ def per_agent_networks(actor) -> list[nn.Sequential]:
                 modules.append(nn.Tanh())
         nets.append(nn.Sequential(*modules))
     return nets
+
+
+def train_quietly(env, **config):
+    """Train a fresh ``Trainer`` on ``env`` without progress bar or TensorBoard.
+
+    ``config`` holds :class:`mapograph.TrainConfig` fields. Returns
+    ``(trainer, result, wall_seconds)``.
+    """
+    import mapograph as mg
+
+    cfg = mg.TrainConfig(**config, progress=False, tensorboard=False)
+    trainer = mg.Trainer(env, cfg)
+    start = time.perf_counter()
+    result = trainer.train()
+    return trainer, result, time.perf_counter() - start
+
+
+def random_actions(ts, generator: torch.Generator) -> torch.Tensor:
+    """Uniformly random available actions ``[E, N]`` for a time step."""
+    avail = ts.avail_actions
+    weights = avail.reshape(-1, avail.shape[-1]).float()
+    return torch.multinomial(weights, 1, generator=generator).view(avail.shape[:-1])

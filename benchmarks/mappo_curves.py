@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from _bench import command_line, print_table, single_thread
+from _bench import command_line, print_table, random_actions, single_thread, train_quietly
 
 import mapograph as mg
 
@@ -28,13 +27,11 @@ def random_policy_return(env_id: str, episodes: int, num_envs: int, seed: int) -
     env = mg.envs.make(env_id, num_envs=num_envs, seed=seed)
     try:
         gen = torch.Generator().manual_seed(seed)
-        n_actions = env.spec.n_actions
         ts = env.reset()
         running = torch.zeros(num_envs)
         returns: list[float] = []
         while len(returns) < episodes:
-            weights = ts.avail_actions.reshape(-1, n_actions).float()
-            actions = torch.multinomial(weights, 1, generator=gen).view(num_envs, -1)
+            actions = random_actions(ts, gen)
             ts = env.step(actions)
             running += ts.reward.float()
             done = ts.done.bool()
@@ -70,18 +67,9 @@ def main() -> None:
         optimum = None
         if hasattr(env, "optimal_return"):
             optimum = float(env.optimal_return()) * env.spec.episode_limit
-        cfg = mg.TrainConfig(
-            algo="mappo",
-            total_steps=args.steps,
-            seed=args.seed,
-            num_envs=args.num_envs,
-            progress=False,
-            tensorboard=False,
+        trainer, result, wall = train_quietly(
+            env, algo="mappo", total_steps=args.steps, seed=args.seed, num_envs=args.num_envs
         )
-        trainer = mg.Trainer(env, cfg)
-        start = time.perf_counter()
-        result = trainer.train()
-        wall = time.perf_counter() - start
         final = trainer.evaluate(64)["return_mean"]
         env.close()
         reference = {"random policy": random_return}

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench import command_line, print_table
+from _bench import command_line, print_table, random_actions, train_quietly
 
 import mapograph as mg
 
@@ -40,15 +40,12 @@ def adapter_speed(env_id: str, num_envs: int, steps: int, seed: int) -> float:
     env = mg.envs.make(env_id, num_envs=num_envs, seed=seed)
     try:
         gen = torch.Generator().manual_seed(seed)
-        n_actions = env.spec.n_actions
         ts = env.reset()
         for _ in range(3):  # warm-up: SMAX compiles its jitted step on the first calls
-            weights = ts.avail_actions.reshape(-1, n_actions).float()
-            ts = env.step(torch.multinomial(weights, 1, generator=gen).view(num_envs, -1))
+            ts = env.step(random_actions(ts, gen))
         start = time.perf_counter()
         for _ in range(steps):
-            weights = ts.avail_actions.reshape(-1, n_actions).float()
-            actions = torch.multinomial(weights, 1, generator=gen).view(num_envs, -1)
+            actions = random_actions(ts, gen)
             ts = env.step(actions)
         return steps * num_envs / (time.perf_counter() - start)
     finally:
@@ -58,19 +55,14 @@ def adapter_speed(env_id: str, num_envs: int, steps: int, seed: int) -> float:
 def train(env_id: str, algo: str, args: argparse.Namespace) -> dict:
     env = mg.envs.make(env_id, num_envs=args.num_envs, seed=args.seed)
     try:
-        cfg = mg.TrainConfig(
+        trainer, result, wall = train_quietly(
+            env,
             algo=algo,
             total_steps=args.steps,
             seed=args.seed,
             num_envs=args.num_envs,
             rollout_length=args.rollout_length,
-            progress=False,
-            tensorboard=False,
         )
-        trainer = mg.Trainer(env, cfg)
-        start = time.perf_counter()
-        result = trainer.train()
-        wall = time.perf_counter() - start
         evaluation = trainer.evaluate(args.eval_episodes)
     finally:
         env.close()

@@ -14,7 +14,7 @@ import argparse
 import time
 
 import torch
-from _bench import command_line, print_table, single_thread
+from _bench import command_line, print_table, random_actions, single_thread
 
 import mapograph as mg
 
@@ -24,11 +24,9 @@ def env_alone(env_id: str, num_envs: int, steps: int = 200, **env_kwargs) -> flo
     env = mg.envs.make(env_id, num_envs=num_envs, seed=0, **env_kwargs)
     gen = torch.Generator().manual_seed(0)
     ts = env.reset()
-    n_actions = env.spec.n_actions
     elapsed = 0.0
     for _ in range(steps):
-        weights = ts.avail_actions.reshape(-1, n_actions).float()
-        actions = torch.multinomial(weights, 1, generator=gen).reshape(num_envs, -1)
+        actions = random_actions(ts, gen)
         start = time.perf_counter()
         ts = env.step(actions)
         elapsed += time.perf_counter() - start
