@@ -196,3 +196,20 @@ def test_share_params_with_several_batches_is_rejected(three_agent_game):
 def test_unknown_algorithm_lists_known_ones():
     with pytest.raises(ValueError, match="mappo"):
         mg.TrainConfig(algo="nope")
+
+
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        {"algo": "happo", "fixed_order": [0, 1]},  # agent 2 would never be updated
+        {"algo": "happo", "fixed_order": [0, 1, 1]},
+        {"algo": "mappo", "fixed_partition": [[0, 1]]},
+        {"algo": "mappo", "fixed_partition": [[0, 1], [1, 2]]},
+        {"algo": "mappo", "fixed_partition": [[0], [1, 2, 3]]},
+    ],
+)
+def test_fixed_batches_that_do_not_fit_the_env_are_rejected_at_construction(
+    fixed, three_agent_game
+):
+    with pytest.raises(ValueError, match=r"(every agent|the 3 agents) 0\.\.2"):
+        mg.Trainer(three_agent_game, mg.TrainConfig(progress=False, **fixed))

@@ -50,6 +50,11 @@ def preset_batches(
             if fixed_order is None:
                 raise ValueError("order='fixed' needs fixed_order")
             order = [int(a) for a in fixed_order]
+            if sorted(order) != list(range(n_agents)):
+                raise ValueError(
+                    f"fixed_order must be a permutation of the {n_agents} agents 0..{n_agents - 1}, "
+                    f"got {order}"
+                )
         else:
             order = list(range(n_agents))
         return P.agent_by_agent(order)
