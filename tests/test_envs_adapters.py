@@ -61,6 +61,21 @@ def test_vmas_protocol_and_auto_reset():
     assert run_protocol(env, 9) == 6
 
 
+@pytest.mark.parametrize("scenario", ["balance", "transport", "wheel", "navigation"])
+def test_vmas_scenarios_follow_the_protocol(scenario):
+    pytest.importorskip("vmas")
+    env = mg.envs.make(f"vmas:{scenario}", num_envs=2, seed=0, episode_limit=3)
+    assert run_protocol(env, 4) == 2  # wheel gives per-agent rewards as [E, 1]: still [E]
+
+
+def test_arguments_a_family_does_not_take_are_named():
+    with pytest.raises(ValueError, match="coordination:chain-4.*colour"):
+        mg.envs.make("coordination:chain-4", colour="red")
+    pytest.importorskip("mpe2")
+    with pytest.raises(ValueError, match="colour"):
+        mg.envs.make("mpe:simple_spread_v3", colour="red")
+
+
 def test_vmas_trains_with_b2mapo():
     pytest.importorskip("vmas")
     env = mg.envs.make("vmas:balance", num_envs=4, seed=0, episode_limit=8)

@@ -97,4 +97,12 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
     factory = _resolve(family)
     if task is not None:
         kwargs["task"] = task
-    return factory(num_envs=num_envs, seed=seed, **kwargs)
+    try:
+        return factory(num_envs=num_envs, seed=seed, **kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        given = ", ".join(sorted(k for k in kwargs if k != "task")) or "none"
+        raise ValueError(
+            f"env {env_id!r} got an argument it does not take ({given}): {exc}"
+        ) from None

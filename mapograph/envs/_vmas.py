@@ -102,8 +102,9 @@ class VmasEnv(MultiAgentEnv):
         """Step all copies in one VMAS call, reset the finished ones."""
         actions = self.check_actions(actions)
         obs, rewards, dones, _ = self.env.step(list(actions.unbind(1)))
-        reward = torch.stack(list(rewards), 1).float().mean(1)
-        done = dones.bool()
+        # some scenarios (e.g. wheel) give each agent's reward as [E, 1]
+        reward = torch.stack([r.reshape(self.num_envs) for r in rewards], 1).float().mean(1)
+        done = dones.reshape(self.num_envs).bool()
         truncated = done & (self.env.steps >= self.spec.episode_limit)
         if bool(done.all()):
             obs = self.env.reset()
