@@ -50,6 +50,29 @@ def _make_env(env_id: str, num_envs: int, seed: int, env_kwargs: dict):
     return make(env_id, num_envs=num_envs, seed=seed, **env_kwargs)
 
 
+def _progress_lines(total_steps: int, every: float = 0.1) -> Callable[[dict], None] | None:
+    """Plain progress lines at every 10% of the steps when stdout is not a terminal.
+
+    On a terminal the progress bar shows progress; in a log or a pipe a bar would be
+    noise, so a few plain lines say how far the run is instead.
+    """
+    if sys.stdout.isatty():
+        return None
+    state = {"next": 0.0}
+
+    def report(row: dict) -> None:
+        fraction = row["step"] / total_steps
+        if fraction + 1e-9 >= state["next"]:
+            state["next"] = fraction + every
+            print(
+                f"step {row['step']:>9}/{total_steps}  return {row['return_mean']:.3f}  "
+                f"env-steps/s {row['env_steps_per_s']:.0f}  batches {len(row['batches'])}",
+                flush=True,
+            )
+
+    return report
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``mapograph train``: train and write progress.csv, checkpoint.pt and summary.json."""
     from mapograph.train import TrainConfig, Trainer
@@ -73,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.to_yaml(out / "config.yaml")
         print(f"training {cfg.algo} on {args.env} for {cfg.total_steps} steps -> {out}", flush=True)
         trainer = Trainer(env, cfg, out_dir=out)
-        result = trainer.train()
+        result = trainer.train(_progress_lines(cfg.total_steps))
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
@@ -130,7 +153,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer.load(run_dir, env, **overrides)
         print(f"resuming at step {trainer.env_steps} of {trainer.cfg.total_steps}", flush=True)
-        result = trainer.train()
+        result = trainer.train(_progress_lines(trainer.cfg.total_steps))
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()

@@ -47,6 +47,9 @@ def test_train_eval_resume_graph(tmp_path, capsys):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 1024 and "eval" in summary
+    # not a terminal: plain progress lines instead of a bar (2 iterations of 512 steps)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == ["512/1024", "1024/1024"]
     assert run_cli("eval", str(out), "--episodes", "4") == 0
     assert "return_mean" in capsys.readouterr().out
     assert run_cli("resume", str(out), "--steps", "2048", "--eval-episodes", "0") == 0

@@ -43,6 +43,14 @@ def test_history_has_documented_fields_and_steps_advance(tmp_path):
     assert (tmp_path / "checkpoint.pt").exists()
 
 
+def test_train_calls_back_with_every_logged_row():
+    seen = []
+    trainer = mg.Trainer(make_env(), small_cfg(total_steps=8 * 16 * 3))
+    result = trainer.train(callback=seen.append)
+    assert [row["step"] for row in seen] == [128, 256, 384]
+    assert seen == result.history
+
+
 def test_act_and_evaluate_shapes():
     env = make_env()
     trainer = mg.Trainer(env, small_cfg())

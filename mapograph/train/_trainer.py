@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +237,13 @@ class Trainer:
         return torch.log_softmax(logits, -1).gather(-1, rollout.actions.unsqueeze(-1)).squeeze(-1)
 
     # ------------------------------------------------------------------ train
-    def train(self) -> TrainResult:
-        """Train until ``cfg.total_steps`` env steps (continues a loaded run)."""
+    def train(self, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train until ``cfg.total_steps`` env steps (continues a loaded run).
+
+        Args:
+            callback: called with each iteration's history row after it is logged
+                (and before the checkpoint of that iteration is written).
+        """
         start = time.perf_counter()
         logger = RunLogger(
             self.out_dir,
@@ -250,6 +256,8 @@ class Trainer:
             while self.env_steps < self.cfg.total_steps:
                 row = self.train_iteration()
                 logger.log(row)
+                if callback is not None:
+                    callback(row)
                 if self.out_dir is not None and self.iteration % self.cfg.checkpoint_every == 0:
                     self.save(self.out_dir / CHECKPOINT_NAME)
             if self.out_dir is not None:
