@@ -2,7 +2,7 @@
 
     python benchmarks/returns.py [--tasks coordination:chain-6 coordination:random-10]
         [--seeds 5] [--steps 150000] [--out benchmarks/results/returns]
-        [--env-kwargs trap=0.5 n_actions=3]
+        [--env-kwargs trap=0.5 n_actions=3] [--config condition_on_parents=false]
 
 Every algorithm gets the same env steps and seeds. "final" is the mean
 ``evaluate()`` return (greedy, 64 episodes) of the policy that acts at execution
@@ -40,20 +40,24 @@ def skeleton_auc(learned, true_dag) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def parse_env_kwargs(pairs: list[str]) -> dict:
+def parse_pairs(pairs: list[str]) -> dict:
     """``["trap=0.5", "n_actions=3"]`` -> ``{"trap": 0.5, "n_actions": 3}`` (YAML scalars)."""
     kwargs = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--env-kwargs takes key=value pairs, got {pair!r}")
+            raise SystemExit(f"expected key=value pairs, got {pair!r}")
         kwargs[key] = yaml.safe_load(value)
     return kwargs
 
 
-def run(task: str, algo: str, seed: int, steps: int, out: Path, env_kwargs: dict) -> dict:
+def run(
+    task: str, algo: str, seed: int, steps: int, out: Path, env_kwargs: dict, config: dict
+) -> dict:
     env = mg.envs.make(task, num_envs=16, seed=seed, **env_kwargs)
-    cfg = mg.TrainConfig(algo=algo, total_steps=steps, seed=seed, progress=False, tensorboard=False)
+    cfg = mg.TrainConfig(
+        algo=algo, total_steps=steps, seed=seed, progress=False, tensorboard=False, **config
+    )
     trainer = mg.Trainer(env, cfg)
     start = time.perf_counter()
     result = trainer.train()
@@ -65,6 +69,7 @@ def run(task: str, algo: str, seed: int, steps: int, out: Path, env_kwargs: dict
         "algo": algo,
         "seed": seed,
         "env_kwargs": env_kwargs,
+        "config": config,
         "final": evaluation["return_mean"] / limit,
         "train_curve": [(h["step"], h["return_mean"] / limit) for h in result.history],
         "wall_s": wall,
@@ -73,7 +78,7 @@ def run(task: str, algo: str, seed: int, steps: int, out: Path, env_kwargs: dict
         record["skeleton_auc"] = skeleton_auc(trainer.interdependence(), env.interdependence())
         record["last_batches"] = result.history[-1]["batches"]
     env.close()
-    tag = "".join(f"_{k}{v}" for k, v in sorted(env_kwargs.items()))
+    tag = "".join(f"_{k}{v}" for k, v in sorted({**env_kwargs, **config}.items()))
     (out / f"{task.replace(':', '_')}{tag}_{algo}_{seed}.json").write_text(json.dumps(record))
     return record
 
@@ -88,15 +93,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150_000)
     parser.add_argument("--out", default="benchmarks/results/returns")
     parser.add_argument("--env-kwargs", nargs="*", default=[], help="key=value passed to make()")
+    parser.add_argument(
+        "--config", nargs="*", default=[], help="key=value TrainConfig fields for every algorithm"
+    )
     args = parser.parse_args()
-    env_kwargs = parse_env_kwargs(args.env_kwargs)
+    env_kwargs = parse_pairs(args.env_kwargs)
+    config = parse_pairs(args.config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for task in args.tasks:
         for seed in range(args.seeds):
             for algo in args.algos:
-                rec = run(task, algo, seed, args.steps, out, env_kwargs)
+                rec = run(task, algo, seed, args.steps, out, env_kwargs, config)
                 records.append(rec)
                 print(
                     f"  {task} {algo} seed {seed}: final {rec['final']:.3f} ({rec['wall_s']:.0f}s)",
@@ -134,7 +143,7 @@ def main() -> None:
                     }
                     for i in range(length)
                 ]
-            tag = "".join(f"_{k}{v}" for k, v in sorted(env_kwargs.items()))
+            tag = "".join(f"_{k}{v}" for k, v in sorted({**env_kwargs, **config}.items()))
             plot_learning_curves(histories, path=out / f"{task.replace(':', '_')}{tag}.png")
     except ImportError:
         pass
