@@ -17,7 +17,10 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
 
     ``partition`` (generations | bounded | k_batches), ``max_batch_size`` (bounded),
     ``k`` (k_batches), ``edge_threshold``, ``dag_temperature``, ``generator_lr``,
-    ``generator_entropy_coef``, ``distill_every``, ``kl_coef``.
+    ``generator_entropy_coef``, ``distill_every``, ``kl_coef``, and
+    ``condition_on_parents`` (whether ``pi_seq`` reads its DAG parents' actions:
+    on tasks with a constant-action collapse, conditioning can lock it in; see
+    the benchmarks page).
     """
     params: dict[str, Any] = {"algo": "b2mapo"}
     params["partition"] = trial.suggest_categorical(
@@ -35,6 +38,9 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
     )
     params["distill_every"] = trial.suggest_int("distill_every", 1, 10)
     params["kl_coef"] = trial.suggest_float("kl_coef", 0.05, 5.0, log=True)
+    params["condition_on_parents"] = trial.suggest_categorical(
+        "condition_on_parents", [True, False]
+    )
     return params
 
 
