@@ -62,7 +62,7 @@ class TrainConfig:
     # B2MAPO upper layer: learned DAG -> partitioner
     max_batch_size: int = 3
     k: int = 3
-    edge_threshold: float = 0.0
+    edge_threshold: float = 0.3
     dag_temperature: float = 1.0
     generator_lr: float = 1e-3
     generator_entropy_coef: float = 0.01
