@@ -22,6 +22,17 @@ def a2po_scores(rollout: Rollout, advantages: torch.Tensor, values: torch.Tensor
     return weighted / (values.abs().mean() + 1e-8)
 
 
+def check_fixed_order(order: list[int], n_agents: int) -> list[int]:
+    """``order`` as ints; ValueError unless it is a permutation of the ``n_agents`` agents."""
+    order = [int(a) for a in order]
+    if sorted(order) != list(range(n_agents)):
+        raise ValueError(
+            f"fixed_order must be a permutation of the {n_agents} agents 0..{n_agents - 1}, "
+            f"got {order}"
+        )
+    return order
+
+
 def preset_batches(
     preset: AlgorithmPreset,
     n_agents: int,
@@ -49,12 +60,7 @@ def preset_batches(
         elif preset.order == "fixed":
             if fixed_order is None:
                 raise ValueError("order='fixed' needs fixed_order")
-            order = [int(a) for a in fixed_order]
-            if sorted(order) != list(range(n_agents)):
-                raise ValueError(
-                    f"fixed_order must be a permutation of the {n_agents} agents 0..{n_agents - 1}, "
-                    f"got {order}"
-                )
+            order = check_fixed_order(fixed_order, n_agents)
         else:
             order = list(range(n_agents))
         return P.agent_by_agent(order)

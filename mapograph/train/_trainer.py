@@ -32,7 +32,7 @@ from mapograph.algos import (
     Rollout,
 )
 from mapograph.algos._interaction import action_interaction
-from mapograph.algos._schedule import a2po_scores, preset_batches
+from mapograph.algos._schedule import a2po_scores, check_fixed_order, preset_batches
 from mapograph.envs import TimeStep, check_actions
 from mapograph.partition import validate_partition
 from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
@@ -99,13 +99,8 @@ class Trainer:
         # Fixed batches or orders must fit this env: fail now, not at the first update.
         if cfg.fixed_partition is not None:
             validate_partition([list(map(int, b)) for b in cfg.fixed_partition], self.n_agents)
-        if cfg.fixed_order is not None and sorted(map(int, cfg.fixed_order)) != list(
-            range(self.n_agents)
-        ):
-            raise ValueError(
-                f"TrainConfig.fixed_order must be a permutation of the {self.n_agents} agents "
-                f"0..{self.n_agents - 1}, got {cfg.fixed_order}"
-            )
+        if cfg.fixed_order is not None:
+            check_fixed_order(cfg.fixed_order, self.n_agents)
 
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.rngs = {
