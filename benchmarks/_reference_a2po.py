@@ -14,8 +14,8 @@ import time
 import torch
 from _bench import per_agent_networks
 
+from mapograph.algos import a2po_scores
 from mapograph.algos._advantages import gae, normalize
-from mapograph.algos._schedule import a2po_scores
 from mapograph.partition import semi_greedy_order
 
 
@@ -40,17 +40,19 @@ class LoopA2PO:
         return torch.stack(actions, 1), torch.stack(log_probs, 1), None
 
     def iteration(self) -> dict[str, float]:
-        tr, hp = self.trainer, self.trainer.hp
+        tr, hp = self.trainer, self.trainer.cfg
+        ppo = tr.algorithm.optimizer
+        clip_c = tr.algorithm.preset.correction_clip
         t0 = time.perf_counter()
         rollout, _, _ = tr.collector.collect(self.behaviour, tr.cfg.rollout_length)
         t1 = time.perf_counter()
-        values = tr.ppo.values(rollout.state)
+        values = ppo.values(rollout.state)
         adv = gae(rollout.rewards, values, rollout.dones, hp.gamma, hp.gae_lambda)
-        tr.ppo.update_critic(rollout, values[:-1] + adv)
+        ppo.update_critic(rollout, values[:-1] + adv)
         order = semi_greedy_order(a2po_scores(rollout, adv, values), self.gen)
         rho = torch.ones_like(adv)
         for i in order:
-            trace = rho.clamp(1 - hp.correction_clip, 1 + hp.correction_clip)
+            trace = rho.clamp(1 - clip_c, 1 + clip_c)
             corrected = gae(rollout.rewards, values, rollout.dones, hp.gamma, hp.gae_lambda, trace)
             target = (normalize(corrected) * trace).reshape(-1, 1).squeeze(-1)
             obs = rollout.obs[:, :, i].reshape(-1, rollout.obs.shape[-1])

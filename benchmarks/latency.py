@@ -38,7 +38,7 @@ def main() -> None:
         trainer = mg.Trainer(env, mg.TrainConfig(algo="b2mapo", num_envs=args.envs, progress=False))
         trainer.train_iteration()  # draws a DAG and its batches
         ts = env.reset()
-        nets = per_agent_networks(trainer.derived.actor)
+        nets = per_agent_networks(trainer.algorithm.policy("ind"))
 
         @torch.no_grad()
         def loop(ts=ts, nets=nets):

@@ -30,7 +30,11 @@ CASES: dict[str, dict] = {
     "b2mapo_bounded": {"algo": "b2mapo", "partition": "bounded", "max_batch_size": 2},
     "b2mapo_edges": {"algo": "b2mapo", "partition": "generations", "edge_threshold": 0.0},
     "b2mapo_simultaneous": {"algo": "b2mapo", "partition": "simultaneous"},
-    "b2mapo_fixed": {"algo": "b2mapo", "partition": "fixed", "fixed_partition": [[0, 1], [2, 3, 4, 5]]},
+    "b2mapo_fixed": {
+        "algo": "b2mapo",
+        "partition": "fixed",
+        "fixed_partition": [[0, 1], [2, 3, 4, 5]],
+    },
 }
 
 
@@ -68,7 +72,8 @@ def run_case(overrides: dict, iterations: int, env_id: str) -> dict:
     result = trainer.train()
     state = trainer.state_dict()
     hashes = {name: tensor_digest(s) for name, s in sorted(state["modules"].items())}
-    upper = state.get("upper")  # the DAG generator and its critic (B2MAPO)
+    # the DAG generator and its critic (B2MAPO); "upper" was their key before 0.2
+    upper = state.get("upper") or (state.get("schedule") or {}).get("upper")
     if isinstance(upper, dict) and "net" in upper:
         hashes["dag_generator"] = tensor_digest(upper["net"])
         hashes["dag_critic"] = tensor_digest(upper["critic"])

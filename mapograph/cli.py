@@ -88,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
     cfg = cfg.replace(**overrides)
+    cfg = cfg.replace(num_envs=cfg.env_copies())  # the env is built with it: record it
     env_kwargs = _parse_env_kwargs(args.env_kwarg)
     out = Path(args.out)
     env = _make_env(args.env, cfg.num_envs, cfg.seed, env_kwargs)
@@ -191,6 +192,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False
         )
+        if args.iterations < 1:
+            raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
         trainer = Trainer(env, cfg)
         trainer.train_iteration()  # warm-up
         rows = [trainer.train_iteration() for _ in range(args.iterations)]
@@ -212,14 +215,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mapograph`` command."""
+    from mapograph.algos import algorithms
+    from mapograph.envs import families
+
     parser = argparse.ArgumentParser(prog="mapograph", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a team and write a run folder")
     p.add_argument(
-        "--env", required=True, help="env id, e.g. coordination:chain-6, mpe:simple_spread_v3"
+        "--env",
+        required=True,
+        help=f"env id FAMILY:TASK, e.g. coordination:chain-6 (families: {', '.join(families())})",
     )
-    p.add_argument("--algo", help="mappo | happo | a2po | b2mapo")
+    p.add_argument("--algo", help=f"one of {', '.join(algorithms())} (default: the config's)")
     p.add_argument("--steps", type=int, help="total env steps (summed over copies)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", required=True, help="run folder")
@@ -252,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure collect/update throughput of an algorithm on an env")
     p.add_argument("--env", required=True)
-    p.add_argument("--algo", default="mappo")
+    p.add_argument("--algo", default="mappo", help=f"one of {', '.join(algorithms())}")
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--iterations", type=int, default=5)
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -50,16 +52,16 @@ def test_masked_adam_leaves_other_agents_bit_identical():
     (w**2).sum().backward()
     opt.step(torch.tensor([0, 1, 2, 3]))
     before_w = w.detach().clone()
-    before_m = [t.clone() for t in opt.exp_avg]
-    before_v = [t.clone() for t in opt.exp_avg_sq]
+    before_m = opt.state[w]["exp_avg"].clone()
+    before_v = opt.state[w]["exp_avg_sq"].clone()
     before_steps = opt.steps.clone()
     opt.zero_grad()
     (w**3).sum().backward()
     opt.step(torch.tensor([1, 3]))
     for row in (0, 2):
         assert torch.equal(w[row], before_w[row])
-        assert torch.equal(opt.exp_avg[0][row], before_m[0][row])
-        assert torch.equal(opt.exp_avg_sq[0][row], before_v[0][row])
+        assert torch.equal(opt.state[w]["exp_avg"][row], before_m[row])
+        assert torch.equal(opt.state[w]["exp_avg_sq"][row], before_v[row])
         assert opt.steps[row] == before_steps[row]
     for row in (1, 3):
         assert not torch.equal(w[row], before_w[row])
@@ -81,6 +83,25 @@ def test_masked_adam_matches_torch_adam_on_selected_rows():
     torch.testing.assert_close(w1, w2)
 
 
+def test_masked_adam_is_a_torch_optimizer_that_lr_schedulers_drive():
+    w = torch.nn.Parameter(torch.ones(3, 2))
+    opt = AgentMaskedAdam([w], 3, lr=0.1)
+    assert isinstance(opt, torch.optim.Optimizer)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        opt.zero_grad()
+        w.sum().backward()
+        opt.step()
+        scheduler.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    # with the same gradient sign every step, Adam moves each step by ~lr: 0.1 + 0.05
+    torch.testing.assert_close(w.detach(), torch.full((3, 2), 1 - 0.15), rtol=0, atol=1e-3)
+    # state round-trips through torch's own state_dict format
+    other = AgentMaskedAdam([torch.nn.Parameter(torch.ones(3, 2))], 3, lr=0.1)
+    other.load_state_dict(opt.state_dict())
+    assert torch.equal(other.steps, torch.full((3,), 2.0, dtype=torch.float64))
+
+
 def _train_one_iteration(env, **overrides):
     cfg = mg.TrainConfig(
         total_steps=env.num_envs * 32,
@@ -98,20 +119,20 @@ def test_agents_outside_the_batch_are_untouched(three_agent_game):
     trainer = _train_one_iteration(
         three_agent_game, algo="happo", partition="fixed", fixed_partition=[[2, 0], [1]]
     )
-    ppo = trainer.ppo
+    ppo = trainer.algorithm.optimizer
     before = {k: v.detach().clone() for k, v in trainer.actor.state_dict().items()}
-    state_before = ppo.actor_optim.state_dict()
-    rollout, _, _ = trainer.collector.collect(trainer._behaviour, 16)
+    state_before = copy.deepcopy(ppo.actor_optim.state_dict()["state"])
+    rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 16)
     ppo.update(rollout, [[2, 0]])  # only agents 0 and 2 may move
     after = trainer.actor.state_dict()
-    state_after = ppo.actor_optim.state_dict()
+    state_after = ppo.actor_optim.state_dict()["state"]
     for name, tensor in after.items():
         assert torch.equal(tensor[1], before[name][1]), name
         assert not torch.equal(tensor[[0, 2]], before[name][[0, 2]]), name
-    for key in ("exp_avg", "exp_avg_sq"):
-        for t_before, t_after in zip(state_before[key], state_after[key]):
-            assert torch.equal(t_before[1], t_after[1])
-    assert state_after["steps"][1] == state_before["steps"][1]
+    for i, param_state in state_after.items():
+        for key in ("exp_avg", "exp_avg_sq", "agent_step"):
+            assert torch.equal(state_before[i][key][1], param_state[key][1])
+            assert not torch.equal(state_before[i][key][[0, 2]], param_state[key][[0, 2]])
 
 
 PRESET_CONFIGS = {

@@ -104,6 +104,10 @@ def test_dag_actor_sequential_act_conditions_on_earlier_batches():
         actor.parent_out.weight[1, 1, 1] = 20.0
     obs = torch.randn(500, 2, 3)
     actions, _ = actor.act(
-        obs, None, [[0], [1]], torch.tensor([[0], [1]]), generator=torch.Generator().manual_seed(1)
+        obs,
+        None,
+        generator=torch.Generator().manual_seed(1),
+        batches=[[0], [1]],
+        edge_index=torch.tensor([[0], [1]]),
     )
     assert (actions[:, 0] == actions[:, 1]).float().mean() > 0.99

@@ -67,7 +67,7 @@ def test_act_and_evaluate_shapes():
 
 def _params(trainer) -> dict[str, torch.Tensor]:
     state = {}
-    for name, module in trainer._modules().items():
+    for name, module in trainer.algorithm.modules().items():
         for key, value in module.state_dict().items():
             state[f"{name}.{key}"] = value.clone()
     return state

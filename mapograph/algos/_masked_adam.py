@@ -6,16 +6,22 @@ their parameters *and* their optimizer state (moments, step counts). A plain
 moments and move them by momentum; this optimizer keeps a step count per agent
 and applies the Adam rule only on the selected rows, with gradient clipping by
 each agent's own gradient norm.
+
+It is a :class:`torch.optim.Optimizer`: ``param_groups`` hold ``lr`` (so
+learning-rate schedulers work), the state of each parameter (``exp_avg``,
+``exp_avg_sq`` and the per-agent ``agent_step`` ``[N]``) lives on the
+parameter's device, and ``state_dict``/``load_state_dict`` are torch's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
 
-class AgentMaskedAdam:
+class AgentMaskedAdam(torch.optim.Optimizer):
     """Adam over parameters whose first dimension is the agent axis ``N``.
 
     Args:
@@ -32,82 +38,107 @@ class AgentMaskedAdam:
         self,
         params: Iterable[torch.nn.Parameter],
         n_agents: int,
-        lr: float,
+        lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-5,
         max_grad_norm: float | None = None,
     ) -> None:
-        self.params = [p for p in params if p.requires_grad]
-        for p in self.params:
+        params = [p for p in params if p.requires_grad]
+        for p in params:
             if p.dim() < 1 or p.shape[0] != n_agents:
                 raise ValueError(
                     f"AgentMaskedAdam needs parameters with leading dimension n_agents={n_agents}, "
                     f"got shape {list(p.shape)}"
                 )
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
         self.n_agents = n_agents
-        self.lr = lr
-        self.betas = betas
-        self.eps = eps
         self.max_grad_norm = max_grad_norm
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(n_agents, dtype=torch.float64)
+        for p in self._params():
+            self.state[p] = {
+                "exp_avg": torch.zeros_like(p),
+                "exp_avg_sq": torch.zeros_like(p),
+                "agent_step": torch.zeros(n_agents, dtype=torch.float64, device=p.device),
+            }
 
-    def zero_grad(self) -> None:
-        """Drop the gradients of all parameters."""
-        for p in self.params:
-            p.grad = None
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """Adam steps taken by each agent, ``[N]``."""
+        return self.state[self._params()[0]]["agent_step"]
 
     @torch.no_grad()
     def agent_grad_norms(self) -> torch.Tensor:
         """L2 norm of each agent's gradient over all parameters, ``[N]``."""
-        total = torch.zeros(self.n_agents, dtype=torch.float32)
-        for p in self.params:
+        params = self._params()
+        total = torch.zeros(self.n_agents, dtype=torch.float32, device=params[0].device)
+        for p in params:
             if p.grad is not None:
                 total += p.grad.reshape(self.n_agents, -1).pow(2).sum(1).float()
         return total.sqrt()
 
     @torch.no_grad()
-    def step(self, agents: torch.Tensor) -> None:
-        """Apply one Adam step to the rows of ``agents`` only (LongTensor of ids)."""
-        agents = agents.to(torch.long)
-        scale = torch.ones(self.n_agents)
+    def step(self, agents: torch.Tensor | None = None, closure: Any = None) -> Any:
+        """One Adam step on the rows of ``agents`` (LongTensor of ids; ``None``: all agents)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = self._params()
+        device = params[0].device
+        agents = (
+            torch.arange(self.n_agents, device=device)
+            if agents is None
+            else agents.to(device=device, dtype=torch.long)
+        )
+        scale = None
         if self.max_grad_norm is not None:
             norms = self.agent_grad_norms()
             scale = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        self.steps[agents] += 1
+        for p in params:  # every agent in the batch counts a step, with or without a gradient
+            self.state[p]["agent_step"][agents] += 1
         step = self.steps[agents]
-        beta1, beta2 = self.betas
-        bias1 = (1 - beta1**step).float()
-        bias2 = (1 - beta2**step).float()
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad[agents] * scale[agents].view(shape).to(p.dtype)
-            m_rows = m[agents].mul_(beta1).add_(g, alpha=1 - beta1)
-            v_rows = v[agents].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            m[agents] = m_rows
-            v[agents] = v_rows
-            denom = (v_rows / bias2.view(shape)).sqrt_().add_(self.eps)
-            p[agents] = p[agents] - self.lr * (m_rows / bias1.view(shape)) / denom
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            bias1 = (1 - beta1**step).float()
+            bias2 = (1 - beta2**step).float()
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                g = p.grad[agents]
+                if scale is not None:
+                    g = g * scale[agents].view(shape).to(p.dtype)
+                m_rows = m[agents].mul_(beta1).add_(g, alpha=1 - beta1)
+                v_rows = v[agents].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                m[agents] = m_rows
+                v[agents] = v_rows
+                denom = (v_rows / bias2.view(shape)).sqrt_().add_(group["eps"])
+                p[agents] = p[agents] - group["lr"] * (m_rows / bias1.view(shape)) / denom
+        return loss
 
-    def state_dict(self) -> dict:
-        """Moments and per-agent step counts (tensors only: safe to ``torch.load``)."""
-        return {
-            "exp_avg": [t.clone() for t in self.exp_avg],
-            "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
-            "steps": self.steps.clone(),
-            "lr": self.lr,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        if len(state["exp_avg"]) != len(self.params):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state dict (also the format written before this was an Optimizer)."""
+        if "exp_avg" in state_dict:  # mapograph <= 0.1.0: lists of moments and one step vector
+            state_dict = {
+                "state": {
+                    i: {"exp_avg": m, "exp_avg_sq": v, "agent_step": state_dict["steps"]}
+                    for i, (m, v) in enumerate(zip(state_dict["exp_avg"], state_dict["exp_avg_sq"]))
+                },
+                "param_groups": [
+                    {
+                        **self.param_groups[0],
+                        "lr": float(state_dict["lr"]),
+                        "params": list(range(len(self._params()))),
+                    }
+                ],
+            }
+        if len(state_dict["state"]) != len(self._params()):
             raise ValueError("optimizer state does not match the parameters (different model?)")
-        for dst, src in zip(self.exp_avg, state["exp_avg"]):
-            dst.copy_(src)
-        for dst, src in zip(self.exp_avg_sq, state["exp_avg_sq"]):
-            dst.copy_(src)
-        self.steps.copy_(state["steps"])
-        self.lr = float(state["lr"])
+        super().load_state_dict(state_dict)
+        for p in self._params():  # torch casts state to the parameter's dtype: counts stay float64
+            state = self.state[p]
+            state["agent_step"] = state["agent_step"].to(device=p.device, dtype=torch.float64)

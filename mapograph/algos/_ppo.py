@@ -1,17 +1,15 @@
 """The batch-sequential PPO optimizer shared by MAPPO, HAPPO, A2PO and B2MAPO.
 
-One iteration (:meth:`BatchSequentialPPO.update`), given ordered batches
-``[[agents of batch 1], [batch 2], ...]``:
+One iteration (:meth:`BatchSequentialPPO.update`), given a :class:`~mapograph.algos.Plan`
+with ordered batches ``[[agents of batch 1], [batch 2], ...]``:
 
 1. fit the centralized critic to the GAE returns (as in MAPPO);
 2. for batch k = 1..K:
-   a. correct for batches 1..k-1: ``rho = prod_{i in earlier batches} pi_i^new / pi_i^old``
-      (no gradient, clipped); ``factor`` multiplies the advantage by ``rho`` in the
-      surrogate (HAPPO's ``M``), ``trace`` recomputes GAE with ``rho`` as an
-      off-policy trace (A2PO);
-   b. one clipped PPO surrogate for all agents of batch k together, in one
-      vectorized forward (stacked per-agent parameters, indexed by the batch);
-      the optimizer steps only those agents' rows;
+   a. correct for batches 1..k-1 (:mod:`~mapograph.algos._corrections`) with
+      ``rho = clip(prod_{i in earlier batches} pi_i^new / pi_i^old)`` (no gradient);
+   b. one clipped PPO surrogate (:func:`~mapograph.algos.clipped_surrogate`) for all
+      agents of batch k together, in one vectorized forward (stacked per-agent
+      parameters, indexed by the batch); the optimizer steps only those agents' rows;
    c. fold batch k's new/old ratios into ``rho``.
 
 Agents outside batch k keep their parameters and optimizer state bit-identical.
@@ -19,31 +17,19 @@ Agents outside batch k keep their parameters and optimizer state bit-identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from mapograph.algos._advantages import gae, normalize
+from mapograph.algos._corrections import Correction
+from mapograph.algos._derived import minibatch_indices
 from mapograph.algos._masked_adam import AgentMaskedAdam
 from mapograph.algos._rollout import Rollout
+from mapograph.algos._schedules import Plan
+from mapograph.algos._surrogate import clipped_surrogate
 from mapograph.policies import CentralCritic, ValueNormalizer
-
-
-@dataclass
-class PPOHyperparameters:
-    """Hyperparameters of the clipped surrogate, the critic fit and the corrections."""
-
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    epochs: int = 5
-    minibatches: int = 1
-    entropy_coef: float = 0.01
-    max_grad_norm: float | None = 10.0
-    correction: str = "none"
-    correction_clip: float | None = None
-    value_clip: float | None = 0.2
 
 
 class BatchSequentialPPO:
@@ -51,13 +37,15 @@ class BatchSequentialPPO:
 
     Args:
         actor: an :class:`~mapograph.policies.Actor` or
-            :class:`~mapograph.policies.DAGActor` (``logits(obs, avail, agents, ...)``).
+            :class:`~mapograph.policies.DAGActor` (``distribution(obs, avail, agents, ...)``).
         critic: centralized critic ``V(state)`` predicting normalized values.
         value_norm: running normalizer of the critic's targets (or ``None``).
         n_agents: number of agents.
-        lr: actor learning rate.
-        critic_lr: critic learning rate.
-        hp: :class:`PPOHyperparameters`.
+        config: the PPO fields of :class:`~mapograph.algos.AlgorithmConfig`
+            (``lr``, ``critic_lr``, ``gamma``, ``gae_lambda``, ``clip``, ``epochs``,
+            ``minibatches``, ``entropy_coef``, ``max_grad_norm``, ``value_clip``).
+        correction: how each batch accounts for the batches already updated.
+        correction_clip: clip of the ratio product (``None``: no clip).
         generator: torch generator for minibatch shuffling (reproducibility).
     """
 
@@ -67,30 +55,29 @@ class BatchSequentialPPO:
         critic: CentralCritic,
         value_norm: ValueNormalizer | None,
         n_agents: int,
-        lr: float,
-        critic_lr: float,
-        hp: PPOHyperparameters,
+        config: Any,
+        correction: Correction,
+        correction_clip: float | None,
         generator: torch.Generator,
     ) -> None:
         self.actor = actor
         self.critic = critic
         self.value_norm = value_norm
         self.n_agents = n_agents
-        self.hp = hp
+        self.config = config
+        self.correction = correction
+        self.correction_clip = correction_clip
         self.generator = generator
         self.shared_actor = bool(getattr(actor, "share_params", False))
         if self.shared_actor:
-            self.actor_optim: AgentMaskedAdam | torch.optim.Optimizer = torch.optim.Adam(
-                actor.parameters(), lr=lr, eps=1e-5
+            self.actor_optim: torch.optim.Optimizer = torch.optim.Adam(
+                actor.parameters(), lr=config.lr, eps=1e-5
             )
         else:
             self.actor_optim = AgentMaskedAdam(
-                actor.parameters(), n_agents, lr=lr, max_grad_norm=hp.max_grad_norm
+                actor.parameters(), n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
             )
-        self.critic_optim = torch.optim.Adam(critic.parameters(), lr=critic_lr, eps=1e-5)
-        self.last_advantages: torch.Tensor | None = (
-            None  # GAE of the last update (pi_ind reuses it)
-        )
+        self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.critic_lr, eps=1e-5)
 
     # ----------------------------------------------------------------- values
     @torch.no_grad()
@@ -101,36 +88,41 @@ class BatchSequentialPPO:
 
     def advantages(self, rollout: Rollout, values: torch.Tensor, trace: torch.Tensor | None = None):
         """GAE advantages ``[T, E]`` (trace-corrected when ``trace`` is given)."""
-        return gae(rollout.rewards, values, rollout.dones, self.hp.gamma, self.hp.gae_lambda, trace)
+        cfg = self.config
+        return gae(rollout.rewards, values, rollout.dones, cfg.gamma, cfg.gae_lambda, trace)
 
     # ----------------------------------------------------------------- update
     def update(
         self,
         rollout: Rollout,
-        batches: list[list[int]],
-        edge_index: torch.Tensor | None = None,
+        plan: Plan | list[list[int]],
         values: torch.Tensor | None = None,
+        advantages: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """One batch-sequential PPO iteration over ``batches`` (see module docstring).
+        """One batch-sequential PPO iteration over the plan's batches (see module docstring).
 
         Args:
             rollout: the collected data.
-            batches: ordered partition of the agents.
-            edge_index: DAG edges the actor conditions on (``DAGActor`` only).
-            values: precomputed raw values ``[T + 1, E]`` (computed when ``None``).
+            plan: the ordered batches (and the DAG edges a conditioned actor reads);
+                a plain list of batches means no conditioning.
+            values: raw values ``[T + 1, E]`` (computed when ``None``).
+            advantages: plain GAE advantages ``[T, E]`` of ``values`` (computed when ``None``).
 
         Returns:
             Statistics: losses, entropy, ``joint_ratio_gain`` (the importance-weighted
             estimate ``E[(prod_i r_i - 1) * A]`` of the joint improvement), clip fraction.
         """
-        if self.shared_actor and len(batches) > 1:
+        cfg = self.config
+        if not isinstance(plan, Plan):
+            plan = Plan([list(batch) for batch in plan])
+        if self.shared_actor and len(plan.batches) > 1:
             raise ValueError(
                 "share_params=True gives all agents one network, so a partition with more than one "
                 "batch cannot update agents separately; use share_params=False or algo='mappo'"
             )
         if values is None:
             values = self.values(rollout.state)
-        base_adv = self.advantages(rollout, values)
+        base_adv = self.advantages(rollout, values) if advantages is None else advantages
         stats = self.update_critic(rollout, values[:-1] + base_adv)
 
         flat_obs = rollout.flat(rollout.obs)
@@ -138,58 +130,40 @@ class BatchSequentialPPO:
         flat_actions = rollout.flat(rollout.actions)
         flat_old = rollout.flat(rollout.log_probs)
         # Parents' messages depend only on the data: computed once, not per minibatch.
-        context = self.actor.context(flat_actions, edge_index)
+        context = self.actor.context(flat_actions, plan.edge_index)
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
         policy_losses, entropies, clip_fracs = [], [], []
-        for batch in batches:
-            agents = torch.as_tensor(batch, dtype=torch.long)
+        for agents in plan.indices(flat_obs.device):
             # (a) correct for the batches already updated this iteration
-            adv = base_adv
-            target_scale = None
-            if rho is not None and self.hp.correction != "none":
-                rho_c = self.clip_ratio(rho)
-                if self.hp.correction in ("trace", "both"):
-                    adv = self.advantages(rollout, values, trace=rho_c)
-                if self.hp.correction in ("factor", "both"):
-                    target_scale = rho_c
-            target = normalize(adv)
-            if target_scale is not None:
-                target = target * target_scale
+            rho_c = None if rho is None else self.clip_ratio(rho)
+            target = self.correction.target(
+                base_adv, rho_c, lambda trace: self.advantages(rollout, values, trace)
+            )
             flat_target = target.reshape(-1)
+            acts = flat_actions[:, agents]
+            old = flat_old[:, agents]
             # (b) one clipped surrogate for all agents of the batch together
-            for _ in range(self.hp.epochs):
-                for idx in self.minibatch_indices(flat_target.shape[0]):
-                    logits = self.actor.logits(
+            for _ in range(cfg.epochs):
+                for idx in minibatch_indices(flat_target.shape[0], cfg.minibatches, self.generator):
+                    dist = self.actor.distribution(
                         flat_obs[idx],
                         flat_avail[idx],
                         agents=agents,
                         **{k: v[idx] for k, v in context.items()},
                     )
-                    log_p_all = torch.log_softmax(logits, dim=-1)
-                    acts = flat_actions[idx][:, agents]
-                    log_p = log_p_all.gather(-1, acts.unsqueeze(-1)).squeeze(-1)  # [B, nb]
-                    ratio = torch.exp(log_p - flat_old[idx][:, agents])
-                    tgt = flat_target[idx].unsqueeze(-1)
-                    surrogate = torch.min(
-                        ratio * tgt, ratio.clamp(1 - self.hp.clip, 1 + self.hp.clip) * tgt
-                    )
-                    entropy = -(log_p_all.exp() * log_p_all).sum(-1)
+                    surrogate, ratio = clipped_surrogate(
+                        dist.log_prob(acts[idx]), old[idx], flat_target[idx].unsqueeze(-1), cfg.clip
+                    )  # [B, nb]
+                    entropy = dist.entropy()
                     # Sum over the batch's agents of per-agent means: each agent's gradient
                     # does not depend on how many agents share its batch.
-                    loss = -surrogate.mean(0).sum() - self.hp.entropy_coef * entropy.mean(0).sum()
+                    loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
                     self.actor_optim.zero_grad()
                     loss.backward()
-                    if self.shared_actor:
-                        if self.hp.max_grad_norm is not None:
-                            torch.nn.utils.clip_grad_norm_(
-                                self.actor.parameters(), self.hp.max_grad_norm
-                            )
-                        self.actor_optim.step()
-                    else:
-                        self.actor_optim.step(agents)
-                    policy_losses.append(float(loss.detach()))
-                    entropies.append(float(entropy.detach().mean()))
-                    clip_fracs.append(float(((ratio - 1).abs() > self.hp.clip).float().mean()))
+                    self._step_actor(agents)
+                    policy_losses.append(loss.detach())
+                    entropies.append(entropy.detach().mean())
+                    clip_fracs.append(((ratio.detach() - 1).abs() > cfg.clip).float().mean())
             # (c) fold this batch's new/old ratios into the correction
             batch_ratio = self.batch_ratio(
                 flat_obs, flat_avail, flat_actions, flat_old, agents, context
@@ -198,18 +172,25 @@ class BatchSequentialPPO:
             rho = batch_ratio if rho is None else rho * batch_ratio
         joint_gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
         stats.update(
-            policy_loss=sum(policy_losses) / max(len(policy_losses), 1),
-            entropy=sum(entropies) / max(len(entropies), 1),
-            clip_fraction=sum(clip_fracs) / max(len(clip_fracs), 1),
+            policy_loss=_mean(policy_losses),
+            entropy=_mean(entropies),
+            clip_fraction=_mean(clip_fracs),
             joint_ratio_gain=joint_gain,
-            n_batches=float(len(batches)),
+            n_batches=float(len(plan.batches)),
         )
-        self.last_advantages = base_adv
         return stats
+
+    def _step_actor(self, agents: torch.Tensor) -> None:
+        if self.shared_actor:
+            if self.config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.max_grad_norm)
+            self.actor_optim.step()
+        else:
+            self.actor_optim.step(agents)
 
     def clip_ratio(self, rho: torch.Tensor) -> torch.Tensor:
         """Clip the ratio product to ``[1 - c, 1 + c]`` (no clip when ``correction_clip`` is None)."""
-        c = self.hp.correction_clip
+        c = self.correction_clip
         return rho if c is None else rho.clamp(1.0 - c, 1.0 + c)
 
     @torch.no_grad()
@@ -217,21 +198,14 @@ class BatchSequentialPPO:
         self, obs, avail, actions, old_log_probs, agents, context: dict
     ) -> torch.Tensor:
         """``prod_{i in agents} pi_i^new(a_i) / pi_i^old(a_i)`` per sample, ``[T * E]``."""
-        logits = self.actor.logits(obs, avail, agents=agents, **context)
-        log_p = (
-            torch.log_softmax(logits, -1).gather(-1, actions[:, agents].unsqueeze(-1)).squeeze(-1)
+        log_p = self.actor.distribution(obs, avail, agents=agents, **context).log_prob(
+            actions[:, agents]
         )
         return torch.exp((log_p - old_log_probs[:, agents]).sum(-1))
 
-    def minibatch_indices(self, n: int) -> list[torch.Tensor]:
-        """Shuffled minibatch index tensors (one per minibatch)."""
-        if self.hp.minibatches <= 1:
-            return [torch.arange(n)]
-        perm = torch.randperm(n, generator=self.generator)
-        return list(perm.chunk(self.hp.minibatches))
-
     def update_critic(self, rollout: Rollout, returns: torch.Tensor) -> dict[str, float]:
         """Fit ``V(state)`` to the GAE returns ``[T, E]`` (normalized, clipped value loss)."""
+        cfg = self.config
         states = rollout.flat(rollout.state[:-1])
         targets = returns.reshape(-1)
         if self.value_norm is not None:
@@ -240,25 +214,23 @@ class BatchSequentialPPO:
         with torch.no_grad():
             old = self.critic(states)
         losses = []
-        for _ in range(self.hp.epochs):
-            for idx in self.minibatch_indices(targets.shape[0]):
+        for _ in range(cfg.epochs):
+            for idx in minibatch_indices(targets.shape[0], cfg.minibatches, self.generator):
                 v = self.critic(states[idx])
                 loss = F.huber_loss(v, targets[idx], delta=10.0, reduction="none")
-                if self.hp.value_clip is not None:
-                    v_clip = old[idx] + (v - old[idx]).clamp(
-                        -self.hp.value_clip, self.hp.value_clip
-                    )
+                if cfg.value_clip is not None:
+                    v_clip = old[idx] + (v - old[idx]).clamp(-cfg.value_clip, cfg.value_clip)
                     loss = torch.max(
                         loss, F.huber_loss(v_clip, targets[idx], delta=10.0, reduction="none")
                     )
                 loss = loss.mean()
                 self.critic_optim.zero_grad()
                 loss.backward()
-                if self.hp.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.hp.max_grad_norm)
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
                 self.critic_optim.step()
-                losses.append(float(loss.detach()))
-        return {"value_loss": sum(losses) / max(len(losses), 1)}
+                losses.append(loss.detach())
+        return {"value_loss": _mean(losses)}
 
     # ------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
@@ -272,3 +244,8 @@ class BatchSequentialPPO:
         """Restore :meth:`state_dict`."""
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
+
+
+def _mean(values: list[torch.Tensor]) -> float:
+    """Mean of scalar tensors with one device sync (0.0 for none)."""
+    return float(torch.stack(values).mean()) if values else 0.0

@@ -1,19 +1,28 @@
 """Algorithm presets and their registry.
 
 An algorithm here is not a subclass with its own update loop: it is a small
-config that picks how the agents are split into ordered batches, how each
-batch's objective is corrected for the batches already updated, and whether a
-learned DAG and a derived independent policy are used. All presets run the same
-:class:`~mapograph.algos.BatchSequentialPPO` update.
+config that names an update *schedule* (how each iteration's agents are split
+into ordered batches, and what the schedule learns), a *correction* (how each
+batch's objective accounts for the batches already updated) and whether a
+*derived* independent policy is trained for execution. All presets run the
+same :class:`~mapograph.algos.BatchSequentialPPO` update.
+
+Adding an algorithm is registering a preset (and, if needed, a schedule)::
+
+    import mapograph as mg
+
+    mg.algos.register_algorithm(
+        mg.algos.AlgorithmPreset("happo_trace", schedule="agent_by_agent", order="random",
+                                 correction="trace")
+    )
+    mg.TrainConfig(algo="happo_trace")
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PARTITIONS = ("simultaneous", "agent_by_agent", "generations", "bounded", "k_batches", "fixed")
-ORDERS = ("none", "random", "semi_greedy", "fixed", "learned")
-CORRECTIONS = ("none", "factor", "trace", "both")
+from mapograph._registry import Registry
 
 
 @dataclass(frozen=True)
@@ -22,70 +31,86 @@ class AlgorithmPreset:
 
     Attributes:
         name: registry name.
-        partition: ``simultaneous`` (one batch), ``agent_by_agent`` (one agent per
-            batch, in ``order``), or a DAG partitioner (``generations``, ``bounded``,
-            ``k_batches``) applied to the learned DAG.
-        order: ordering rule of ``agent_by_agent``: ``random`` (HAPPO),
-            ``semi_greedy`` (A2PO), ``fixed``; ``learned`` for the DAG partitioners.
-        correction: ``none``; ``factor`` (HAPPO: the surrogate's advantage is
-            multiplied by the product of earlier batches' new/old ratios);
-            ``trace`` (A2PO: the advantage is recomputed with that product as an
-            off-policy trace); ``both``.
-        correction_clip: clip the ratio product to ``[1 - c, 1 + c]``; ``None``: no clip.
-        learned_dag: train a DAG generator (upper layer) that proposes the batches.
-        derived_policy: train and distill the independent execution policy ``pi_ind``.
+        schedule: a :data:`~mapograph.algos.SCHEDULES` name: ``simultaneous`` (one
+            batch), ``agent_by_agent`` (one agent per batch in ``order``), ``fixed``
+            (``fixed_partition``), ``given_dag`` (``fixed_dag`` partitioned by
+            ``partition``), ``learned_dag`` (B2MAPO's upper layer), or your own.
+        correction: a :data:`~mapograph.algos.CORRECTIONS` name: ``none``,
+            ``factor`` (HAPPO), ``trace`` (A2PO), ``both``.
+        correction_clip: clip the earlier batches' ratio product to ``[1 - c, 1 + c]``;
+            ``None``: no clip.
+        order: an :data:`~mapograph.algos.ORDERS` name for schedules that order agents:
+            ``identity``, ``random`` (HAPPO), ``semi_greedy`` (A2PO), ``fixed``.
+        partition: a :data:`~mapograph.partition.PARTITIONERS` name for DAG schedules.
+        derived_policy: the optimized policy is ``pi_seq`` (conditioned on its DAG
+            parents' actions) and an independent ``pi_ind``, distilled from it, acts
+            at execution (B2MAPO).
     """
 
     name: str
-    partition: str
-    order: str
-    correction: str
-    correction_clip: float | None
-    learned_dag: bool = False
+    schedule: str
+    correction: str = "none"
+    correction_clip: float | None = None
+    order: str = "identity"
+    partition: str = "generations"
     derived_policy: bool = False
 
-    def __post_init__(self) -> None:
-        check_choice("partition", self.partition, PARTITIONS)
-        check_choice("order", self.order, ORDERS)
-        check_choice("correction", self.correction, CORRECTIONS)
+
+#: Algorithm presets by name.
+ALGORITHMS: Registry[AlgorithmPreset] = Registry("algorithm")
 
 
-def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise a ValueError naming ``what`` when ``value`` is not one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+def register_algorithm(preset: AlgorithmPreset, overwrite: bool = False) -> AlgorithmPreset:
+    """Add a preset to the registry under ``preset.name``.
 
+    Raises:
+        ValueError: the name is taken (unless ``overwrite``) or the preset names an
+            unknown schedule, order, partitioner or correction.
+    """
+    from mapograph.algos._corrections import CORRECTIONS
+    from mapograph.algos._schedules import ORDERS, SCHEDULES
+    from mapograph.partition import PARTITIONERS
 
-_PRESETS: dict[str, AlgorithmPreset] = {}
-
-
-def register_algorithm(preset: AlgorithmPreset, overwrite: bool = False) -> None:
-    """Add a preset to the registry under ``preset.name``."""
-    if preset.name in _PRESETS and not overwrite:
-        raise ValueError(f"algorithm {preset.name!r} is already registered")
-    _PRESETS[preset.name] = preset
+    SCHEDULES.get(preset.schedule)
+    ORDERS.get(preset.order)
+    PARTITIONERS.get(preset.partition)
+    CORRECTIONS.get(preset.correction)
+    return ALGORITHMS.register(preset.name, preset, overwrite=overwrite)
 
 
 def get_algorithm(name: str) -> AlgorithmPreset:
     """Look a preset up by name (ValueError listing the known names otherwise)."""
-    try:
-        return _PRESETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown algorithm {name!r}; known algorithms: {', '.join(sorted(_PRESETS))}"
-        ) from None
+    return ALGORITHMS.get(name)
 
 
 def algorithms() -> list[str]:
     """Names of the registered algorithms."""
-    return sorted(_PRESETS)
+    return ALGORITHMS.names()
 
 
-register_algorithm(AlgorithmPreset("mappo", "simultaneous", "none", "none", None))
-register_algorithm(AlgorithmPreset("happo", "agent_by_agent", "random", "factor", None))
-register_algorithm(AlgorithmPreset("a2po", "agent_by_agent", "semi_greedy", "both", 0.2))
-register_algorithm(
+ALGORITHMS.register("mappo", AlgorithmPreset("mappo", schedule="simultaneous"))
+ALGORITHMS.register(
+    "happo",
+    AlgorithmPreset("happo", schedule="agent_by_agent", order="random", correction="factor"),
+)
+ALGORITHMS.register(
+    "a2po",
     AlgorithmPreset(
-        "b2mapo", "k_batches", "learned", "both", 0.2, learned_dag=True, derived_policy=True
-    )
+        "a2po",
+        schedule="agent_by_agent",
+        order="semi_greedy",
+        correction="both",
+        correction_clip=0.2,
+    ),
+)
+ALGORITHMS.register(
+    "b2mapo",
+    AlgorithmPreset(
+        "b2mapo",
+        schedule="learned_dag",
+        partition="k_batches",
+        correction="both",
+        correction_clip=0.2,
+        derived_policy=True,
+    ),
 )

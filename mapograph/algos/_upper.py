@@ -39,42 +39,28 @@ import networkx as nx
 import torch
 import torch.nn.functional as F
 
-from mapograph import partition as P
 from mapograph.algos._interaction import standardize_offdiagonal
+from mapograph.algos._surrogate import clipped_surrogate
 from mapograph.graph import DAGCritic, DAGGenerator
 
 
 @dataclass
 class DAGProposal:
-    """One iteration's DAG and the batches derived from it.
+    """One iteration's DAG sample and what the generator's PPO step needs of it.
 
     Attributes:
         features: ``[1, N, F]`` generator input.
         sample: the sampled DAG (``DAGSample``).
         log_prob: its log-probability at sampling time.
         value: the critic's prediction at sampling time.
-        batches: ordered partition of the agents.
-        edge_index: ``[2, e]`` DAG edges that go from an earlier batch to a later one
-            (the ones ``pi_seq`` can condition on).
-        dag: the sampled DAG as a networkx graph.
+        dag: the sampled DAG (edges below ``edge_threshold`` dropped) as a networkx graph.
     """
 
     features: torch.Tensor
     sample: object
     log_prob: torch.Tensor
     value: torch.Tensor
-    batches: list[list[int]]
-    edge_index: torch.Tensor
     dag: nx.DiGraph
-
-
-def crossing_edges(dag: nx.DiGraph, batches: list[list[int]]) -> torch.Tensor:
-    """Edges ``i -> j`` of ``dag`` with ``batch(i) < batch(j)`` as an ``[2, e]`` LongTensor."""
-    batch_of = {a: k for k, batch in enumerate(batches) for a in batch}
-    edges = [(i, j) for i, j in dag.edges if batch_of[i] < batch_of[j]]
-    if not edges:
-        return torch.zeros(2, 0, dtype=torch.long)
-    return torch.tensor(edges, dtype=torch.long).t().contiguous()
 
 
 class DAGUpperLayer:
@@ -83,8 +69,6 @@ class DAGUpperLayer:
     Args:
         feature_dim: size of a per-agent feature vector.
         n_agents: number of agents.
-        partitioner: ``generations``, ``bounded`` or ``k_batches``.
-        partition_kwargs: e.g. ``{"max_batch_size": 3}`` or ``{"k": 3}``.
         hidden, heads: generator/critic sizes.
         lr: learning rate of generator and critic.
         entropy_coef: entropy bonus of the generator's PPO.
@@ -92,15 +76,15 @@ class DAGUpperLayer:
         clip: PPO clip range.
         temperature: divides the generator's logits when sampling (higher explores more).
         edge_threshold: sampled edges whose marginal probability is below this are dropped.
-        generator: torch generator for DAG sampling.
+        generator: torch generator for DAG sampling (on ``device``).
+        interaction_coef: weight of the edge prior from action interactions.
+        device: where the networks and statistics live.
     """
 
     def __init__(
         self,
         feature_dim: int,
         n_agents: int,
-        partitioner: str,
-        partition_kwargs: dict,
         hidden: int,
         heads: int,
         lr: float,
@@ -111,13 +95,14 @@ class DAGUpperLayer:
         edge_threshold: float,
         generator: torch.Generator,
         interaction_coef: float = 1.0,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.n_agents = n_agents
-        self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads)
-        self.critic = DAGCritic(feature_dim, n_agents, hidden=hidden, heads=heads)
+        self.device = torch.device(device)
+        # Built on the CPU (same initial weights on every device), then moved.
+        self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads).to(self.device)
+        self.critic = DAGCritic(feature_dim, n_agents, hidden=hidden, heads=heads).to(self.device)
         self.optim = torch.optim.Adam([*self.net.parameters(), *self.critic.parameters()], lr=lr)
-        self.partition_fn = P.get_partitioner(partitioner)
-        self.partition_kwargs = dict(partition_kwargs)
         self.entropy_coef = entropy_coef
         self.epochs = epochs
         self.clip = clip
@@ -125,9 +110,10 @@ class DAGUpperLayer:
         self.edge_threshold = edge_threshold
         self.generator = generator
         self.interaction_coef = interaction_coef
-        self.interaction = torch.zeros(n_agents, n_agents)  # running mean of action interaction
+        # cumulative mean of the action interaction; running second moment of rewards
+        self.interaction = torch.zeros(n_agents, n_agents, device=self.device)
         self.interaction_updates = 0
-        self.reward_sq = torch.ones(())  # running second moment of rewards
+        self.reward_sq = torch.ones((), device=self.device)
         self.features: torch.Tensor | None = None
 
     def distribution(self, features: torch.Tensor):
@@ -144,7 +130,7 @@ class DAGUpperLayer:
 
     @torch.no_grad()
     def propose(self, features: torch.Tensor, deterministic: bool = False) -> DAGProposal:
-        """Sample (or take the mode of) a DAG for ``features`` ``[1, N, F]`` and partition it."""
+        """Sample (or take the mode of) a DAG for ``features`` ``[1, N, F]``."""
         self.features = features
         dist = self.distribution(features)
         sample = dist.mode() if deterministic else dist.sample(generator=self.generator)
@@ -154,14 +140,11 @@ class DAGUpperLayer:
         dag = nx.DiGraph()
         dag.add_nodes_from(range(self.n_agents))
         dag.add_edges_from(adjacency.nonzero().tolist())
-        batches = self.partition_fn(dag, **self.partition_kwargs)
         return DAGProposal(
             features=features,
             sample=sample,
             log_prob=dist.log_prob(sample),
             value=self.critic(features),
-            batches=batches,
-            edge_index=crossing_edges(dag, batches),
             dag=dag,
         )
 
@@ -176,21 +159,24 @@ class DAGUpperLayer:
             interaction: this iteration's pairwise action interaction ``[N, N]`` (optional).
         """
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
-        reward = torch.tensor(improvement) / (self.reward_sq.sqrt() + 1e-8)
+        reward = torch.tensor(improvement, device=self.device) / (self.reward_sq.sqrt() + 1e-8)
         advantage = (reward - proposal.value).detach()
         target = None
         if interaction is not None and self.interaction_coef > 0:
             self.interaction_updates += 1
             rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
-            self.interaction = (1 - rate) * self.interaction + rate * interaction.detach().cpu()
+            self.interaction = (1 - rate) * self.interaction + rate * interaction.detach()
             target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
-        upper = torch.triu(torch.ones(self.n_agents, self.n_agents, dtype=torch.bool), diagonal=1)
+        upper = torch.triu(
+            torch.ones(self.n_agents, self.n_agents, dtype=torch.bool, device=self.device),
+            diagonal=1,
+        )
         losses = []
         for _ in range(self.epochs):
             dist = self.distribution(proposal.features)
-            ratio = torch.exp(dist.log_prob(proposal.sample) - proposal.log_prob)
-            clipped = ratio.clamp(1 - self.clip, 1 + self.clip)
-            surrogate = torch.min(ratio * advantage, clipped * advantage)
+            surrogate, _ = clipped_surrogate(
+                dist.log_prob(proposal.sample), proposal.log_prob, advantage, self.clip
+            )
             value_loss = (self.critic(proposal.features) - reward).pow(2)
             loss = (-surrogate - self.entropy_coef * dist.entropy() + 0.5 * value_loss).mean()
             if target is not None:
@@ -223,7 +209,8 @@ class DAGUpperLayer:
         self.net.load_state_dict(state["net"])
         self.critic.load_state_dict(state["critic"])
         self.optim.load_state_dict(state["optim"])
-        self.reward_sq = state["reward_sq"].clone()
-        self.interaction = state["interaction"].clone()
+        self.reward_sq = state["reward_sq"].to(self.device)
+        self.interaction = state["interaction"].to(self.device)
         self.interaction_updates = int(state["interaction_updates"])
-        self.features = state["features"]
+        features = state["features"]
+        self.features = None if features is None else features.to(self.device)

@@ -6,11 +6,19 @@ Optional backends (mpe, vmas, football, smax, smacv2) are imported only when use
 """
 
 from mapograph.envs._base import MultiAgentEnv, MultiAgentEnvProtocol, check_actions
-from mapograph.envs._registry import UnknownEnvError, families, make, register, split_env_id
+from mapograph.envs._registry import (
+    ENV_FAMILIES,
+    UnknownEnvError,
+    families,
+    make,
+    register,
+    split_env_id,
+)
 from mapograph.envs._subprocess import SingleCopyEnv, WorkerError, WorkerVectorEnv
 from mapograph.envs._types import EnvSpec, TimeStep
 
 __all__ = [
+    "ENV_FAMILIES",
     "EnvSpec",
     "MultiAgentEnv",
     "MultiAgentEnvProtocol",

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from mapograph._errors import MapographError
+from mapograph._registry import Registry
 
 EnvFactory = Callable[..., Any]
 
-_FACTORIES: dict[str, EnvFactory | str] = {
+#: Env families by name: a factory, or ``"module:function"`` imported on first use.
+ENV_FAMILIES: Registry[EnvFactory | str] = Registry("env family")
+for _name, _path in {
     "coordination": "mapograph.envs._coordination:make_coordination",
     "mpe": "mapograph.envs._pettingzoo:make_mpe",
     "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
@@ -24,7 +27,8 @@ _FACTORIES: dict[str, EnvFactory | str] = {
     "football": "mapograph.envs._football:make_football",
     "smax": "mapograph.envs._smax:make_smax",
     "smacv2": "mapograph.envs._smacv2:make_smacv2",
-}
+}.items():
+    ENV_FAMILIES.register(_name, _path)
 
 
 class UnknownEnvError(MapographError, ValueError):
@@ -44,22 +48,20 @@ def register(name: str, factory: EnvFactory, *, overwrite: bool = False) -> None
         raise ValueError(f"env family name must be a non-empty string without ':', got {name!r}")
     if not callable(factory):
         raise ValueError(f"factory for env family {name!r} must be callable, got {factory!r}")
-    if name in _FACTORIES and not overwrite:
-        raise ValueError(f"env family {name!r} is already registered (pass overwrite=True)")
-    _FACTORIES[name] = factory
+    ENV_FAMILIES.register(name, factory, overwrite=overwrite)
 
 
 def families() -> list[str]:
     """Names of the registered environment families."""
-    return sorted(_FACTORIES)
+    return ENV_FAMILIES.names()
 
 
 def _resolve(name: str) -> EnvFactory:
-    factory = _FACTORIES[name]
+    factory = ENV_FAMILIES.get(name)
     if isinstance(factory, str):
         module_name, attr = factory.split(":")
         factory = getattr(importlib.import_module(module_name), attr)
-        _FACTORIES[name] = factory
+        ENV_FAMILIES.register(ENV_FAMILIES.canonical(name), factory, overwrite=True)
     return factory
 
 
@@ -87,7 +89,7 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
         UnknownEnvError: the family is not registered (the message lists known ones).
     """
     family, task = split_env_id(env_id)
-    if family not in _FACTORIES:
+    if family not in ENV_FAMILIES:
         raise UnknownEnvError(
             f"unknown env id {env_id!r}: no family {family!r}. "
             f"Known families: {', '.join(families())}"

@@ -12,11 +12,17 @@ from mapograph.partition._generations import generations
 from mapograph.partition._input import as_dag
 from mapograph.partition._k_batches import inside_weight, k_batches
 from mapograph.partition._orders import random_order, semi_greedy_order
-from mapograph.partition._resolver import get_partitioner, partitioners
+from mapograph.partition._resolver import (
+    PARTITIONERS,
+    get_partitioner,
+    partitioners,
+    register_partitioner,
+)
 from mapograph.partition._simple import agent_by_agent, simultaneous
 from mapograph.partition._validate import validate_partition
 
 __all__ = [
+    "PARTITIONERS",
     "agent_by_agent",
     "as_dag",
     "bounded",
@@ -26,6 +32,7 @@ __all__ = [
     "k_batches",
     "partitioners",
     "random_order",
+    "register_partitioner",
     "semi_greedy_order",
     "simultaneous",
     "validate_partition",

@@ -34,7 +34,8 @@ def random_order(n: int, generator: GeneratorLike = None) -> list[int]:
         generator: ``torch.Generator`` (advanced in place), numpy ``Generator``, int seed or None.
     """
     check_positive_int("n", n)
-    return torch.randperm(n, generator=_torch_generator(generator)).tolist()
+    gen = _torch_generator(generator)
+    return torch.randperm(n, generator=gen, device=gen.device).tolist()
 
 
 def semi_greedy_order(
@@ -62,7 +63,9 @@ def semi_greedy_order(
         if greedy:
             pick = max(remaining, key=lambda a: (float(values[a]), -a))
         else:
-            pick = remaining[int(torch.randint(len(remaining), (), generator=gen))]
+            pick = remaining[
+                int(torch.randint(len(remaining), (), generator=gen, device=gen.device))
+            ]
         order.append(pick)
         remaining.remove(pick)
         greedy = not greedy

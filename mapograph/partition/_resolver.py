@@ -1,36 +1,39 @@
-"""Resolve partitioner names (as used in configs and the CLI) to functions."""
+"""The registry of DAG partitioners (names used in configs, the CLI and search spaces)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from mapograph._registry import Registry
 from mapograph.partition._bounded import bounded
 from mapograph.partition._generations import generations
 from mapograph.partition._k_batches import k_batches
 
-_DAG_PARTITIONERS: dict[str, Callable[..., list[list[int]]]] = {
-    "generations": generations,
-    "bounded": bounded,
-    "k_batches": k_batches,
-}
+Partitioner = Callable[..., list[list[int]]]
+
+#: DAG -> ordered batches. Each entry is called as ``fn(dag, **kwargs)``.
+PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
+PARTITIONERS.register("generations", generations)
+PARTITIONERS.register("bounded", bounded)
+PARTITIONERS.register("k_batches", k_batches)
 
 
 def partitioners() -> list[str]:
     """Names of the partitioners that take a DAG."""
-    return sorted(_DAG_PARTITIONERS)
+    return PARTITIONERS.names()
 
 
-def get_partitioner(name: str) -> Callable[..., list[list[int]]]:
-    """The DAG partitioner called ``name`` (``generations``, ``bounded``, ``k_batches``).
+def get_partitioner(name: str | Partitioner) -> Partitioner:
+    """The DAG partitioner called ``name`` (a callable is returned as it is).
 
     Raises:
         ValueError: unknown name (the message lists the known ones).
     """
     if callable(name):
         return name
-    try:
-        return _DAG_PARTITIONERS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown partitioner {name!r}; known partitioners: {', '.join(partitioners())}"
-        ) from None
+    return PARTITIONERS.get(name)
+
+
+def register_partitioner(name: str, fn: Partitioner, *, overwrite: bool = False) -> Partitioner:
+    """Add a partitioner ``fn(dag, **kwargs) -> list[list[int]]`` under ``name``."""
+    return PARTITIONERS.register(name, fn, overwrite=overwrite)

@@ -1,8 +1,9 @@
 """Policies: per-agent actors with stacked parameters, the DAG-conditioned actor, the critic."""
 
-from mapograph.policies._actor import Actor, masked_logits, sample_categorical
+from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._critic import CentralCritic
 from mapograph.policies._dag_actor import DAGActor
+from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
 from mapograph.policies._stacked import SharedMLP, StackedLinear, StackedMLP
 from mapograph.policies._value_norm import ValueNormalizer
 
@@ -10,10 +11,13 @@ __all__ = [
     "Actor",
     "CentralCritic",
     "DAGActor",
+    "MASKED_LOGIT",
+    "MaskedCategorical",
     "SharedMLP",
     "StackedLinear",
     "StackedMLP",
     "ValueNormalizer",
     "masked_logits",
     "sample_categorical",
+    "select",
 ]

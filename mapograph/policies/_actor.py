@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
 
+from mapograph.policies._distributions import MaskedCategorical, masked_logits
 from mapograph.policies._stacked import SharedMLP, StackedMLP
-
-MASKED_LOGIT = -1e9
-
-
-def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
-    """Set the logits of unavailable actions to a large negative value (probability 0)."""
-    if avail is None:
-        return logits
-    return torch.where(avail, logits, MASKED_LOGIT)
 
 
 class Actor(nn.Module):
@@ -76,9 +67,9 @@ class Actor(nn.Module):
 
     def distribution(
         self, obs: torch.Tensor, avail: torch.Tensor | None = None, **kw
-    ) -> Categorical:
-        """The categorical distribution of every agent's action."""
-        return Categorical(logits=self.logits(obs, avail, **kw))
+    ) -> MaskedCategorical:
+        """The categorical distribution of every agent's action (same arguments as :meth:`logits`)."""
+        return MaskedCategorical(self.logits(obs, avail, **kw))
 
     @torch.no_grad()
     def act(
@@ -87,8 +78,11 @@ class Actor(nn.Module):
         avail: torch.Tensor | None = None,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        **_: object,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (or take the mode of) every agent's action in one forward.
+
+        Extra keywords (a DAG actor's ``batches``/``edge_index``) are ignored.
 
         Returns:
             ``(actions [..., N] long, log_probs [..., N])``.

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import SimpleConv
 
-from mapograph.policies._actor import Actor, masked_logits, sample_categorical
+from mapograph.policies._actor import Actor, sample_categorical
+from mapograph.policies._distributions import MaskedCategorical, masked_logits
 from mapograph.policies._stacked import StackedLinear
 
 
@@ -114,24 +115,31 @@ class DAGActor(nn.Module):
             avail = avail.index_select(-2, agents)
         return masked_logits(logits, avail)
 
+    def distribution(
+        self, obs: torch.Tensor, avail: torch.Tensor | None = None, **kw
+    ) -> MaskedCategorical:
+        """The categorical distribution of every agent's action (same arguments as :meth:`logits`)."""
+        return MaskedCategorical(self.logits(obs, avail, **kw))
+
     @torch.no_grad()
     def act(
         self,
         obs: torch.Tensor,
-        avail: torch.Tensor | None,
-        batches: list[list[int]],
-        edge_index: torch.Tensor | None,
+        avail: torch.Tensor | None = None,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        batches: list[list[int]] | None = None,
+        edge_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequential decoding: batches act in order, each seeing earlier batches' actions.
 
         Within a batch every agent acts at once (one vectorized forward per batch).
+        Without ``edge_index`` (or ``batches``) all agents act at once, unconditioned.
 
         Returns:
             ``(actions [..., N], log_probs [..., N])``.
         """
-        if edge_index is None or edge_index.numel() == 0:
+        if edge_index is None or edge_index.numel() == 0 or batches is None:
             return sample_categorical(self.logits(obs, avail), deterministic, generator)
         base_logits = self.base.net(obs)  # the observation part does not depend on parents: once
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)

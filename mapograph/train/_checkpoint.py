@@ -12,7 +12,7 @@ import torch
 from mapograph._errors import CheckpointError
 
 FORMAT = "mapograph-checkpoint"
-VERSION = 1
+VERSION = 2
 REQUIRED_KEYS = (
     "format",
     "version",
@@ -66,8 +66,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    while state["version"] in MIGRATIONS:
+        state = MIGRATIONS[state["version"]](state)
     if state["version"] != VERSION:
         raise CheckpointError(
-            f"checkpoint {path} has version {state['version']}, expected {VERSION}"
+            f"checkpoint {path} has version {state['version']}, which this mapograph cannot read "
+            f"(it reads versions {', '.join(map(str, [*MIGRATIONS, VERSION]))})"
         )
     return state
+
+
+def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (mapograph 0.1): the upper layer and its next features were top-level keys.
+
+    Version 2 keeps whatever the update schedule holds under ``schedule``; the
+    optimizer of stacked parameters converts its own old format when loading.
+    """
+    state = dict(state)
+    upper = state.pop("upper", None)
+    features = state.pop("features", None)
+    state["schedule"] = {} if upper is None else {"upper": upper, "features": features}
+    state["version"] = 2
+    return state
+
+
+#: ``version -> function`` that upgrades a checkpoint's state by one version.
+MIGRATIONS = {1: _v1_to_v2}

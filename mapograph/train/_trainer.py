@@ -1,15 +1,16 @@
-"""``Trainer``: collect -> graph -> partition -> batch-by-batch update, with checkpoints.
+"""``Trainer``: collect -> plan -> batch-by-batch update -> the schedule learns -> distill.
 
-One iteration of :meth:`Trainer.train` reads top to bottom like B2MAPO's algorithm box:
+One iteration of :meth:`Trainer.train` reads like B2MAPO's algorithm box, for
+every algorithm alike (the preset's parts, built by :class:`~mapograph.algos.Algorithm`,
+decide what each step does):
 
-1. **graph + partition** (B2MAPO): the upper layer samples a DAG and partitions it;
-2. **collect** ``rollout_length`` steps of ``num_envs`` copies with the behaviour policy
-   (``pi_seq``, which acts batch by batch when it conditions on parents);
-3. **partition** (other presets): one batch, or one agent per batch in a random
-   (HAPPO) or semi-greedy (A2PO) order;
+1. **propose**: the schedule gives the plan the behaviour policy acts with
+   (B2MAPO samples a DAG from its generator and partitions it);
+2. **collect** ``rollout_length`` steps of every env copy with the behaviour policy;
+3. **plan**: the schedule orders the update's batches (HAPPO random, A2PO semi-greedy);
 4. **update**: :class:`~mapograph.algos.BatchSequentialPPO` loops over the batches;
-5. **upper layer** learns from the improvement its DAG produced;
-6. **derived policy** ``pi_ind``: MAPPO on the same data, distilled from ``pi_seq``.
+5. **learn**: the schedule learns from the update (B2MAPO's upper layer);
+6. **distill**: the execution policy learns (B2MAPO's ``pi_ind``; nothing otherwise).
 """
 
 from __future__ import annotations
@@ -25,17 +26,8 @@ import networkx as nx
 import torch
 
 from mapograph._errors import CheckpointError, MapographError
-from mapograph.algos import (
-    BatchSequentialPPO,
-    DerivedPolicy,
-    PPOHyperparameters,
-    Rollout,
-)
-from mapograph.algos._interaction import action_interaction
-from mapograph.algos._schedule import a2po_scores, check_fixed_order, preset_batches
+from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
-from mapograph.partition import validate_partition
-from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
 from mapograph.train._collector import Collector, episode_wins
 from mapograph.train._config import TrainConfig
@@ -85,151 +77,60 @@ class Trainer:
         self.env = env
         self.cfg = cfg = cfg if cfg is not None else TrainConfig()
         cfg.validate()
-        self.preset = cfg.preset()
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.device = torch.device(cfg.device)
-        spec = env.spec
-        self.n_agents = spec.n_agents
-        if cfg.share_params and self.preset.partition != "simultaneous":
+        if cfg.num_envs is not None and cfg.num_envs != env.num_envs:
             raise ValueError(
-                f"share_params=True cannot be combined with algo={cfg.algo!r}: batch-by-batch updates "
-                "need separate per-agent parameters (share_params=False)"
+                f"TrainConfig.num_envs={cfg.num_envs} but the env has {env.num_envs} copies: "
+                f"make the env with num_envs={cfg.num_envs} or leave num_envs unset (None)"
             )
-
-        # Fixed batches or orders must fit this env: fail now, not at the first update.
-        if cfg.fixed_partition is not None:
-            validate_partition([list(map(int, b)) for b in cfg.fixed_partition], self.n_agents)
-        if cfg.fixed_order is not None:
-            check_fixed_order(cfg.fixed_order, self.n_agents)
-
-        # Separate generators so that, e.g., DAG sampling never shifts action sampling.
-        self.rngs = {
-            name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
-            for i, name in enumerate(("act", "update", "order", "dag"))
-        }
-        torch.manual_seed(cfg.seed)
-        # Construction order (critic, then actor) is the same for every preset, so
-        # equal seeds give equal initial critics and actors across presets.
-        self.critic = CentralCritic(spec.state_dim, cfg.hidden, cfg.layers)
-        if self.preset.derived_policy:
-            self.actor: torch.nn.Module = DAGActor(
-                spec.n_agents, spec.obs_dim, spec.n_actions, cfg.hidden, cfg.layers
-            )
-        else:
-            self.actor = Actor(
-                spec.n_agents,
-                spec.obs_dim,
-                spec.n_actions,
-                cfg.hidden,
-                cfg.layers,
-                cfg.share_params,
-            )
-        self.value_norm = ValueNormalizer() if cfg.value_norm else None
-        self.hp = PPOHyperparameters(
-            gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda,
-            clip=cfg.clip,
-            epochs=cfg.epochs,
-            minibatches=cfg.minibatches,
-            entropy_coef=cfg.entropy_coef,
-            max_grad_norm=cfg.max_grad_norm,
-            correction=self.preset.correction,
-            correction_clip=self.preset.correction_clip,
-        )
-        self.ppo = BatchSequentialPPO(
-            self.actor,
-            self.critic,
-            self.value_norm,
-            spec.n_agents,
-            cfg.lr,
-            cfg.critic_lr,
-            self.hp,
-            self.rngs["update"],
-        )
-        self.derived: DerivedPolicy | None = None
-        self.upper = None
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed + 7919)
-            if self.preset.derived_policy:
-                pi_ind = Actor(spec.n_agents, spec.obs_dim, spec.n_actions, cfg.hidden, cfg.layers)
-                self.derived = DerivedPolicy(pi_ind, cfg.lr, self.hp, self.rngs["update"])
-            if self.preset.learned_dag:
-                from mapograph.algos._upper import DAGUpperLayer
-
-                self.upper = DAGUpperLayer(
-                    feature_dim=spec.obs_dim + spec.n_agents,
-                    n_agents=spec.n_agents,
-                    partitioner=self.preset.partition,
-                    partition_kwargs=self._partition_kwargs(),
-                    hidden=cfg.generator_hidden,
-                    heads=cfg.generator_heads,
-                    lr=cfg.generator_lr,
-                    entropy_coef=cfg.generator_entropy_coef,
-                    epochs=cfg.generator_epochs,
-                    clip=cfg.clip,
-                    temperature=cfg.dag_temperature,
-                    edge_threshold=cfg.edge_threshold,
-                    generator=self.rngs["dag"],
-                    interaction_coef=cfg.interaction_coef,
-                )
-        for module in self._modules().values():
-            module.to(self.device)
-
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = resolve_device(cfg.device)
+        self.n_agents = env.spec.n_agents
+        self.algorithm = Algorithm(env.spec, cfg, cfg.seed, self.device)
         self.collector = Collector(env, self.device)
         self.iteration = 0
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
-        self.batches: list[list[int]] = [list(range(self.n_agents))]
-        self.edge_index: torch.Tensor | None = None
-        self._features: torch.Tensor | None = None
+        self.plan = Plan([list(range(self.n_agents))])
 
     # -------------------------------------------------------------- plumbing
-    def _partition_kwargs(self) -> dict:
-        if self.preset.partition == "bounded":
-            return {"max_batch_size": self.cfg.max_batch_size}
-        if self.preset.partition == "k_batches":
-            return {"k": self.cfg.k}
-        return {}
+    @property
+    def actor(self) -> torch.nn.Module:
+        """The policy being optimized (``pi_seq`` for B2MAPO)."""
+        return self.algorithm.actor
 
-    def _modules(self) -> dict[str, torch.nn.Module]:
-        modules: dict[str, torch.nn.Module] = {"actor": self.actor, "critic": self.critic}
-        if self.value_norm is not None:
-            modules["value_norm"] = self.value_norm
-        if self.derived is not None:
-            modules["pi_ind"] = self.derived.actor
-        return modules
+    @property
+    def critic(self) -> torch.nn.Module:
+        """The centralized critic."""
+        return self.algorithm.critic
+
+    @property
+    def batches(self) -> list[list[int]]:
+        """The ordered batches of the last update."""
+        return self.plan.batches
 
     @property
     def steps_per_iteration(self) -> int:
         """Env steps (summed over copies) collected per iteration."""
         return self.cfg.rollout_length * self.env.num_envs
 
-    def _agent_features(self, obs: torch.Tensor) -> torch.Tensor:
-        """Generator input ``[1, N, obs_dim + N]``: mean observation per agent and its one-hot id."""
-        mean_obs = obs.reshape(-1, self.n_agents, obs.shape[-1]).float().mean(0)
-        ids = torch.eye(self.n_agents, device=obs.device)
-        return torch.cat([mean_obs, ids], -1).unsqueeze(0)
+    def _timestep(self) -> TimeStep:
+        return self.collector.timestep or self.collector.reset()
 
-    def _behaviour(self, ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """Sample the joint action of the policy being optimized (one batched call)."""
-        gen = self.rngs["act"]
-        if isinstance(self.actor, DAGActor):
-            actions, log_probs = self.actor.act(
-                ts.obs, ts.avail_actions, self.batches, self.edge_index, generator=gen
+    def _behaviour(self, plan: Plan) -> Callable[[TimeStep], tuple]:
+        """The behaviour policy of this iteration: the optimized actor acting with ``plan``."""
+        actor, generator = self.algorithm.actor, self.algorithm.generators["act"]
+
+        def policy(ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor, None]:
+            actions, log_probs = actor.act(
+                ts.obs,
+                ts.avail_actions,
+                generator=generator,
+                batches=plan.batches,
+                edge_index=plan.edge_index,
             )
-        else:
-            actions, log_probs = self.actor.act(ts.obs, ts.avail_actions, generator=gen)
-        return actions, log_probs, None
+            return actions, log_probs, None
 
-    @torch.no_grad()
-    def _derived_log_probs(self, rollout: Rollout) -> torch.Tensor:
-        """pi_ind's log-probabilities of the collected actions, ``[T, E, N]``.
-
-        pi_ind does not change during collection, so one batched forward over the
-        whole rollout gives exactly what a per-step forward would.
-        """
-        logits = self.derived.actor.logits(rollout.obs, rollout.avail)
-        return torch.log_softmax(logits, -1).gather(-1, rollout.actions.unsqueeze(-1)).squeeze(-1)
+        return policy
 
     # ------------------------------------------------------------------ train
     def train(self, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
@@ -263,71 +164,41 @@ class Trainer:
         return TrainResult(list(self.history), self.out_dir, time.perf_counter() - start, final)
 
     def train_iteration(self) -> dict[str, Any]:
-        """One iteration: graph, collect, partition, batch-by-batch update, upper layer, distill."""
-        cfg = self.cfg
+        """One iteration: propose, collect, plan, batch-by-batch update, learn, distill."""
+        algo = self.algorithm
         t0 = time.perf_counter()
-        # 1. graph + partition (B2MAPO): the DAG used to act and to update this iteration
-        proposal = None
-        if self.upper is not None:
-            if self._features is None:
-                ts = self.collector.timestep or self.collector.reset()
-                self._features = self._agent_features(ts.obs)
-            proposal = self.upper.propose(self._features)
-            self.batches = proposal.batches
-            self.edge_index = proposal.edge_index if cfg.condition_on_parents else None
+        # 1. propose: the plan the behaviour policy acts with (B2MAPO: a sampled DAG)
+        acting = algo.schedule.propose(self._timestep())
         graph_s = time.perf_counter() - t0
 
         # 2. collect
         t1 = time.perf_counter()
-        rollout, returns, lengths = self.collector.collect(self._behaviour, cfg.rollout_length)
-        if self.derived is not None:
-            rollout.ind_log_probs = self._derived_log_probs(rollout)
+        rollout, returns, lengths = self.collector.collect(
+            self._behaviour(acting), self.cfg.rollout_length
+        )
+        algo.execution.record(rollout)
         collect_s = time.perf_counter() - t1
         self.env_steps += self.steps_per_iteration
 
-        # 3. partition (presets without a learned DAG)
+        # 3. plan the update's batches
         t2 = time.perf_counter()
-        values = self.ppo.values(rollout.state)
-        if self.upper is None:
-            scores = None
-            if self.preset.order == "semi_greedy":
-                scores = a2po_scores(rollout, self.ppo.advantages(rollout, values), values)
-            self.batches = preset_batches(
-                self.preset,
-                self.n_agents,
-                self.rngs["order"],
-                cfg.fixed_partition,
-                cfg.fixed_order,
-                scores,
-            )
+        values = algo.optimizer.values(rollout.state)
+        data = ScheduleData(rollout, values, algo.optimizer.advantages(rollout, values))
+        self.plan = algo.schedule.plan(acting, data)
 
         # 4. batch-by-batch update of the policy being optimized
-        stats = self.ppo.update(rollout, self.batches, self.edge_index, values)
+        stats = algo.optimizer.update(rollout, self.plan, values, data.advantages)
 
-        # 5. upper layer learns from the improvement its DAG produced
-        if self.upper is not None and proposal is not None:
-            interaction = action_interaction(
-                rollout.flat(rollout.actions),
-                self.ppo.last_advantages.reshape(-1),
-                self.env.spec.n_actions,
-            )
-            stats.update(self.upper.learn(proposal, stats["joint_ratio_gain"], interaction))
-            self._features = self._agent_features(rollout.obs)
+        # 5. the schedule learns from the update (B2MAPO's upper layer)
+        stats.update(algo.schedule.learn(self.plan, data, stats))
 
-        # 6. derived independent policy: MAPPO on the same data, then distillation
-        if self.derived is not None:
-            distill = (self.iteration + 1) % cfg.distill_every == 0
-            stats.update(
-                self.derived.update(
-                    rollout,
-                    self.ppo.last_advantages,
-                    teacher=self.actor if distill else None,
-                    teacher_context=self.actor.context(
-                        rollout.flat(rollout.actions), self.edge_index
-                    ),
-                    kl_coef=cfg.kl_coef,
-                )
+        # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation)
+        teacher_context = algo.actor.context(rollout.flat(rollout.actions), self.plan.edge_index)
+        stats.update(
+            algo.execution.update(
+                rollout, data.advantages, algo.actor, teacher_context, self.iteration
             )
+        )
         update_s = time.perf_counter() - t2
         self.iteration += 1
 
@@ -348,11 +219,11 @@ class Trainer:
             "graph_s": graph_s,
             "total_s": total_s,
             "env_steps_per_s": self.steps_per_iteration / max(total_s, 1e-9),
-            "batches": [list(b) for b in self.batches],
+            "batches": [list(b) for b in self.plan.batches],
             **stats,
         }
-        if cfg.eval_every and self.iteration % cfg.eval_every == 0:
-            evaluation = self.evaluate(cfg.eval_episodes)
+        if self.cfg.eval_every and self.iteration % self.cfg.eval_every == 0:
+            evaluation = self.evaluate(self.cfg.eval_episodes)
             row["eval_return_mean"] = evaluation["return_mean"]
         self.history.append(row)
         return row
@@ -368,22 +239,21 @@ class Trainer:
             policy: ``"ind"`` (the derived independent policy for B2MAPO; the only
                 policy for the other presets) or ``"seq"`` (B2MAPO's batch-sequential policy).
         """
-        if policy not in ("ind", "seq"):
-            raise ValueError(f"policy must be 'ind' or 'seq', got {policy!r}")
+        actor = self.algorithm.policy(policy)
         obs = ts.obs.to(self.device)
         if obs.dim() != 3 or obs.shape[1:] != (self.n_agents, self.env.spec.obs_dim):
             raise ValueError(
                 f"ts.obs must have shape [E, {self.n_agents}, {self.env.spec.obs_dim}], got {list(obs.shape)}"
             )
         avail = ts.avail_actions.to(self.device).bool()
-        if policy == "ind" and self.derived is not None:
-            actions, _ = self.derived.actor.act(obs, avail, deterministic, self.rngs["act"])
-        elif isinstance(self.actor, DAGActor):
-            actions, _ = self.actor.act(
-                obs, avail, self.batches, self.edge_index, deterministic, self.rngs["act"]
-            )
-        else:
-            actions, _ = self.actor.act(obs, avail, deterministic, self.rngs["act"])
+        actions, _ = actor.act(
+            obs,
+            avail,
+            deterministic,
+            self.algorithm.generators["act"],
+            batches=self.plan.batches,
+            edge_index=self.plan.edge_index,
+        )
         return actions
 
     @torch.no_grad()
@@ -434,71 +304,62 @@ class Trainer:
         return result
 
     def interdependence(self) -> nx.DiGraph:
-        """The learned interdependence graph: edges ``i -> j`` with ``weight`` = P(edge).
+        """The interdependence graph: edges ``i -> j`` with ``weight`` = P(edge).
+
+        B2MAPO's learned graph (or the ``fixed_dag`` it was given).
 
         Raises:
-            MapographError: the algorithm has no learned DAG (only ``b2mapo`` does).
+            MapographError: the algorithm's schedule has no graph (MAPPO, HAPPO, A2PO).
         """
-        if self.upper is None:
-            raise MapographError(
-                f"algo {self.cfg.algo!r} learns no interdependence graph (use algo='b2mapo')"
-            )
-        if self._features is None:
-            ts = self.collector.timestep or self.collector.reset()
-            self._features = self._agent_features(ts.obs)
-        probs = self.upper.edge_probabilities(self._features).cpu()
-        graph = nx.DiGraph()
-        graph.add_nodes_from(range(self.n_agents))
-        for i in range(self.n_agents):
-            for j in range(self.n_agents):
-                if i != j:
-                    graph.add_edge(i, j, weight=float(probs[i, j]))
-        return graph
+        return self.algorithm.schedule.interdependence(self._timestep())
 
     # ----------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training exactly (tensors and plain data only)."""
+        algo = self.algorithm
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
-        optimizers: dict[str, Any] = {"ppo": self.ppo.state_dict()}
-        if self.derived is not None:
-            optimizers["pi_ind"] = self.derived.state_dict()
         return {
             "config": self.cfg.to_dict(),
-            "modules": {name: m.state_dict() for name, m in self._modules().items()},
-            "optimizers": optimizers,
-            "upper": self.upper.state_dict() if self.upper is not None else None,
-            "rng": {name: g.get_state() for name, g in self.rngs.items()},
+            "modules": {name: m.state_dict() for name, m in algo.modules().items()},
+            "optimizers": algo.optimizer_states(),
+            "schedule": algo.schedule.state_dict(),
+            "rng": {name: g.get_state() for name, g in algo.generators.items()},
             "torch_rng": torch.get_rng_state(),
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "history": self.history,
+            "num_envs": self.env.num_envs,
             "collector": self.collector.state_dict(),
             "env_state": env_state,
-            "batches": self.batches,
-            "edge_index": self.edge_index,
-            "features": self._features,
+            "batches": self.plan.batches,
+            "edge_index": self.plan.edge_index,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (raises CheckpointError when it does not fit)."""
+        algo = self.algorithm
         try:
-            for name, module in self._modules().items():
+            for name, module in algo.modules().items():
                 module.load_state_dict(state["modules"][name])
-            self.ppo.load_state_dict(state["optimizers"]["ppo"])
-            if self.derived is not None:
-                self.derived.load_state_dict(state["optimizers"]["pi_ind"])
-            if self.upper is not None:
-                self.upper.load_state_dict(state["upper"])
-            for name, g in self.rngs.items():
+            algo.load_optimizer_states(state["optimizers"])
+            algo.schedule.load_state_dict(state["schedule"])
+            for name, g in algo.generators.items():
                 g.set_state(state["rng"][name])
             torch.set_rng_state(state["torch_rng"])
             self.iteration = int(state["iteration"])
             self.env_steps = int(state["env_steps"])
             self.history = list(state["history"])
-            self.batches = [list(b) for b in state["batches"]]
-            self.edge_index = state["edge_index"]
-            self._features = state["features"]
-            if state.get("env_state") is not None and hasattr(self.env, "load_state_dict"):
+            edge_index = state["edge_index"]
+            self.plan = Plan(
+                [list(b) for b in state["batches"]],
+                None if edge_index is None else edge_index.to(self.device),
+            )
+            same_copies = state.get("num_envs", self.env.num_envs) == self.env.num_envs
+            if (
+                same_copies
+                and state.get("env_state") is not None
+                and hasattr(self.env, "load_state_dict")
+            ):
                 self.env.load_state_dict(state["env_state"])
                 self.collector.load_state_dict(state["collector"])
             else:
@@ -521,17 +382,44 @@ class Trainer:
         """
         path = Path(path)
         state = load_checkpoint(path)
+        _check_env(env)
+        overrides.setdefault("num_envs", env.num_envs)  # evaluation may use another count
         try:
             cfg = TrainConfig.from_dict(state["config"]).replace(**overrides)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {path} holds an invalid config: {exc}") from exc
+        saved_agents = _saved_agent_count(state)
+        if saved_agents is not None and saved_agents != env.spec.n_agents:
+            raise CheckpointError(
+                f"checkpoint {path} was trained with {saved_agents} agents; the env has "
+                f"{env.spec.n_agents}"
+            )
         folder = path if path.is_dir() else path.parent
-        spec = env.spec
         trainer = cls(env, cfg, out_dir=out_dir if out_dir is not None else folder)
-        if trainer.n_agents != spec.n_agents:
-            raise CheckpointError(f"checkpoint {path} does not fit env with {spec.n_agents} agents")
         trainer.load_state_dict(state)
         return trainer
+
+
+def _saved_agent_count(state: dict[str, Any]) -> int | None:
+    """The number of agents a checkpoint was trained with (from its critic-free actor rows)."""
+    actor = state.get("modules", {}).get("actor", {})
+    for key, value in actor.items():
+        if key.endswith("weight") and isinstance(value, torch.Tensor) and value.dim() == 3:
+            return int(value.shape[0])  # stacked per-agent parameters [N, in, out]
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, refused with a clear error when this machine lacks it."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} is not available: torch sees no CUDA GPU here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+            )
+    return device
 
 
 def finite_mean(values: list[float]) -> float:

@@ -44,6 +44,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
     """Add the ``tune`` subcommand."""
+    from mapograph.tune._search_space import SPACES
+
     p = sub.add_parser(name, help="tune B2MAPO's partition hyperparameters with Optuna")
     p.add_argument("--env", required=True)
     p.add_argument("--trials", type=int, required=True)
@@ -58,7 +60,7 @@ def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--multi-objective", action="store_true", help="return vs update time (no pruning)"
     )
-    p.add_argument("--space", default="partition", choices=["partition", "full"])
+    p.add_argument("--space", default="partition", choices=SPACES.names())
     p.add_argument("--config", help="base TrainConfig YAML")
     p.add_argument("--num-envs", type=int)
     p.add_argument("--out", required=True)

@@ -67,9 +67,9 @@ class Objective:
         cfg = self.config_for(trial).replace(progress=False, tensorboard=False)
         trial.set_user_attr("worker_pid", os.getpid())
         trial.set_user_attr("config", cfg.to_dict())
-        env = make(self.env_id, num_envs=cfg.num_envs, seed=cfg.seed, **self.env_kwargs)
+        env = make(self.env_id, num_envs=cfg.env_copies(), seed=cfg.seed, **self.env_kwargs)
         eval_env = make(
-            self.env_id, num_envs=cfg.num_envs, seed=cfg.seed + 10_000, **self.env_kwargs
+            self.env_id, num_envs=cfg.env_copies(), seed=cfg.seed + 10_000, **self.env_kwargs
         )
         try:
             trainer = Trainer(env, cfg)

@@ -8,8 +8,15 @@ from typing import Any
 import optuna
 
 from mapograph import partition as P
+from mapograph._registry import Registry
+from mapograph.algos import SCHEDULES
+from mapograph.algos._schedules import partition_kwargs
+from mapograph.train import TrainConfig
 
 SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
+
+#: Integer ranges searched for partitioner keyword arguments (others: 1..8).
+PARTITION_KNOB_RANGES: dict[str, tuple[int, int]] = {"max_batch_size": (1, 8), "k": (1, 6)}
 
 
 def partition_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -23,13 +30,11 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
     the benchmarks page).
     """
     params: dict[str, Any] = {"algo": "b2mapo"}
-    params["partition"] = trial.suggest_categorical(
-        "partition", ["generations", "bounded", "k_batches"]
-    )
-    if params["partition"] == "bounded":
-        params["max_batch_size"] = trial.suggest_int("max_batch_size", 1, 8)
-    if params["partition"] == "k_batches":
-        params["k"] = trial.suggest_int("k", 1, 6)
+    params["partition"] = trial.suggest_categorical("partition", P.partitioners())
+    # the partitioner's own knobs (k for k_batches, max_batch_size for bounded...)
+    for name in partition_kwargs(P.get_partitioner(params["partition"]), TrainConfig):
+        low, high = PARTITION_KNOB_RANGES.get(name, (1, 8))
+        params[name] = trial.suggest_int(name, low, high)
     params["edge_threshold"] = trial.suggest_float("edge_threshold", 0.0, 0.5)
     params["dag_temperature"] = trial.suggest_float("dag_temperature", 0.25, 4.0, log=True)
     params["generator_lr"] = trial.suggest_float("generator_lr", 1e-4, 1e-2, log=True)
@@ -57,7 +62,10 @@ def full_space(trial: optuna.Trial) -> dict[str, Any]:
     return params
 
 
-SPACES: dict[str, SpaceFn] = {"partition": partition_space, "full": full_space}
+#: Search spaces by name (``mapograph tune --space NAME``).
+SPACES: Registry[SpaceFn] = Registry("search space")
+SPACES.register("partition", partition_space)
+SPACES.register("full", full_space)
 
 
 def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dict[str, Any]:
@@ -71,25 +79,13 @@ def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dic
     Raises:
         ValueError: unknown space name, or a suggested partitioner that does not exist.
     """
-    if callable(space):
-        params = space(trial)
-    elif space in SPACES:
-        params = SPACES[space](trial)
-    else:
-        raise ValueError(
-            f"unknown search space {space!r}; known spaces: {', '.join(SPACES)} (or a function)"
-        )
+    params = space(trial) if callable(space) else SPACES.get(space)(trial)
     if not isinstance(params, dict):
         raise ValueError(
             f"a search space must return a dict of TrainConfig fields, got {type(params).__name__}"
         )
     partition = params.get("partition")
-    if partition is not None and partition not in (
-        *P.partitioners(),
-        "simultaneous",
-        "agent_by_agent",
-        "fixed",
-    ):
+    if partition is not None and partition not in P.PARTITIONERS and partition not in SCHEDULES:
         raise ValueError(
             f"unknown partitioner {partition!r}; known partitioners: {', '.join(P.partitioners())}"
         )

@@ -1,0 +1,144 @@
+"""Field checks for config dataclasses: each field names its rule in ``metadata["check"]``.
+
+A rule is a function ``rule(value) -> str | None`` that returns what is wrong
+(``None``: the value is fine). :func:`validate_fields` raises one ``ValueError``
+naming the class, the field and the offending value, so the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+Rule = Callable[[Any], "str | None"]
+
+#: Sizes above this are refused before anything is allocated (a typo, not a model).
+MAX_SIZE = 1 << 16
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def positive_int(limit: int | None = None) -> Rule:
+    """A positive int (``bool`` is not an int here), at most ``limit`` when given."""
+
+    def rule(value: Any) -> str | None:
+        if not _is_int(value) or value < 1:
+            return "must be a positive int"
+        if limit is not None and value > limit:
+            return f"must be at most {limit}"
+        return None
+
+    return rule
+
+
+def non_negative_int(value: Any) -> str | None:
+    """An int >= 0."""
+    return None if _is_int(value) and value >= 0 else "must be an int >= 0"
+
+
+def any_int(value: Any) -> str | None:
+    """Any int (not a bool, not a float)."""
+    return None if _is_int(value) else "must be an int"
+
+
+def positive_float(value: Any) -> str | None:
+    """A finite number > 0."""
+    return (
+        None
+        if _is_real(value) and math.isfinite(value) and value > 0
+        else "must be a finite number > 0"
+    )
+
+
+def non_negative_float(value: Any) -> str | None:
+    """A finite number >= 0."""
+    return (
+        None
+        if _is_real(value) and math.isfinite(value) and value >= 0
+        else "must be a finite number >= 0"
+    )
+
+
+def unit_interval(value: Any) -> str | None:
+    """A number in [0, 1]."""
+    return None if _is_real(value) and 0.0 <= value <= 1.0 else "must lie in [0, 1]"
+
+
+def half_open_unit_interval(value: Any) -> str | None:
+    """A number in [0, 1)."""
+    return None if _is_real(value) and 0.0 <= value < 1.0 else "must lie in [0, 1)"
+
+
+def boolean(value: Any) -> str | None:
+    """``True`` or ``False`` (not a string, not a number)."""
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def optional(rule: Rule) -> Rule:
+    """``None`` or what ``rule`` accepts."""
+
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        problem = rule(value)
+        return None if problem is None else f"{problem} (or null)"
+
+    return check
+
+
+def registered(*registries: Any) -> Rule:
+    """A name known to one of ``registries`` (read at check time: later registrations count)."""
+
+    def rule(value: Any) -> str | None:
+        if isinstance(value, str) and any(value in registry for registry in registries):
+            return None
+        choices = [name for registry in registries for name in registry.names()]
+        return f"must be one of {', '.join(choices)}"
+
+    return rule
+
+
+def int_list(value: Any) -> str | None:
+    """A list of ints."""
+    if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
+        return None
+    return "must be a list of ints"
+
+
+def int_lists(length: int | None = None) -> Rule:
+    """A list of lists of ints (each of ``length`` items when given)."""
+
+    def rule(value: Any) -> str | None:
+        if isinstance(value, (list, tuple)) and all(
+            int_list(item) is None and (length is None or len(item) == length) for item in value
+        ):
+            return None
+        what = f"[{', '.join(['int'] * length)}] pairs" if length else "lists of ints"
+        return f"must be a list of {what}"
+
+    return rule
+
+
+def check(rule: Rule) -> dict[str, Rule]:
+    """``field(metadata=check(rule))`` attaches ``rule`` to a dataclass field."""
+    return {"check": rule}
+
+
+def validate_fields(obj: Any) -> None:
+    """Run every field's rule; raise ValueError naming the first invalid field."""
+    for f in dataclasses.fields(obj):
+        rule = f.metadata.get("check")
+        if rule is None:
+            continue
+        value = getattr(obj, f.name)
+        problem = rule(value)
+        if problem is not None:
+            raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {value!r}")

@@ -1,0 +1,126 @@
+"""``Algorithm``: the parts a preset names, assembled for one env.
+
+The Trainer never asks which algorithm it runs: it calls the parts built here.
+
+- ``actor``: the policy being optimized (``pi_seq``, conditioned on DAG parents,
+  when the preset trains a derived policy; else the independent actor);
+- ``critic`` and ``value_norm``;
+- ``optimizer``: :class:`~mapograph.algos.BatchSequentialPPO` with the preset's correction;
+- ``schedule``: the preset's :class:`~mapograph.algos.Schedule`;
+- ``execution``: the policy that acts at execution (:class:`~mapograph.algos.DerivedPolicy`
+  or the actor itself);
+- ``generators``: the random generators (``act``, ``update``, ``order``, ``dag``), on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mapograph.algos._config import AlgorithmConfig
+from mapograph.algos._corrections import CORRECTIONS
+from mapograph.algos._derived import DerivedPolicy, SamePolicy
+from mapograph.algos._ppo import BatchSequentialPPO
+from mapograph.algos._schedules import SCHEDULES, ScheduleContext
+from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
+
+GENERATOR_NAMES = ("act", "update", "order", "dag")
+
+
+class Algorithm:
+    """An algorithm assembled from ``config.preset()`` for an env with ``spec``.
+
+    Args:
+        spec: the env's :class:`~mapograph.envs.EnvSpec`.
+        config: the algorithm configuration (a :class:`~mapograph.TrainConfig` is one).
+        seed: seeds the initial weights and the random generators.
+        device: where every module, optimizer state and generator lives.
+
+    Raises:
+        ValueError: the preset and the config cannot work together (e.g.
+            ``share_params=True`` with a schedule of several batches).
+    """
+
+    def __init__(
+        self, spec: Any, config: AlgorithmConfig, seed: int, device: torch.device | str = "cpu"
+    ) -> None:
+        self.config = config
+        self.preset = preset = config.preset()
+        self.device = device = torch.device(device)
+        schedule_cls = SCHEDULES.get(preset.schedule)
+        if config.share_params and not schedule_cls.single_batch:
+            raise ValueError(
+                f"share_params=True cannot be combined with algo={config.algo!r} (schedule "
+                f"{preset.schedule!r}): batch-by-batch updates need separate per-agent parameters "
+                "(share_params=False)"
+            )
+        n, obs_dim, n_actions = spec.n_agents, spec.obs_dim, spec.n_actions
+        # Separate generators so that, e.g., DAG sampling never shifts action sampling.
+        self.generators = {
+            name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
+            for i, name in enumerate(GENERATOR_NAMES)
+        }
+        torch.manual_seed(seed)
+        # Construction order (critic, then actor) is the same for every preset, so
+        # equal seeds give equal initial critics and actors across presets.
+        self.critic = CentralCritic(spec.state_dim, config.hidden, config.layers)
+        if preset.derived_policy:
+            self.actor: nn.Module = DAGActor(n, obs_dim, n_actions, config.hidden, config.layers)
+        else:
+            self.actor = Actor(
+                n, obs_dim, n_actions, config.hidden, config.layers, config.share_params
+            )
+        self.value_norm = ValueNormalizer() if config.value_norm else None
+        self.optimizer = BatchSequentialPPO(
+            self.actor.to(device),
+            self.critic.to(device),
+            None if self.value_norm is None else self.value_norm.to(device),
+            n,
+            config,
+            CORRECTIONS.get(preset.correction),
+            preset.correction_clip,
+            self.generators["update"],
+        )
+        # Parts built from their own seed: adding them never shifts the weights above.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 7919)
+            if preset.derived_policy:
+                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers).to(device)
+                self.execution: DerivedPolicy | SamePolicy = DerivedPolicy(
+                    pi_ind, config, self.generators["update"]
+                )
+            else:
+                self.execution = SamePolicy(self.actor)
+            self.schedule = schedule_cls(
+                ScheduleContext(n, obs_dim, n_actions, config, preset, device, self.generators)
+            )
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The trained modules by checkpoint name (``actor``, ``critic``, ``value_norm``, ``pi_ind``)."""
+        modules: dict[str, nn.Module] = {"actor": self.actor, "critic": self.critic}
+        if self.value_norm is not None:
+            modules["value_norm"] = self.value_norm
+        return {**modules, **self.execution.modules()}
+
+    def policy(self, name: str) -> nn.Module:
+        """``"ind"``: the execution policy; ``"seq"``: the optimized (batch-sequential) one."""
+        if name == "ind":
+            return self.execution.actor
+        if name == "seq":
+            return self.actor
+        raise ValueError(f"policy must be 'ind' or 'seq', got {name!r}")
+
+    def optimizer_states(self) -> dict[str, Any]:
+        """Optimizer states by checkpoint name."""
+        states = {"ppo": self.optimizer.state_dict()}
+        execution = self.execution.state_dict()
+        if execution is not None:
+            states["pi_ind"] = execution
+        return states
+
+    def load_optimizer_states(self, states: dict[str, Any]) -> None:
+        """Restore :meth:`optimizer_states`."""
+        self.optimizer.load_state_dict(states["ppo"])
+        self.execution.load_state_dict(states.get("pi_ind"))

@@ -1,0 +1,156 @@
+"""``AlgorithmConfig``: every knob of an algorithm, each owned by exactly one field.
+
+:class:`~mapograph.TrainConfig` extends it with the run's own fields (steps,
+seed, copies, device, bookkeeping), so users keep one flat keyword API
+(``mg.TrainConfig(algo="b2mapo", lr=1e-3, k=2)``) while the optimizer, the
+schedules and the derived policy read the same object.
+
+Fields left ``None`` under "batch-sequential update" take the preset's value
+(``algo``); setting them overrides it. :meth:`AlgorithmConfig.preset` returns the
+preset with the overrides applied — the only place where config and preset meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from mapograph._validation import (
+    MAX_SIZE,
+    boolean,
+    check,
+    half_open_unit_interval,
+    int_list,
+    int_lists,
+    non_negative_float,
+    optional,
+    positive_float,
+    positive_int,
+    registered,
+    unit_interval,
+    validate_fields,
+)
+from mapograph.algos._corrections import CORRECTIONS
+from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
+from mapograph.algos._schedules import ORDERS, SCHEDULES
+from mapograph.partition import PARTITIONERS
+
+
+@dataclass
+class AlgorithmConfig:
+    """What an algorithm needs: networks, PPO, the update schedule, B2MAPO's layers.
+
+    ``partition`` accepts a DAG partitioner (``generations``, ``bounded``,
+    ``k_batches``: how a DAG schedule turns its DAG into batches) or, as a
+    shorthand, the name of a schedule that needs no DAG (``simultaneous``,
+    ``agent_by_agent``, ``fixed``), which then sets the schedule.
+    """
+
+    algo: str = field(default="mappo", metadata=check(registered(ALGORITHMS)))
+
+    # networks
+    hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
+    layers: int = field(default=2, metadata=check(positive_int(64)))
+    share_params: bool = field(default=False, metadata=check(boolean))
+
+    # PPO
+    lr: float = field(default=5e-4, metadata=check(positive_float))
+    critic_lr: float = field(default=5e-4, metadata=check(positive_float))
+    gamma: float = field(default=0.99, metadata=check(unit_interval))
+    gae_lambda: float = field(default=0.95, metadata=check(unit_interval))
+    clip: float = field(default=0.2, metadata=check(positive_float))
+    epochs: int = field(default=5, metadata=check(positive_int(10_000)))
+    minibatches: int = field(default=1, metadata=check(positive_int(1 << 20)))
+    entropy_coef: float = field(default=0.01, metadata=check(non_negative_float))
+    max_grad_norm: float | None = field(default=10.0, metadata=check(optional(positive_float)))
+    value_norm: bool = field(default=True, metadata=check(boolean))
+    value_clip: float | None = field(default=0.2, metadata=check(optional(positive_float)))
+
+    # batch-sequential update (None: from the preset)
+    schedule: str | None = field(default=None, metadata=check(optional(registered(SCHEDULES))))
+    partition: str | None = field(
+        default=None, metadata=check(optional(registered(PARTITIONERS, SCHEDULES)))
+    )
+    order: str | None = field(default=None, metadata=check(optional(registered(ORDERS))))
+    correction: str | None = field(default=None, metadata=check(optional(registered(CORRECTIONS))))
+    correction_clip: float | None = field(default=None, metadata=check(optional(positive_float)))
+    fixed_partition: list[list[int]] | None = field(
+        default=None, metadata=check(optional(int_lists()))
+    )
+    fixed_order: list[int] | None = field(default=None, metadata=check(optional(int_list)))
+    fixed_dag: list[list[int]] | None = field(default=None, metadata=check(optional(int_lists(2))))
+
+    # DAG schedules: DAG -> batches
+    max_batch_size: int = field(default=3, metadata=check(positive_int()))
+    k: int = field(default=3, metadata=check(positive_int()))
+    edge_threshold: float = field(default=0.3, metadata=check(half_open_unit_interval))
+    condition_on_parents: bool = field(default=True, metadata=check(boolean))
+
+    # B2MAPO upper layer: the learned DAG
+    dag_temperature: float = field(default=1.0, metadata=check(positive_float))
+    generator_lr: float = field(default=1e-3, metadata=check(positive_float))
+    generator_entropy_coef: float = field(default=0.01, metadata=check(non_negative_float))
+    generator_epochs: int = field(default=4, metadata=check(positive_int(10_000)))
+    generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
+    generator_heads: int = field(default=4, metadata=check(positive_int(64)))
+    interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
+
+    # B2MAPO derived independent policy
+    distill_every: int = field(default=1, metadata=check(positive_int()))
+    kl_coef: float = field(default=1.0, metadata=check(non_negative_float))
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid field."""
+        validate_fields(self)
+        self.preset()  # the combination must make sense too
+
+    def preset(self) -> AlgorithmPreset:
+        """The algorithm preset with this config's overrides applied.
+
+        Raises:
+            ValueError: the overrides contradict each other (a DAG partitioner for
+                a schedule without a DAG, ``order='fixed'`` without ``fixed_order``...).
+        """
+        base = ALGORITHMS.get(self.algo)
+        partition_is_schedule = self.partition is not None and self.partition in SCHEDULES
+        if self.schedule is not None:
+            schedule = self.schedule
+        elif partition_is_schedule:
+            schedule = self.partition
+        elif self.fixed_dag is not None:
+            schedule = "given_dag"
+        elif self.fixed_partition is not None:
+            schedule = "fixed"
+        else:
+            schedule = base.schedule
+        schedule = SCHEDULES.canonical(schedule)
+        order = self.order or ("fixed" if self.fixed_order is not None else base.order)
+        partition = (
+            self.partition if not partition_is_schedule and self.partition else base.partition
+        )
+        preset = dataclasses.replace(
+            base,
+            schedule=schedule,
+            partition=PARTITIONERS.canonical(partition),
+            order=ORDERS.canonical(order),
+            correction=CORRECTIONS.canonical(self.correction or base.correction),
+            correction_clip=self.correction_clip
+            if self.correction_clip is not None
+            else base.correction_clip,
+        )
+        schedule_cls = SCHEDULES.get(schedule)
+        if self.partition is not None and not partition_is_schedule and not schedule_cls.uses_dag:
+            raise ValueError(
+                f"partition={self.partition!r} partitions a DAG, but schedule {schedule!r} of "
+                f"algo={self.algo!r} has none: use algo='b2mapo' (learned DAG) or fixed_dag=[[i, j], ...]"
+            )
+        needs = [(f"schedule {schedule!r}", name) for name in schedule_cls.requires]
+        if schedule_cls.uses_order:
+            needs += [(f"order {preset.order!r}", n) for n in ORDERS.get(preset.order).requires]
+        for who, name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"{who} needs {name}=[...]")
+        return preset
