@@ -83,3 +83,14 @@ def three_agent_game() -> MatrixGameEnv:
     g = torch.Generator().manual_seed(3)
     payoff = torch.rand(2, 2, 2, generator=g)
     return MatrixGameEnv(payoff, num_envs=256)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Every device test runs on the CPU, and on CUDA where a GPU is present (skipped otherwise)."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    return request.param

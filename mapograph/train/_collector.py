@@ -18,13 +18,17 @@ class Collector:
     """Steps an env copy-batched for ``T`` steps per call, carrying episodes across calls.
 
     Args:
-        env: any object with the MultiAgentEnv interface.
-        device: where tensors are stored.
+        env: any object with the MultiAgentEnv interface (its ``device`` attribute, if
+            any, says where it wants actions; default the CPU).
+        device: where the rollout's tensors are stored (the learner's device).
     """
 
     def __init__(self, env: Any, device: torch.device | str = "cpu") -> None:
         self.env = env
         self.device = torch.device(device)
+        # The one boundary between env and learner: actions go to the env's device
+        # (VMAS may simulate on the GPU itself), time steps come to the learner's.
+        self.env_device = torch.device(getattr(env, "device", None) or "cpu")
         self.timestep: TimeStep | None = None
         self.running_return = torch.zeros(env.num_envs, device=self.device)
         self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
@@ -62,7 +66,7 @@ class Collector:
             log_probs.append(logp)
             if ind_logp is not None:
                 ind_log_probs.append(ind_logp)
-            ts = self.env.step(act).to(self.device)
+            ts = self.env.step(act.to(self.env_device)).to(self.device)
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
             rewards.append(reward)
@@ -115,7 +119,8 @@ class Collector:
         """Restore :meth:`state_dict`."""
         self.running_return.copy_(state["running_return"])
         self.running_length.copy_(state["running_length"])
-        self.timestep = None if state["timestep"] is None else TimeStep(**state["timestep"])
+        ts = state["timestep"]
+        self.timestep = None if ts is None else TimeStep(**ts).to(self.device)
 
 
 def episode_wins(ts: TimeStep, done: torch.Tensor) -> torch.Tensor | None:

@@ -278,7 +278,8 @@ class Trainer:
         limit = (episodes // target.num_envs + 2) * target.spec.episode_limit * 4
         for _ in range(limit):
             actions = self.act(ts, deterministic, policy)
-            ts = target.step(check_actions(actions, target.spec, target.num_envs))
+            env_device = getattr(target, "device", None) or "cpu"
+            ts = target.step(check_actions(actions, target.spec, target.num_envs, env_device))
             running += ts.reward.float().cpu()
             done = ts.done.cpu().bool()
             if done.any():
