@@ -264,3 +264,24 @@ def test_checkpoints_written_before_the_refactor_load_and_continue(algo, tmp_pat
     trainer.cfg.total_steps = trainer.env_steps + 2 * 8 * 2
     trainer.train()
     assert trainer.iteration == raw["iteration"] + 2
+
+
+def test_the_algorithms_page_examples_run(request, capsys):
+    """Every code block of docs/algorithms.md runs (with a tiny step budget)."""
+    import re
+
+    page = (request.path.parent.parent / "docs" / "algorithms.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(blocks) == 3
+    namespace: dict = {}
+    try:
+        for block in blocks:
+            exec(block.replace("total_steps=4_000", "total_steps=8 * 16"), namespace)
+    finally:
+        for name in ("happo_trace", "reverse_happo"):
+            if name in ALGORITHMS:
+                ALGORITHMS.unregister(name)
+        if "reverse_order" in SCHEDULES:
+            SCHEDULES.unregister("reverse_order")
+    assert "[[3], [2], [1], [0]]" in capsys.readouterr().out
+    assert namespace["cfg"].preset().schedule == "given_dag"

@@ -46,15 +46,9 @@ class SamePolicy:
     def record(self, rollout: Rollout) -> None:
         """Nothing to record."""
 
-    def update(
-        self,
-        rollout: Rollout,
-        advantages: torch.Tensor,
-        teacher: nn.Module,
-        teacher_context: dict,
-        iteration: int,
-    ) -> dict[str, float]:
-        """Nothing to train: the optimized actor is already updated."""
+    def update(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Nothing to train: the optimized actor is already updated (same arguments as
+        :meth:`DerivedPolicy.update`)."""
         return {}
 
     def modules(self) -> dict[str, nn.Module]:

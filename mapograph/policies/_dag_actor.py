@@ -21,7 +21,7 @@ from torch import nn
 from torch_geometric.nn import SimpleConv
 
 from mapograph.policies._actor import Actor, sample_categorical
-from mapograph.policies._distributions import MaskedCategorical, masked_logits
+from mapograph.policies._distributions import masked_logits
 from mapograph.policies._stacked import StackedLinear
 
 
@@ -115,11 +115,7 @@ class DAGActor(nn.Module):
             avail = avail.index_select(-2, agents)
         return masked_logits(logits, avail)
 
-    def distribution(
-        self, obs: torch.Tensor, avail: torch.Tensor | None = None, **kw
-    ) -> MaskedCategorical:
-        """The categorical distribution of every agent's action (same arguments as :meth:`logits`)."""
-        return MaskedCategorical(self.logits(obs, avail, **kw))
+    distribution = Actor.distribution  # the same distribution over this actor's logits
 
     @torch.no_grad()
     def act(
