@@ -37,7 +37,7 @@ class LoopA2PO:
             a = dist.sample()
             actions.append(a)
             log_probs.append(dist.log_prob(a))
-        return torch.stack(actions, 1), torch.stack(log_probs, 1), None
+        return torch.stack(actions, 1), torch.stack(log_probs, 1)
 
     def iteration(self) -> dict[str, float]:
         tr, hp = self.trainer, self.trainer.cfg

@@ -10,8 +10,8 @@ import torch
 from mapograph.algos import Rollout
 from mapograph.envs import TimeStep
 
-# policy(ts) -> (actions [E, N] long, log_probs [E, N], ind_log_probs [E, N] or None)
-PolicyFn = Callable[[TimeStep], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+# policy(ts) -> (actions [E, N] long, log_probs [E, N])
+PolicyFn = Callable[[TimeStep], tuple[torch.Tensor, torch.Tensor]]
 
 
 class Collector:
@@ -51,21 +51,17 @@ class Collector:
             those episodes are left in :attr:`last_wins`.
         """
         ts = self.timestep if self.timestep is not None else self.reset()
-        obs, state, avail, actions, log_probs, ind_log_probs, rewards, dones = (
-            [] for _ in range(8)
-        )
+        obs, state, avail, actions, log_probs, rewards, dones = ([] for _ in range(7))
         finished_returns: list[torch.Tensor] = []
         finished_lengths: list[torch.Tensor] = []
         finished_wins: list[torch.Tensor] = []
         for _ in range(horizon):
-            act, logp, ind_logp = policy(ts)
+            act, logp = policy(ts)
             obs.append(ts.obs)
             state.append(ts.state)
             avail.append(ts.avail_actions)
             actions.append(act)
             log_probs.append(logp)
-            if ind_logp is not None:
-                ind_log_probs.append(ind_logp)
             ts = self.env.step(act.to(self.env_device)).to(self.device)
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
@@ -91,7 +87,6 @@ class Collector:
             log_probs=torch.stack(log_probs),
             rewards=torch.stack(rewards),
             dones=torch.stack(dones),
-            ind_log_probs=torch.stack(ind_log_probs) if ind_log_probs else None,
         )
         returns = torch.cat(finished_returns).tolist() if finished_returns else []
         lengths = torch.cat(finished_lengths).tolist() if finished_lengths else []

@@ -120,15 +120,14 @@ class Trainer:
         """The behaviour policy of this iteration: the optimized actor acting with ``plan``."""
         actor, generator = self.algorithm.actor, self.algorithm.generators["act"]
 
-        def policy(ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor, None]:
-            actions, log_probs = actor.act(
+        def policy(ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor]:
+            return actor.act(
                 ts.obs,
                 ts.avail_actions,
                 generator=generator,
                 batches=plan.batches,
                 edge_index=plan.edge_index,
             )
-            return actions, log_probs, None
 
         return policy
 
