@@ -122,8 +122,10 @@ def test_bad_input_raises_clear_errors():
         env.step(torch.full((2, 4), 5))
     with pytest.raises(ValueError, match="chain-N"):
         mg.envs.make("coordination:ring-4")
-    with pytest.raises(ValueError, match="2..64"):
-        mg.envs.make("coordination:chain-65")
+    with pytest.raises(ValueError, match="2..1000"):
+        mg.envs.make("coordination:chain-1001")
+    with pytest.raises(ValueError, match="ids must be one of"):
+        mg.envs.make("coordination:chain-4", ids="gray")
     with pytest.raises(mg.envs.UnknownEnvError, match="coordination"):
         mg.envs.make("nope:x")
 
@@ -141,3 +143,25 @@ def test_registered_custom_family_trains():
         env, mg.TrainConfig(total_steps=4 * 16, rollout_length=16, num_envs=4, progress=False)
     )
     assert trainer.train().history[-1]["step"] == 64
+
+
+def test_a_thousand_agents_observe_binary_ids_and_score_the_optimum():
+    env = mg.envs.make("coordination:random-1000", num_envs=3, seed=0)
+    assert env.spec.obs_dim == 2 + 10 + 1  # signal, ceil(log2 1000) id bits, time
+    ts = env.reset()
+    ids = ts.obs[0, :, 2:12]
+    assert torch.unique(ids, dim=0).shape[0] == 1000  # every agent tells itself apart
+    assert env.interdependence().number_of_nodes() == 1000
+    best = env.step(env.optimal_actions())
+    assert torch.allclose(best.reward, torch.ones(3))
+    worst = env.step((env.optimal_actions() + 1) % 2)
+    assert bool((worst.reward < 1).all())
+
+
+def test_id_encoding_can_be_chosen():
+    onehot = mg.envs.make("coordination:chain-80", ids="onehot")
+    binary = mg.envs.make("coordination:chain-6", ids="binary")
+    assert onehot.spec.obs_dim == 2 + 80 + 1
+    assert binary.spec.obs_dim == 2 + 3 + 1
+    ts = binary.reset()
+    assert torch.unique(ts.obs[0, :, 2:5], dim=0).shape[0] == 6

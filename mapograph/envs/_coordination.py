@@ -2,7 +2,7 @@
 
 Layouts: ``chain-N`` (a path), ``tree-N`` (a binary tree), ``random-N`` (each
 agent after the first has one or two parents among the few agents just before
-it in a hidden order), for ``2 <= N <= 64``. Agent labels are a random
+it in a hidden order), for ``2 <= N <= 1000``. Agent labels are a random
 permutation (``layout_seed``, independent of the env ``seed``) so that the
 identity order is not the topological order.
 
@@ -23,7 +23,9 @@ The game, per step and per copy:
 
 The optimal policy is decentralized: ``t_j`` depends only on the signal and
 the agent's own offset, both known to agent ``j`` (its observation holds the
-signal one-hot, its id one-hot and the episode's time fraction). An agent's best
+signal one-hot, its id and the episode's time fraction). The id is one-hot up
+to 64 agents and a binary code of ``ceil(log2 N)`` bits beyond (``ids="onehot"`` /
+``"binary"`` choose either), so that 1,000 agents observe 13 numbers each, not 1,003. An agent's best
 *response*, though, depends on its parents' actions, which is what makes the
 order of updates matter: an edge (weight 1) outweighs a child's own term
 (weight ``unary`` < 1), so a child whose parent errs should follow the parent.
@@ -53,7 +55,9 @@ from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._types import EnvSpec, TimeStep
 
 LAYOUTS = ("chain", "tree", "random")
-MAX_AGENTS = 64
+MAX_AGENTS = 1000
+ONE_HOT_IDS_UP_TO = 64
+ID_ENCODINGS = ("auto", "onehot", "binary")
 _TASK = re.compile(r"^(chain|tree|random)-(\d+)$")
 
 
@@ -84,18 +88,29 @@ def layout_dag(layout: str, n_agents: int, layout_seed: int = 0) -> nx.DiGraph:
     return dag
 
 
+def agent_id_features(n_agents: int, encoding: str, device: torch.device) -> torch.Tensor:
+    """Per-agent id features ``[N, d]``: one-hot (``d = N``) or binary (``d = ceil(log2 N)``)."""
+    if encoding == "onehot" or (encoding == "auto" and n_agents <= ONE_HOT_IDS_UP_TO):
+        return torch.eye(n_agents, device=device)
+    bits = max(1, (n_agents - 1).bit_length())
+    powers = 2 ** torch.arange(bits, device=device)
+    return ((torch.arange(n_agents, device=device)[:, None] & powers) > 0).float()
+
+
 class CoordinationEnv(MultiAgentEnv):
     """Vectorized coordination game on a known DAG (see the module docstring).
 
     Args:
         layout: ``chain``, ``tree`` or ``random``.
-        n_agents: number of agents (2..64).
+        n_agents: number of agents (2..1000).
         num_envs: number of copies.
         seed: seed of the signals (the env's own generator).
         n_actions: ``A`` (>= 2).
         episode_limit: steps per episode.
         trap: reward of the extra safe action (0: no safe action).
         layout_seed: seed of the agent permutation, the random DAG and the offsets.
+        ids: how an agent's id appears in its observation: ``onehot`` (N numbers),
+            ``binary`` (``ceil(log2 N)`` bits) or ``auto`` (one-hot up to 64 agents).
         device: torch device of the tensors.
     """
 
@@ -110,6 +125,7 @@ class CoordinationEnv(MultiAgentEnv):
         trap: float = 0.0,
         unary: float = 0.5,
         layout_seed: int = 0,
+        ids: str = "auto",
         device: str | torch.device = "cpu",
     ) -> None:
         if not isinstance(n_agents, int) or not 2 <= n_agents <= MAX_AGENTS:
@@ -122,18 +138,21 @@ class CoordinationEnv(MultiAgentEnv):
             raise ValueError(f"trap must be >= 0, got {trap!r}")
         if not 0 <= unary <= 1:
             raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
+        if ids not in ID_ENCODINGS:
+            raise ValueError(f"ids must be one of {', '.join(ID_ENCODINGS)}, got {ids!r}")
         self.unary = float(unary)
         self.layout = layout
         self.dag = layout_dag(layout, n_agents, layout_seed)
-        self.device = torch.device(device)
         self.num_envs = num_envs
         self.n_signals = n_actions
         self.trap = float(trap)
         self.safe_action = n_actions if trap > 0 else None
         total_actions = n_actions + (1 if trap > 0 else 0)
+        self.device = torch.device(device)
+        self.ids = agent_id_features(n_agents, ids, self.device)
         self.spec = EnvSpec(
             n_agents=n_agents,
-            obs_dim=n_actions + n_agents + 1,
+            obs_dim=n_actions + self.ids.shape[1] + 1,
             state_dim=n_actions + 1,
             n_actions=total_actions,
             episode_limit=episode_limit,
@@ -151,7 +170,6 @@ class CoordinationEnv(MultiAgentEnv):
         self.own_weight = torch.where(is_root, 1.0, self.unary).to(self.device)
         self.total_weight = float(self.src.numel() + self.own_weight.sum())
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.ids = torch.eye(n_agents, device=self.device)
         self.signal = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.steps = torch.zeros(num_envs, dtype=torch.long, device=self.device)
 
@@ -219,7 +237,7 @@ class CoordinationEnv(MultiAgentEnv):
         obs = torch.cat(
             [
                 signal[:, None, :].expand(e, n, -1),
-                self.ids.expand(e, n, n),
+                self.ids.expand(e, n, -1),
                 time_frac[:, None, :].expand(e, n, 1),
             ],
             -1,
