@@ -28,13 +28,21 @@ def _parse_env_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
     return kwargs
 
 
-def _write_run_file(out: Path, env_id: str, env_kwargs: dict, num_envs: int) -> None:
+def _write_run_file(
+    out: Path, env_id: str, env_kwargs: dict, num_envs: int, reference: dict | None = None
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(
-        yaml.safe_dump(
-            {"env": env_id, "env_kwargs": env_kwargs, "num_envs": num_envs}, sort_keys=False
-        )
-    )
+    run = {"env": env_id, "env_kwargs": env_kwargs, "num_envs": num_envs, "reference": reference}
+    (out / RUN_FILE).write_text(yaml.safe_dump(run, sort_keys=False))
+
+
+def _train_config(args: argparse.Namespace):
+    """The run's config: the env's reference, then ``--config``, then the flags."""
+    from mapograph.train import config_with_reference
+
+    flags = {"algo": args.algo, "total_steps": args.steps, "seed": args.seed}
+    flags["num_envs"] = args.num_envs
+    return config_with_reference(args.env, args.config, flags, not args.no_reference)
 
 
 def _read_run_file(run_dir: Path) -> dict[str, Any]:
@@ -75,27 +83,27 @@ def _progress_lines(total_steps: int, every: float = 0.1) -> Callable[[dict], No
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mapograph train``: train and write progress.csv, checkpoint.pt and summary.json."""
-    from mapograph.train import TrainConfig, Trainer
+    from mapograph.train import Trainer
 
-    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    overrides: dict[str, Any] = {}
-    if args.algo is not None:
-        overrides["algo"] = args.algo
-    if args.steps is not None:
-        overrides["total_steps"] = args.steps
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.num_envs is not None:
-        overrides["num_envs"] = args.num_envs
-    cfg = cfg.replace(**overrides)
+    cfg, reference = _train_config(args)
     cfg = cfg.replace(num_envs=cfg.env_copies())  # the env is built with it: record it
     env_kwargs = _parse_env_kwargs(args.env_kwarg)
     out = Path(args.out)
     env = _make_env(args.env, cfg.num_envs, cfg.seed, env_kwargs)
     try:
-        _write_run_file(out, args.env, env_kwargs, cfg.num_envs)
+        _write_run_file(
+            out,
+            args.env,
+            env_kwargs,
+            cfg.num_envs,
+            None if reference is None else reference.to_dict(),
+        )
         cfg.to_yaml(out / "config.yaml")
-        print(f"training {cfg.algo} on {args.env} for {cfg.total_steps} steps -> {out}", flush=True)
+        using = f" (reference {reference.name})" if reference is not None else ""
+        print(
+            f"training {cfg.algo} on {args.env}{using} for {cfg.total_steps} steps -> {out}",
+            flush=True,
+        )
         trainer = Trainer(env, cfg, out_dir=out)
         result = trainer.train(_progress_lines(cfg.total_steps))
         summary = _summarize(trainer, result.history, args.eval_episodes)
@@ -231,7 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="total env steps (summed over copies)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--config", help="TrainConfig YAML (command-line flags override it)")
+    p.add_argument(
+        "--config",
+        help="TrainConfig YAML (overrides the env's reference config; flags override both)",
+    )
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="start from mapograph's defaults instead of the env family's reference config",
+    )
     p.add_argument("--num-envs", type=int)
     p.add_argument(
         "--env-kwarg", action="append", metavar="KEY=VALUE", help="passed to the env factory"

@@ -60,6 +60,23 @@ class TrainConfig(AlgorithmConfig):
     progress: bool | None = field(default=None, metadata=check(optional(boolean)))
     tensorboard: bool = field(default=True, metadata=check(boolean))
 
+    @classmethod
+    def for_env(
+        cls, env_id: str, algo: str = "mappo", reference: bool = True, **overrides: Any
+    ) -> TrainConfig:
+        """The shipped reference configuration of ``env_id`` for ``algo``, with ``overrides``.
+
+        ``mg.TrainConfig.for_env("smax:3m", algo="b2mapo", total_steps=1_000_000)``
+        starts from ``mapograph/train/references/smax.yaml`` (see
+        :func:`~mapograph.train.reference_for`); every keyword overrides it. Families
+        without a reference (or ``reference=False``) start from the defaults.
+        """
+        from mapograph.train._references import reference_for
+
+        found = reference_for(env_id, algo) if reference else None
+        fields = dict(found.fields) if found is not None else {}
+        return cls(**{**fields, "algo": algo, **overrides})
+
     def env_copies(self) -> int:
         """How many env copies to build for this config (``num_envs`` or 16)."""
         return self.num_envs if self.num_envs is not None else DEFAULT_NUM_ENVS

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run a study and print the best trial."""
-    from mapograph.train import TrainConfig
+    from mapograph.train import config_with_reference
     from mapograph.tune._export import best_trial
     from mapograph.tune._optimize import optimize
 
-    base = TrainConfig.from_yaml(args.config) if args.config else TrainConfig(algo="b2mapo")
-    if args.num_envs:
-        base = base.replace(num_envs=args.num_envs)
+    base, reference = config_with_reference(
+        args.env,
+        args.config,
+        {"num_envs": args.num_envs or None},
+        not args.no_reference,
+        default_algo="b2mapo",
+    )
+    if reference is not None:
+        print(
+            f"base config: reference {reference.name} ({'; '.join(reference.sources)})",
+            file=sys.stderr,
+        )
     study = optimize(
         args.env,
         args.trials,
@@ -61,7 +71,12 @@ def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
         "--multi-objective", action="store_true", help="return vs update time (no pruning)"
     )
     p.add_argument("--space", default="partition", choices=SPACES.names())
-    p.add_argument("--config", help="base TrainConfig YAML")
+    p.add_argument("--config", help="base TrainConfig YAML (overrides the env's reference config)")
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="start from mapograph's defaults instead of the env family's reference config",
+    )
     p.add_argument("--num-envs", type=int)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune)
