@@ -122,3 +122,43 @@ def test_agent_graph_and_networkx_round_trip():
     assert g[1][2]["weight"] == pytest.approx(0.7)
     back, w = mg.graph.from_networkx(g)
     assert torch.equal(back, ei) and torch.allclose(w, torch.tensor([0.3, 0.7]))
+
+
+def test_top_k_candidates_keep_each_agents_strongest_partners_both_ways():
+    strength = torch.zeros(5, 5)
+    strength[3, 0] = 2.0  # 3 -> 0 strongest for agent 0
+    strength[1, 4] = 1.0
+    pairs = mg.graph.top_k_candidates(strength, k=1)
+    as_set = {tuple(p) for p in pairs.t().tolist()}
+    assert (3, 0) in as_set and (0, 3) in as_set and (1, 4) in as_set and (4, 1) in as_set
+    assert all(i != j for i, j in as_set)
+    assert pairs.shape[1] <= 2 * 5  # at most 2 k N pairs
+    with pytest.raises(ValueError, match="k must be"):
+        mg.graph.top_k_candidates(strength, k=0)
+
+
+def test_generator_on_a_sparse_candidate_graph_never_draws_other_edges():
+    torch.manual_seed(0)
+    n = 200
+    gen = mg.graph.DAGGenerator(feature_dim=6, n_agents=n, hidden=16, heads=2)
+    x = torch.randn(2, n, 6)
+    candidates = mg.graph.top_k_candidates(torch.rand(n, n), k=4)
+    allowed = torch.zeros(n, n, dtype=torch.bool)
+    allowed[candidates[0], candidates[1]] = True
+    dist = gen(x, candidates=candidates)
+    sample = dist.sample(torch.Generator().manual_seed(1))
+    assert sample.adjacency.any()
+    assert not (sample.adjacency & ~allowed).any()
+    assert float(dist.edge_probabilities()[:, ~allowed].max()) < 1e-9
+    assert torch.isfinite(dist.log_prob(sample)).all() and torch.isfinite(dist.entropy()).all()
+    # the candidate graph is what the encoder attends over: other pairs change nothing
+    sparse, dense = gen.encoder(x, candidates), gen.encoder(x)
+    assert not torch.allclose(sparse, dense)
+    # permuting the agents (and the candidate graph) permutes the distribution
+    perm = torch.randperm(n)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(n)
+    permuted = gen(x[:, perm], candidates=inverse[candidates])
+    assert torch.allclose(
+        permuted.edge_probabilities(), dist.edge_probabilities()[:, perm][:, :, perm], atol=1e-5
+    )

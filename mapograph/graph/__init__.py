@@ -6,7 +6,12 @@ generator's PPO; :func:`agent_graph`, :func:`to_networkx` and
 :func:`from_networkx` convert between tensors, PyG batches and networkx.
 """
 
-from mapograph.graph._agent_graph import agent_graph, complete_edge_index, single_graph
+from mapograph.graph._agent_graph import (
+    agent_graph,
+    complete_edge_index,
+    single_graph,
+    top_k_candidates,
+)
 from mapograph.graph._convert import from_networkx, to_networkx
 from mapograph.graph._critic import DAGCritic
 from mapograph.graph._distribution import DAGDistribution, DAGSample
@@ -24,4 +29,5 @@ __all__ = [
     "from_networkx",
     "single_graph",
     "to_networkx",
+    "top_k_candidates",
 ]

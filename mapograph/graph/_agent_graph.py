@@ -14,6 +14,36 @@ def complete_edge_index(n: int, device: torch.device | str | None = None) -> tor
     return torch.stack([src[keep], dst[keep]])
 
 
+def top_k_candidates(strength: torch.Tensor, k: int) -> torch.Tensor:
+    """Candidate pairs ``[2, E]``: for each agent ``j``, the ``k`` agents ``i != j`` with
+    the largest ``strength[i, j]`` (a symmetric or directed score ``[N, N]``), both
+    directions kept so the generator may orient each pair either way.
+
+    Used to give the generator a sparse candidate graph when ``N`` is large: attention
+    and edge logits then cost ``O(N k)`` instead of ``O(N^2)``.
+    """
+    if strength.dim() != 2 or strength.shape[0] != strength.shape[1]:
+        raise ValueError(f"strength must be [N, N], got shape {list(strength.shape)}")
+    n = strength.shape[0]
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = min(k, n - 1)
+    if k == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=strength.device)
+    eye = torch.eye(n, dtype=torch.bool, device=strength.device)
+    score = strength.detach().float().masked_fill(eye, -torch.inf)
+    src = score.topk(k, dim=0).indices  # [k, N]: best parents i of each j
+    dst = torch.arange(n, device=strength.device).expand(k, n)
+    pairs = torch.cat(
+        [
+            torch.stack([src.reshape(-1), dst.reshape(-1)]),
+            torch.stack([dst.reshape(-1), src.reshape(-1)]),
+        ],
+        dim=1,
+    )
+    return torch.unique(pairs, dim=1)
+
+
 def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batch:
     """A PyG ``Batch`` of ``B`` agent graphs from features ``x`` ``[B, N, F]`` (or ``[N, F]``).
 

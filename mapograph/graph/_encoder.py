@@ -10,7 +10,8 @@ from mapograph.graph._agent_graph import agent_graph
 
 
 class AgentAttentionEncoder(nn.Module):
-    """Per-agent embeddings by multi-head GATv2 attention over the complete agent graph.
+    """Per-agent embeddings by multi-head GATv2 attention over the agent graph
+    (complete by default, or a sparse candidate graph).
 
     ``h0 = tanh(W x)``; then ``layers`` times ``h <- h + ELU(GATv2(h))`` (heads concatenated).
     Permuting the agents (rows of ``x``) permutes the embeddings the same way.
@@ -33,10 +34,14 @@ class AgentAttentionEncoder(nn.Module):
         )
         self.act = nn.ELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, N, F] -> [B, N, hidden]`` (one batched PyG graph for all copies)."""
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, N, F] -> [B, N, hidden]`` (one batched PyG graph for all copies).
+
+        ``edge_index`` ``[2, E]`` restricts attention to those pairs (default: the
+        complete agent graph).
+        """
         b, n, _ = x.shape
-        graph = agent_graph(x)
+        graph = agent_graph(x, edge_index)
         h = torch.tanh(self.inp(graph.x))
         for conv in self.convs:
             h = h + self.act(conv(h, graph.edge_index))

@@ -11,6 +11,9 @@ from torch import nn
 from mapograph.graph._distribution import DAGDistribution, DAGSample
 from mapograph.graph._encoder import AgentAttentionEncoder
 
+#: Edge logit of a pair outside the candidate graph (finite, so entropies stay finite).
+NO_EDGE_LOGIT = -30.0
+
 
 class DAGGenerator(nn.Module):
     """Attention over agents, then priority scores and edge logits for every ordered pair.
@@ -22,6 +25,10 @@ class DAGGenerator(nn.Module):
     - edge logits ``l_ij = (Q h_i)^T (K h_j) / sqrt(d) + c`` for every ordered pair,
 
     and :meth:`forward` returns a :class:`DAGDistribution`, acyclic by construction.
+    With ``candidates`` (an ``edge_index`` ``[2, E]``, e.g. from
+    :func:`~mapograph.graph.top_k_candidates`), attention runs over those pairs only
+    and every other pair gets the logit ``NO_EDGE_LOGIT`` (probability about 1e-13):
+    the cost of attention grows with ``E`` instead of ``N^2``.
     The module never adds agent ids itself: pass them in the features if agents
     should be told apart, so that permuting the agents permutes the output.
 
@@ -45,10 +52,16 @@ class DAGGenerator(nn.Module):
         self.edge_bias = nn.Parameter(torch.zeros(()))
         self.scale = 1.0 / math.sqrt(hidden)
 
-    def forward(self, features: torch.Tensor, temperature: float = 1.0) -> DAGDistribution:
+    def forward(
+        self,
+        features: torch.Tensor,
+        temperature: float = 1.0,
+        candidates: torch.Tensor | None = None,
+    ) -> DAGDistribution:
         """The DAG distribution for features ``[B, N, F]`` (``[N, F]`` is treated as ``B = 1``).
 
         ``temperature`` divides scores and edge logits (higher: closer to uniform).
+        ``candidates``: ``[2, E]`` pairs that may carry an edge (default: all pairs).
         """
         if features.dim() == 2:
             features = features.unsqueeze(0)
@@ -58,12 +71,19 @@ class DAGGenerator(nn.Module):
             )
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        h = self.encoder(features)
+        h = self.encoder(features, candidates)
         scores = self.score(h).squeeze(-1)
         logits = (
             torch.einsum("bid,bjd->bij", self.query(h), self.key(h)) * self.scale + self.edge_bias
         )
-        return DAGDistribution(scores / temperature, logits / temperature)
+        logits = logits / temperature
+        if candidates is not None:
+            allowed = torch.zeros(
+                self.n_agents, self.n_agents, dtype=torch.bool, device=logits.device
+            )
+            allowed[candidates[0], candidates[1]] = True
+            logits = logits.masked_fill(~allowed, NO_EDGE_LOGIT)
+        return DAGDistribution(scores / temperature, logits)
 
     def edge_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """Marginal ``P(edge i -> j)`` ``[B, N, N]``."""
