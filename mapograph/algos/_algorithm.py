@@ -57,6 +57,16 @@ class Algorithm:
                 "(share_params=False)"
             )
         n, obs_dim, n_actions = spec.n_agents, spec.obs_dim, spec.n_actions
+        # Gaussian policies for Box actions; the discrete actors are built exactly as before.
+        gaussian = (
+            {
+                "continuous": True,
+                "state_dependent_std": config.state_dependent_std,
+                "log_std_init": config.log_std_init,
+            }
+            if getattr(spec, "continuous", False)
+            else {}
+        )
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
@@ -67,10 +77,12 @@ class Algorithm:
         # equal seeds give equal initial critics and actors across presets.
         self.critic = CentralCritic(spec.state_dim, config.hidden, config.layers)
         if preset.derived_policy:
-            self.actor: nn.Module = DAGActor(n, obs_dim, n_actions, config.hidden, config.layers)
+            self.actor: nn.Module = DAGActor(
+                n, obs_dim, n_actions, config.hidden, config.layers, **gaussian
+            )
         else:
             self.actor = Actor(
-                n, obs_dim, n_actions, config.hidden, config.layers, config.share_params
+                n, obs_dim, n_actions, config.hidden, config.layers, config.share_params, **gaussian
             )
         self.value_norm = ValueNormalizer() if config.value_norm else None
         self.optimizer = BatchSequentialPPO(
@@ -87,7 +99,8 @@ class Algorithm:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)
             if preset.derived_policy:
-                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers).to(device)
+                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers, **gaussian)
+                pi_ind = pi_ind.to(device)
                 self.execution: DerivedPolicy | SamePolicy = DerivedPolicy(
                     pi_ind, config, self.generators["update"]
                 )

@@ -36,6 +36,13 @@ from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
 
 
+def log_std_value(value: object) -> str | None:
+    """A finite number in ``[-5, 2]`` (the range the Gaussian's log-std is clamped to)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -5 <= value <= 2:
+        return "must be a number in [-5, 2]"
+    return None
+
+
 @dataclass
 class AlgorithmConfig:
     """What an algorithm needs: networks, PPO, the update schedule, B2MAPO's layers.
@@ -44,6 +51,11 @@ class AlgorithmConfig:
     ``k_batches``: how a DAG schedule turns its DAG into batches) or, as a
     shorthand, the name of a schedule that needs no DAG (``simultaneous``,
     ``agent_by_agent``, ``fixed``), which then sets the schedule.
+
+    Continuous (Box) action spaces get a diagonal Gaussian policy whose log-std is a
+    per-agent parameter starting at ``log_std_init`` (``state_dependent_std=True``:
+    an output of the network). ``recurrent=True`` gives the actors and the critic a
+    GRU torso trained on chunks of ``chunk_length`` steps.
     """
 
     algo: str = field(default="mappo", metadata=check(registered(ALGORITHMS)))
@@ -52,6 +64,11 @@ class AlgorithmConfig:
     hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     layers: int = field(default=2, metadata=check(positive_int(64)))
     share_params: bool = field(default=False, metadata=check(boolean))
+    # continuous actions (Gaussian policies) and recurrent policies/critic
+    state_dependent_std: bool = field(default=False, metadata=check(boolean))
+    log_std_init: float = field(default=-0.5, metadata=check(log_std_value))
+    recurrent: bool = field(default=False, metadata=check(boolean))
+    chunk_length: int = field(default=16, metadata=check(positive_int(1 << 20)))
 
     # PPO
     lr: float = field(default=5e-4, metadata=check(positive_float))

@@ -14,8 +14,9 @@ class Rollout:
     Attributes:
         obs: ``[T, E, N, obs_dim]``.
         state: ``[T + 1, E, state_dim]`` (last row: state after the final step).
-        avail: ``[T, E, N, n_actions]`` bool.
-        actions: ``[T, E, N]`` long.
+        avail: ``[T, E, N, n_actions]`` bool (Box actions: the padded-dimension mask).
+        actions: ``[T, E, N]`` long, or ``[T, E, N, d]`` float for Box actions (the
+            unclipped sample in normalized coordinates).
         log_probs: ``[T, E, N]`` behaviour log-probabilities of ``actions``.
         rewards: ``[T, E]`` team rewards.
         dones: ``[T, E]`` episode ended at this step.
@@ -31,6 +32,11 @@ class Rollout:
     rewards: torch.Tensor
     dones: torch.Tensor
     ind_log_probs: torch.Tensor | None = None
+
+    @property
+    def continuous(self) -> bool:
+        """True when the actions are continuous vectors."""
+        return self.actions.dtype.is_floating_point
 
     @property
     def horizon(self) -> int:

@@ -152,8 +152,15 @@ def a2po_scores(rollout: Rollout, advantages: torch.Tensor, values: torch.Tensor
     advantage relative to the value (A2PO's ``|A / V|``), weighted by how much
     room agent ``i``'s policy has left to move on the actions taken (with a team
     reward the advantage alone is the same for every agent).
+
+    Continuous actions have densities, not probabilities: ``pi_i(a_i)`` is replaced
+    by the density relative to the largest one agent ``i`` reached in the rollout,
+    ``exp(log pi_i(a_i) - max log pi_i)`` (a design choice, see docs).
     """
-    room = 1.0 - rollout.log_probs.exp()  # [T, E, N]
+    log_probs = rollout.log_probs
+    if rollout.continuous:
+        log_probs = log_probs - log_probs.amax(dim=(0, 1), keepdim=True)
+    room = 1.0 - log_probs.exp()  # [T, E, N]
     weighted = (advantages.abs().unsqueeze(-1) * room).mean(dim=(0, 1))
     return weighted / (values.abs().mean() + 1e-8)
 
@@ -370,11 +377,19 @@ class LearnedDAG(DAGSchedule):
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
         from mapograph.algos._interaction import action_interaction
+        from mapograph.algos._interaction_continuous import continuous_interaction
 
         rollout = data.rollout
-        interaction = action_interaction(
-            rollout.flat(rollout.actions), data.advantages.reshape(-1), self.context.n_actions
-        )
+        if rollout.continuous:
+            interaction = continuous_interaction(
+                rollout.flat(rollout.actions),
+                data.advantages.reshape(-1),
+                rollout.flat(rollout.avail),
+            )
+        else:
+            interaction = action_interaction(
+                rollout.flat(rollout.actions), data.advantages.reshape(-1), self.context.n_actions
+            )
         out = self.upper.learn(plan.record, stats["joint_ratio_gain"], interaction)
         self.features = agent_features(rollout.obs, self.n_agents)
         return out

@@ -43,17 +43,20 @@ class MultiAgentEnv:
         raise NotImplementedError
 
     def step(self, actions: torch.Tensor) -> TimeStep:
-        """Apply ``actions`` (LongTensor ``[E, N]``) to every copy."""
+        """Apply ``actions`` (LongTensor ``[E, N]``, or float ``[E, N, d]`` for Box actions)."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release resources (worker processes, simulators). Safe to call twice."""
 
     def check_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Validate ``actions`` and return them as a LongTensor on this env's device.
+        """Validate ``actions`` and return them on this env's device.
+
+        Discrete envs: a LongTensor ``[E, N]``; Box envs: float32 ``[E, N, d]``.
 
         Raises:
-            ValueError: wrong shape, non-integer dtype or an action index out of range.
+            ValueError: wrong shape or dtype, an action index out of range, or a
+                continuous action outside its agent's box.
         """
         return check_actions(actions, self.spec, self.num_envs, self.device)
 
@@ -70,6 +73,8 @@ def check_actions(
     """Validate a joint action tensor for an env with ``spec`` and ``num_envs`` copies."""
     if not isinstance(actions, torch.Tensor):
         actions = torch.as_tensor(actions)
+    if spec.continuous:
+        return _check_box_actions(actions, spec, num_envs, device)
     expected = (num_envs, spec.n_agents)
     if tuple(actions.shape) != expected:
         raise ValueError(
@@ -83,5 +88,29 @@ def check_actions(
         raise ValueError(
             f"actions must lie in [0, {spec.n_actions - 1}], got values in "
             f"[{int(actions.min())}, {int(actions.max())}]"
+        )
+    return actions
+
+
+def _check_box_actions(
+    actions: torch.Tensor, spec: EnvSpec, num_envs: int, device: torch.device | str
+) -> torch.Tensor:
+    expected = (num_envs, spec.n_agents, spec.n_actions)
+    if tuple(actions.shape) != expected:
+        raise ValueError(
+            f"continuous actions must have shape [num_envs, n_agents, action_dim] = "
+            f"{list(expected)}, got {list(actions.shape)}"
+        )
+    if not actions.dtype.is_floating_point:
+        raise ValueError(f"continuous actions must be a float tensor, got dtype {actions.dtype}")
+    actions = actions.to(device=device, dtype=torch.float32)
+    low, high = (b.to(device) for b in spec.action_bounds())
+    mask = spec.action_mask().to(device)
+    outside = ((actions < low) | (actions > high) | torch.isnan(actions)) & mask
+    if bool(outside.any()):
+        e, i, k = (int(v) for v in outside.nonzero()[0])
+        raise ValueError(
+            f"continuous action of env copy {e}, agent {i}, dimension {k} is "
+            f"{float(actions[e, i, k])}, outside its box [{float(low[i, k])}, {float(high[i, k])}]"
         )
     return actions

@@ -21,6 +21,7 @@ EnvFactory = Callable[..., Any]
 ENV_FAMILIES: Registry[EnvFactory | str] = Registry("env family")
 for _name, _path in {
     "coordination": "mapograph.envs._coordination:make_coordination",
+    "continuous": "mapograph.envs._continuous:make_follow",
     "mpe": "mapograph.envs._pettingzoo:make_mpe",
     "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
     "vmas": "mapograph.envs._vmas:make_vmas",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import numpy as np
 import torch
+from gymnasium import spaces
 
 
 @dataclass(frozen=True)
@@ -15,8 +18,18 @@ class EnvSpec:
         n_agents: number of controlled agents ``N``.
         obs_dim: size of one agent's (padded) observation vector.
         state_dim: size of the global state vector given to the centralized critic.
-        n_actions: number of discrete actions per agent (unavailable ones are masked).
+        n_actions: discrete envs: number of actions per agent (unavailable ones are
+            masked); continuous envs: the padded action size ``d`` (the largest agent's).
         episode_limit: maximum number of steps of one episode.
+        action_spaces: each agent's own action space, a ``gymnasium.spaces.Discrete``
+            or a one-dimensional ``gymnasium.spaces.Box`` (all of one kind). ``None``
+            (the default) means ``Discrete(n_actions)`` for every agent.
+
+    Padding: every agent's action lives in the padded space :attr:`action_space`
+    (``Discrete(n_actions)`` or ``Box`` of shape ``[n_actions]``). For a Box env,
+    ``TimeStep.avail_actions[..., i, k]`` is True exactly where dimension ``k``
+    exists for agent ``i`` (:meth:`action_mask`); padded dimensions are ignored by
+    the env and carry no probability mass in the policy.
     """
 
     n_agents: int
@@ -24,12 +37,94 @@ class EnvSpec:
     state_dim: int
     n_actions: int
     episode_limit: int
+    action_spaces: tuple[spaces.Space, ...] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("n_agents", "obs_dim", "state_dim", "n_actions", "episode_limit"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"EnvSpec.{name} must be a positive int, got {value!r}")
+        if self.action_spaces is None:
+            return
+        given = tuple(self.action_spaces)
+        object.__setattr__(self, "action_spaces", given)
+        if len(given) != self.n_agents:
+            raise ValueError(
+                f"EnvSpec.action_spaces must hold one space per agent ({self.n_agents}), "
+                f"got {len(given)}"
+            )
+        if all(isinstance(s, spaces.Discrete) for s in given):
+            largest = max(int(s.n) for s in given)
+        elif all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in given):
+            largest = max(int(s.shape[0]) for s in given)
+        else:
+            raise ValueError(
+                "EnvSpec.action_spaces must be all gymnasium.spaces.Discrete or all "
+                f"one-dimensional gymnasium.spaces.Box, got {given}"
+            )
+        if largest != self.n_actions:
+            raise ValueError(
+                f"EnvSpec.n_actions={self.n_actions} must equal the largest agent's action "
+                f"size {largest} (the padded size)"
+            )
+
+    @property
+    def continuous(self) -> bool:
+        """True for Box (continuous) actions."""
+        return self.action_spaces is not None and isinstance(self.action_spaces[0], spaces.Box)
+
+    @property
+    def action_dim(self) -> int:
+        """Padded action size: ``d`` of a Box env (``n_actions``), 1 for a discrete env."""
+        return self.n_actions if self.continuous else 1
+
+    @property
+    def action_space(self) -> spaces.Space:
+        """The padded per-agent action space every agent's action lives in.
+
+        ``Discrete(n_actions)``, or a ``Box`` of shape ``[n_actions]`` whose bounds are
+        the elementwise union of the agents' bounds (padded dimensions ``[-1, 1]``).
+        """
+        if not self.continuous:
+            return spaces.Discrete(self.n_actions)
+        low, high = self.action_bounds()
+        return spaces.Box(low.min(0).values.numpy(), high.max(0).values.numpy(), dtype=np.float32)
+
+    def action_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-agent padded bounds ``(low, high)``, each ``[N, n_actions]`` float32 (CPU).
+
+        Padded dimensions get ``[-1, 1]``. Only meaningful for Box envs.
+        """
+        return self._bounds
+
+    @cached_property
+    def _bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        low = -torch.ones(self.n_agents, self.n_actions)
+        high = torch.ones(self.n_agents, self.n_actions)
+        if self.continuous:
+            for i, space in enumerate(self.action_spaces):  # spec construction, not a hot path
+                d = int(space.shape[0])
+                low[i, :d] = torch.as_tensor(space.low, dtype=torch.float32)
+                high[i, :d] = torch.as_tensor(space.high, dtype=torch.float32)
+        return low, high
+
+    def action_mask(self) -> torch.Tensor:
+        """``[N, n_actions]`` bool: which padded action slots exist for each agent.
+
+        Discrete envs: the first ``n_i`` actions of agent ``i``; Box envs: its first
+        ``d_i`` dimensions.
+        """
+        return self._mask
+
+    @cached_property
+    def _mask(self) -> torch.Tensor:
+        sizes = [self.n_actions] * self.n_agents
+        if self.action_spaces is not None:
+            sizes = [
+                int(s.shape[0]) if isinstance(s, spaces.Box) else int(s.n)
+                for s in self.action_spaces
+            ]
+        return torch.arange(self.n_actions)[None, :] < torch.tensor(sizes)[:, None]
 
 
 @dataclass
@@ -41,7 +136,8 @@ class TimeStep:
     Attributes:
         obs: ``[E, N, obs_dim]`` float32 per-agent observations.
         state: ``[E, state_dim]`` float32 global state.
-        avail_actions: ``[E, N, n_actions]`` bool, True where an action may be taken.
+        avail_actions: ``[E, N, n_actions]`` bool, True where an action may be taken
+            (Box envs: where an action dimension exists, see :meth:`EnvSpec.action_mask`).
         reward: ``[E]`` float32 team reward of the step that led here (zeros after reset).
         done: ``[E]`` bool, True where the episode ended at this step. That copy has
             already been reset: ``obs``/``state``/``avail_actions`` are the first ones of

@@ -4,6 +4,7 @@ from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._critic import CentralCritic
 from mapograph.policies._dag_actor import DAGActor
 from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
+from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
 from mapograph.policies._stacked import SharedMLP, StackedLinear, StackedMLP
 from mapograph.policies._value_norm import ValueNormalizer
 
@@ -13,11 +14,14 @@ __all__ = [
     "DAGActor",
     "MASKED_LOGIT",
     "MaskedCategorical",
+    "MaskedDiagGaussian",
     "SharedMLP",
     "StackedLinear",
     "StackedMLP",
     "ValueNormalizer",
     "masked_logits",
     "sample_categorical",
+    "sample_gaussian",
     "select",
+    "to_box",
 ]

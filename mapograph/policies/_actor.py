@@ -1,8 +1,15 @@
-"""Per-agent categorical actors with action masking.
+"""Per-agent actors: categorical with action masking, or diagonal Gaussian.
 
 :class:`Actor` is the independent policy ``pi_i(a_i | o_i)`` of every agent (MAPPO,
 HAPPO, A2PO and B2MAPO's derived policy ``pi_ind``). :class:`DAGActor` adds the
 parents' actions on the interdependence DAG (B2MAPO's ``pi_seq``).
+
+Discrete actions: the network gives logits, unavailable actions are masked
+(:class:`~mapograph.policies.MaskedCategorical`). Continuous actions: the network
+gives the mean of a :class:`~mapograph.policies.MaskedDiagGaussian` whose log-std
+is a learned per-agent parameter ``[N, d]`` (state-independent, the default) or a
+second output of the network (``state_dependent_std=True``, clamped to
+``[-5, 2]``); ``avail`` then masks the padded action dimensions.
 """
 
 from __future__ import annotations
@@ -11,20 +18,30 @@ import torch
 from torch import nn
 
 from mapograph.policies._distributions import MaskedCategorical, masked_logits
+from mapograph.policies._gaussian import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    MaskedDiagGaussian,
+    sample_gaussian,
+)
 from mapograph.policies._stacked import SharedMLP, StackedMLP
 
 
 class Actor(nn.Module):
-    """Independent per-agent categorical policy.
+    """Independent per-agent policy (categorical or diagonal Gaussian).
 
     Args:
         n_agents: number of agents ``N``.
         obs_dim: observation size.
-        n_actions: number of discrete actions.
+        n_actions: number of discrete actions, or the (padded) action size ``d``
+            when ``continuous``.
         hidden: hidden width.
         layers: number of hidden layers.
         share_params: one network for all agents (plus agent one-hot) instead of
             ``N`` stacked networks. Batch-sequential updates need separate parameters.
+        continuous: Gaussian policy over ``d``-dimensional actions.
+        state_dependent_std: the log-std is an output of the network (continuous only).
+        log_std_init: initial log-std of the state-independent Gaussian.
     """
 
     def __init__(
@@ -35,13 +52,47 @@ class Actor(nn.Module):
         hidden: int = 64,
         layers: int = 2,
         share_params: bool = False,
+        continuous: bool = False,
+        state_dependent_std: bool = False,
+        log_std_init: float = -0.5,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.n_actions = n_actions
         self.share_params = share_params
+        self.continuous = continuous
+        self.state_dependent_std = continuous and state_dependent_std
         net_cls = SharedMLP if share_params else StackedMLP
-        self.net = net_cls(n_agents, obs_dim, [hidden] * layers, n_actions, out_scale=0.01)
+        out_dim = 2 * n_actions if self.state_dependent_std else n_actions
+        self.net = net_cls(n_agents, obs_dim, [hidden] * layers, out_dim, out_scale=0.01)
+        if continuous and not self.state_dependent_std:
+            self.log_std = nn.Parameter(torch.full((n_agents, n_actions), float(log_std_init)))
+        if self.state_dependent_std:
+            with torch.no_grad():  # start at log_std_init like the state-independent variant
+                out = self.net.out_layer if hasattr(self.net, "out_layer") else self.net.net[-1]
+                bias = out.bias
+                bias[..., n_actions:] = float(log_std_init)
+
+    def gaussian(
+        self,
+        out: torch.Tensor,
+        avail: torch.Tensor | None,
+        agents: torch.Tensor | None,
+        mean_shift: torch.Tensor | None = None,
+    ) -> MaskedDiagGaussian:
+        """The Gaussian of the network output ``out`` (``agents``' rows; ``avail`` selected).
+
+        ``mean_shift`` (a DAG actor's parent term) is added to the mean.
+        """
+        d = self.n_actions
+        loc = out[..., :d]
+        if mean_shift is not None:
+            loc = loc + mean_shift
+        if self.state_dependent_std:
+            log_std = out[..., d:].clamp(LOG_STD_MIN, LOG_STD_MAX)
+        else:
+            log_std = self.log_std if agents is None else self.log_std.index_select(0, agents)
+        return MaskedDiagGaussian(loc, log_std.exp(), avail)
 
     def logits(
         self,
@@ -56,6 +107,8 @@ class Actor(nn.Module):
         of ids) only those agents' networks run and ``[..., len(agents), n_actions]``
         comes back. Extra keywords (a DAG actor's ``parent_actions``...) are ignored.
         """
+        if self.continuous:
+            raise TypeError("a continuous actor has no logits: use distribution()")
         if agents is not None:
             obs = obs.index_select(-2, agents)
             avail = None if avail is None else avail.index_select(-2, agents)
@@ -66,10 +119,22 @@ class Actor(nn.Module):
         return {}
 
     def distribution(
-        self, obs: torch.Tensor, avail: torch.Tensor | None = None, **kw
-    ) -> MaskedCategorical:
-        """The categorical distribution of every agent's action (same arguments as :meth:`logits`)."""
-        return MaskedCategorical(self.logits(obs, avail, **kw))
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor | None = None,
+        agents: torch.Tensor | None = None,
+        **_: object,
+    ) -> MaskedCategorical | MaskedDiagGaussian:
+        """The distribution of every agent's action (same arguments as :meth:`logits`).
+
+        Categorical over masked logits, or the masked diagonal Gaussian.
+        """
+        if not self.continuous:
+            return MaskedCategorical(self.logits(obs, avail, agents))
+        if agents is not None:
+            obs = obs.index_select(-2, agents)
+            avail = None if avail is None else avail.index_select(-2, agents)
+        return self.gaussian(self.net(obs, agents), avail, agents)
 
     @torch.no_grad()
     def act(
@@ -85,8 +150,12 @@ class Actor(nn.Module):
         Extra keywords (a DAG actor's ``batches``/``edge_index``) are ignored.
 
         Returns:
-            ``(actions [..., N] long, log_probs [..., N])``.
+            ``(actions [..., N] long, log_probs [..., N])``; continuous:
+            ``(actions [..., N, d] float, log_probs [..., N])`` (unclipped, normalized
+            coordinates; see :func:`~mapograph.policies.to_box`).
         """
+        if self.continuous:
+            return sample_gaussian(self.distribution(obs, avail), deterministic, generator)
         logits = self.logits(obs, avail)
         return sample_categorical(logits, deterministic, generator)
 

@@ -11,6 +11,11 @@ parent did what. A per-agent parent head (stacked, bias-free, last layer zero at
 init) maps that message to logits added to the independent :class:`Actor`'s
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
 exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit.
+
+Continuous actions: a parent's action reaches the child as a vector, its action
+clipped to ``[-1, 1]`` (padded dimensions zero) in slot ``i`` of an ``N * d``
+vector, summed by the same ``SimpleConv``; the parent head's output shifts the
+child's Gaussian mean.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from torch import nn
 from torch_geometric.nn import SimpleConv
 
 from mapograph.policies._actor import Actor, sample_categorical
-from mapograph.policies._distributions import masked_logits
+from mapograph.policies._distributions import MaskedCategorical, masked_logits
+from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
 from mapograph.policies._stacked import StackedLinear
 
 
@@ -31,18 +37,38 @@ class DAGActor(nn.Module):
     Args:
         n_agents: number of agents ``N``.
         obs_dim: observation size.
-        n_actions: number of discrete actions.
+        n_actions: number of discrete actions (continuous: the padded action size ``d``).
         hidden: hidden width of the inner actor and the parent head.
         layers: hidden layers of the inner actor.
+        continuous, state_dependent_std, log_std_init: as in :class:`Actor`.
     """
 
     def __init__(
-        self, n_agents: int, obs_dim: int, n_actions: int, hidden: int = 64, layers: int = 2
+        self,
+        n_agents: int,
+        obs_dim: int,
+        n_actions: int,
+        hidden: int = 64,
+        layers: int = 2,
+        continuous: bool = False,
+        state_dependent_std: bool = False,
+        log_std_init: float = -0.5,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.n_actions = n_actions
-        self.base = Actor(n_agents, obs_dim, n_actions, hidden, layers, share_params=False)
+        self.continuous = continuous
+        self.base = Actor(
+            n_agents,
+            obs_dim,
+            n_actions,
+            hidden,
+            layers,
+            share_params=False,
+            continuous=continuous,
+            state_dependent_std=state_dependent_std,
+            log_std_init=log_std_init,
+        )
         self.aggregate = SimpleConv(aggr="sum")
         self.parent_hidden = StackedLinear(n_agents, n_agents * n_actions, hidden, bias=False)
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
@@ -57,15 +83,20 @@ class DAGActor(nn.Module):
         return {"messages": self.parent_messages(actions, edge_index)}
 
     def parent_messages(self, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """Messages ``[..., N, N * n_actions]``: for every agent, its parents' one-hot actions.
+        """Messages ``[..., N, N * n_actions]``: for every agent, its parents' actions.
 
         Args:
-            actions: ``[..., N]`` long joint actions (only parents' entries matter).
+            actions: ``[..., N]`` long joint actions (continuous: ``[..., N, d]``; only
+                parents' entries matter).
             edge_index: ``[2, e]`` DAG edges ``i -> j`` between agents.
         """
-        lead = actions.shape[:-1]
         n, a = self.n_agents, self.n_actions
-        onehot = F.one_hot(actions.reshape(-1, n), a).to(self._slots.dtype)  # [B, N, A]
+        if self.continuous:  # the action vector itself, bounded like the env sees it
+            lead = actions.shape[:-2]
+            onehot = actions.reshape(-1, n, a).clamp(-1.0, 1.0).to(self._slots.dtype)
+        else:
+            lead = actions.shape[:-1]
+            onehot = F.one_hot(actions.reshape(-1, n), a).to(self._slots.dtype)  # [B, N, A]
         batch = onehot.shape[0]
         x = (self._slots[None, :, :, None] * onehot[:, :, None, :]).reshape(batch * n, n * a)
         offsets = (torch.arange(batch, device=actions.device) * n).repeat_interleave(
@@ -84,7 +115,25 @@ class DAGActor(nn.Module):
         edge_index: torch.Tensor | None = None,
         messages: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked logits ``[..., N, n_actions]`` given the parents' actions.
+        """Masked logits ``[..., N, n_actions]`` given the parents' actions (discrete only).
+
+        Same arguments as :meth:`distribution`.
+        """
+        if self.continuous:
+            raise TypeError("a continuous actor has no logits: use distribution()")
+        out, avail = self._head(obs, avail, agents, parent_actions, edge_index, messages)
+        return masked_logits(out, avail)
+
+    def distribution(
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor | None = None,
+        agents: torch.Tensor | None = None,
+        parent_actions: torch.Tensor | None = None,
+        edge_index: torch.Tensor | None = None,
+        messages: torch.Tensor | None = None,
+    ) -> MaskedCategorical | MaskedDiagGaussian:
+        """Every agent's action distribution given the parents' actions.
 
         Args:
             obs: ``[..., N, obs_dim]``.
@@ -96,8 +145,19 @@ class DAGActor(nn.Module):
                 (the optimizer computes them once per iteration); overrides
                 ``parent_actions``/``edge_index``.
         """
+        if not self.continuous:
+            return MaskedCategorical(
+                self.logits(obs, avail, agents, parent_actions, edge_index, messages)
+            )
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        logits = self.base.net(obs_sel, agents)
+        out = self.base.net(obs_sel, agents)
+        shift = self._parent_term(agents, parent_actions, edge_index, messages)
+        if avail is not None and agents is not None:
+            avail = avail.index_select(-2, agents)
+        return self.base.gaussian(out, avail, agents, shift)
+
+    def _parent_term(self, agents, parent_actions, edge_index, messages) -> torch.Tensor | None:
+        """The parent head's output for ``agents`` (``None`` without parents)."""
         if (
             messages is None
             and edge_index is not None
@@ -105,17 +165,22 @@ class DAGActor(nn.Module):
             and parent_actions is not None
         ):
             messages = self.parent_messages(parent_actions, edge_index)
-        if messages is not None:
-            if agents is not None:
-                messages = messages.index_select(-2, agents)
-            logits = logits + self.parent_out(
-                torch.tanh(self.parent_hidden(messages, agents)), agents
-            )
+        if messages is None:
+            return None
+        if agents is not None:
+            messages = messages.index_select(-2, agents)
+        return self.parent_out(torch.tanh(self.parent_hidden(messages, agents)), agents)
+
+    def _head(self, obs, avail, agents, parent_actions, edge_index, messages):
+        """Discrete logits (unmasked) of ``agents`` and their ``avail`` rows."""
+        obs_sel = obs if agents is None else obs.index_select(-2, agents)
+        logits = self.base.net(obs_sel, agents)
+        term = self._parent_term(agents, parent_actions, edge_index, messages)
+        if term is not None:
+            logits = logits + term
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
-        return masked_logits(logits, avail)
-
-    distribution = Actor.distribution  # the same distribution over this actor's logits
+        return logits, avail
 
     @torch.no_grad()
     def act(
@@ -133,8 +198,10 @@ class DAGActor(nn.Module):
         Without ``edge_index`` (or ``batches``) all agents act at once, unconditioned.
 
         Returns:
-            ``(actions [..., N], log_probs [..., N])``.
+            ``(actions [..., N], log_probs [..., N])`` (continuous: actions ``[..., N, d]``).
         """
+        if self.continuous:
+            return self._act_continuous(obs, avail, deterministic, generator, batches, edge_index)
         if edge_index is None or edge_index.numel() == 0 or batches is None:
             return sample_categorical(self.logits(obs, avail), deterministic, generator)
         base_logits = self.base.net(obs)  # the observation part does not depend on parents: once
@@ -155,5 +222,30 @@ class DAGActor(nn.Module):
                 logits = masked_logits(logits, avail.index_select(-2, agents))
             a, lp = sample_categorical(logits, deterministic, generator)
             actions[..., agents] = a
+            log_probs[..., agents] = lp
+        return actions, log_probs
+
+    def _act_continuous(self, obs, avail, deterministic, generator, batches, edge_index):
+        """Sequential decoding of Gaussian actions (see :meth:`act`)."""
+        if edge_index is None or edge_index.numel() == 0 or batches is None:
+            return sample_gaussian(self.distribution(obs, avail), deterministic, generator)
+        out = self.base.net(obs)  # the observation part does not depend on parents: once
+        actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
+        log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
+        for batch in batches:
+            agents = torch.as_tensor(batch, dtype=torch.long, device=obs.device)
+            into_batch = torch.isin(edge_index[1], agents)
+            shift = None
+            if bool(into_batch.any()):
+                messages = self.parent_messages(actions, edge_index[:, into_batch])
+                shift = self._parent_term(agents, None, None, messages)
+            dist = self.base.gaussian(
+                out.index_select(-2, agents),
+                None if avail is None else avail.index_select(-2, agents),
+                agents,
+                shift,
+            )
+            a, lp = sample_gaussian(dist, deterministic, generator)
+            actions[..., agents, :] = a
             log_probs[..., agents] = lp
         return actions, log_probs

@@ -52,6 +52,8 @@ def select(dist: Distribution, index: torch.Tensor) -> Distribution:
     """
     if isinstance(dist, MaskedCategorical):
         return MaskedCategorical(dist.logits[index], normalized=True)
+    if hasattr(dist, "select"):  # MaskedDiagGaussian
+        return dist.select(index)
     if isinstance(dist, Independent):
         return Independent(select(dist.base_dist, index), dist.reinterpreted_batch_ndims)
     if isinstance(dist, Normal):

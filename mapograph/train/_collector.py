@@ -9,9 +9,34 @@ import torch
 
 from mapograph.algos import Rollout
 from mapograph.envs import TimeStep
+from mapograph.policies import to_box
 
-# policy(ts) -> (actions [E, N] long, log_probs [E, N])
+# policy(ts) -> (actions [E, N] long or [E, N, d] float, log_probs [E, N])
 PolicyFn = Callable[[TimeStep], tuple[torch.Tensor, torch.Tensor]]
+
+
+class EnvActions:
+    """What the env receives for a policy's actions.
+
+    Discrete actions pass unchanged. Continuous actions are sampled in normalized
+    coordinates and stored unclipped in the rollout; the env receives them clipped
+    to ``[-1, 1]`` and mapped onto each agent's box (:func:`~mapograph.policies.to_box`).
+
+    Args:
+        spec: the env's :class:`~mapograph.envs.EnvSpec`.
+        device: where the actions are computed.
+    """
+
+    def __init__(self, spec: Any, device: torch.device | str) -> None:
+        self.continuous = bool(getattr(spec, "continuous", False))
+        if self.continuous:
+            self.low, self.high = (b.to(device) for b in spec.action_bounds())
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """The env's actions for the policy's ``actions`` (``[E, N]`` or ``[E, N, d]``)."""
+        if not self.continuous:
+            return actions
+        return to_box(actions, self.low, self.high)
 
 
 class Collector:
@@ -29,6 +54,7 @@ class Collector:
         # The one boundary between env and learner: actions go to the env's device
         # (VMAS may simulate on the GPU itself), time steps come to the learner's.
         self.env_device = torch.device(getattr(env, "device", None) or "cpu")
+        self.env_actions = EnvActions(env.spec, self.device)
         self.timestep: TimeStep | None = None
         self.running_return = torch.zeros(env.num_envs, device=self.device)
         self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
@@ -62,7 +88,7 @@ class Collector:
             avail.append(ts.avail_actions)
             actions.append(act)
             log_probs.append(logp)
-            ts = self.env.step(act.to(self.env_device)).to(self.device)
+            ts = self.env.step(self.env_actions(act).to(self.env_device)).to(self.device)
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
             rewards.append(reward)

@@ -29,7 +29,7 @@ from mapograph._errors import CheckpointError, MapographError
 from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
-from mapograph.train._collector import Collector, episode_wins
+from mapograph.train._collector import Collector, EnvActions, episode_wins
 from mapograph.train._config import TrainConfig
 from mapograph.train._logging import RunLogger
 
@@ -87,6 +87,7 @@ class Trainer:
         self.n_agents = env.spec.n_agents
         self.algorithm = Algorithm(env.spec, cfg, cfg.seed, self.device)
         self.collector = Collector(env, self.device)
+        self.env_actions = EnvActions(env.spec, self.device)
         self.iteration = 0
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
@@ -230,7 +231,8 @@ class Trainer:
     # ------------------------------------------------------------ execution
     @torch.no_grad()
     def act(self, ts: TimeStep, deterministic: bool = False, policy: str = "ind") -> torch.Tensor:
-        """Joint actions ``[E, N]`` for a time step.
+        """Joint actions for a time step: LongTensor ``[E, N]``, or float ``[E, N, d]``
+        inside each agent's box for continuous (Box) action spaces.
 
         Args:
             ts: the current time step (``obs``, ``avail_actions``).
@@ -253,7 +255,7 @@ class Trainer:
             batches=self.plan.batches,
             edge_index=self.plan.edge_index,
         )
-        return actions
+        return self.env_actions(actions)
 
     @torch.no_grad()
     def evaluate(
