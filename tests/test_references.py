@@ -93,3 +93,20 @@ def test_cli_train_records_the_reference_in_the_run_folder(tmp_path):
     assert "mapograph defaults" in run["reference"]["sources"][0]
     assert main([*args, "--out", str(tmp_path / "b"), "--no-reference"]) == 0
     assert yaml.safe_load((tmp_path / "b" / "run.yaml").read_text())["reference"] is None
+
+
+def test_ppo_space_keeps_the_base_algorithm_and_gives_valid_configs():
+    import optuna
+
+    from mapograph.tune._search_space import search_space
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    base = mg.TrainConfig.for_env("smax:3m", algo="mappo")
+    for _ in range(20):
+        trial = study.ask()
+        params = search_space(trial, "ppo")
+        assert "algo" not in params and "partition" not in params
+        cfg = base.replace(**params)
+        assert cfg.algo == "mappo" and cfg.share_params is True
+        study.tell(trial, 0.0)
+    assert len({t.params["lr"] for t in study.trials}) == 20  # it does search

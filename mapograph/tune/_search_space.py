@@ -62,10 +62,32 @@ def full_space(trial: optuna.Trial) -> dict[str, Any]:
     return params
 
 
+def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The PPO knobs of any algorithm (the base config's ``algo`` is kept).
+
+    For finding reference configurations (``mapograph tune --space ppo``): learning
+    rates, clip, epochs, minibatches, entropy, GAE lambda, gradient-norm clip,
+    hidden size and the rollout length (the env copies stay the base config's).
+    """
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
+        "critic_lr": trial.suggest_float("critic_lr", 1e-4, 3e-3, log=True),
+        "clip": trial.suggest_float("clip", 0.05, 0.3),
+        "epochs": trial.suggest_int("epochs", 1, 15),
+        "minibatches": trial.suggest_categorical("minibatches", [1, 2, 4, 8]),
+        "entropy_coef": trial.suggest_float("entropy_coef", 1e-4, 5e-2, log=True),
+        "gae_lambda": trial.suggest_float("gae_lambda", 0.8, 1.0),
+        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.5, 10.0, log=True),
+        "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
+        "rollout_length": trial.suggest_categorical("rollout_length", [32, 64, 128, 256]),
+    }
+
+
 #: Search spaces by name (``mapograph tune --space NAME``).
 SPACES: Registry[SpaceFn] = Registry("search space")
 SPACES.register("partition", partition_space)
 SPACES.register("full", full_space)
+SPACES.register("ppo", ppo_space)
 
 
 def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dict[str, Any]:
@@ -73,7 +95,7 @@ def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dic
 
     Args:
         trial: the Optuna trial.
-        space: ``"partition"``, ``"full"`` or your own ``fn(trial) -> dict`` of
+        space: ``"partition"``, ``"full"``, ``"ppo"`` or your own ``fn(trial) -> dict`` of
             TrainConfig fields.
 
     Raises:
