@@ -15,13 +15,16 @@ def run_protocol(env, steps: int) -> int:
     assert ts.avail_actions.any(-1).all()
     gen = torch.Generator().manual_seed(0)
     finished = 0
+    low, high = env.spec.action_bounds()
     for _ in range(steps):
-        logits = torch.where(ts.avail_actions, 0.0, -1e9)
-        actions = torch.distributions.Categorical(logits=logits).sample()
+        if env.spec.continuous:  # uniform inside every agent's box
+            actions = low + torch.rand(env.num_envs, *low.shape, generator=gen) * (high - low)
+        else:
+            logits = torch.where(ts.avail_actions, 0.0, -1e9)
+            actions = torch.distributions.Categorical(logits=logits).sample()
         ts = env.step(actions)
         check_timestep(ts, env.spec, env.num_envs)
         finished += int(ts.done.sum())
-    del gen
     return finished
 
 

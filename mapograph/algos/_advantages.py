@@ -16,6 +16,8 @@ def gae(
     gamma: float,
     lam: float,
     trace: torch.Tensor | None = None,
+    next_values: torch.Tensor | None = None,
+    terminals: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generalized advantage estimation, optionally with an off-policy trace.
 
@@ -35,6 +37,12 @@ def gae(
         gamma: discount.
         lam: GAE lambda.
         trace: optional ``[T, E]`` trace coefficients.
+        next_values: optional ``[T, E]`` value of the state each step reached (the
+            value of a truncated episode's final state where it differs from
+            ``values[1:]``, which then holds the next episode's first state).
+        terminals: optional ``[T, E]`` true terminations (no bootstrap); with
+            ``next_values``, ``delta_t = r_t + gamma (1 - terminal_t) next_t - V_t``
+            while the recursion still stops at every episode end (``dones``).
 
     Returns:
         ``[T, E]`` advantages.
@@ -45,7 +53,11 @@ def gae(
             f"and {rewards.shape[0]}"
         )
     not_done = 1.0 - dones.to(rewards.dtype)
-    deltas = rewards + gamma * not_done * values[1:] - values[:-1]
+    if next_values is None:
+        deltas = rewards + gamma * not_done * values[1:] - values[:-1]
+    else:
+        not_terminal = 1.0 - (dones if terminals is None else terminals).to(rewards.dtype)
+        deltas = rewards + gamma * not_terminal * next_values - values[:-1]
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[0])
     for t in range(rewards.shape[0] - 1, -1, -1):

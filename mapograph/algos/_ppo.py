@@ -87,9 +87,28 @@ class BatchSequentialPPO:
         return self.value_norm.denormalize(v) if self.value_norm is not None else v
 
     def advantages(self, rollout: Rollout, values: torch.Tensor, trace: torch.Tensor | None = None):
-        """GAE advantages ``[T, E]`` (trace-corrected when ``trace`` is given)."""
+        """GAE advantages ``[T, E]`` (trace-corrected when ``trace`` is given).
+
+        Where the rollout holds final states, an episode cut by the time limit is
+        bootstrapped from the value of the state it reached (not treated as terminal).
+        """
         cfg = self.config
-        return gae(rollout.rewards, values, rollout.dones, cfg.gamma, cfg.gae_lambda, trace)
+        if rollout.truncated is None or rollout.final_state is None:
+            return gae(rollout.rewards, values, rollout.dones, cfg.gamma, cfg.gae_lambda, trace)
+        if rollout.final_values is None:  # first use: the critic of ``values``
+            rollout.final_values = self.values(rollout.final_state)
+        truncated = rollout.truncated & rollout.dones
+        next_values = torch.where(truncated, rollout.final_values, values[1:])
+        return gae(
+            rollout.rewards,
+            values,
+            rollout.dones,
+            cfg.gamma,
+            cfg.gae_lambda,
+            trace,
+            next_values=next_values,
+            terminals=rollout.dones & ~truncated,
+        )
 
     # ----------------------------------------------------------------- update
     def update(

@@ -22,6 +22,12 @@ class Rollout:
         dones: ``[T, E]`` episode ended at this step.
         ind_log_probs: ``[T, E, N]`` log-probabilities under the derived policy
             ``pi_ind`` at collection time (B2MAPO only).
+        truncated: ``[T, E]`` the episode ended at this step by the time limit only
+            (set when the env reports final states).
+        final_state: ``[T, E, state_dim]`` the state reached at step ``t`` before an
+            auto-reset (bootstraps truncated episodes); ``None`` when not reported.
+        final_values: the critic's raw values of ``final_state`` ``[T, E]``, cached by
+            the optimizer on first use (before its critic update).
     """
 
     obs: torch.Tensor
@@ -32,6 +38,9 @@ class Rollout:
     rewards: torch.Tensor
     dones: torch.Tensor
     ind_log_probs: torch.Tensor | None = None
+    truncated: torch.Tensor | None = None
+    final_state: torch.Tensor | None = None
+    final_values: torch.Tensor | None = None
 
     @property
     def continuous(self) -> bool:

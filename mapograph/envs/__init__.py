@@ -2,7 +2,7 @@
 
 ``make("family:task", num_envs=E, seed=s)`` builds one; every env returns
 :class:`TimeStep` objects of torch tensors batched over ``E`` copies and ``N`` agents.
-Optional backends (mpe, vmas, football, smax, smacv2) are imported only when used.
+Optional backends (mpe, vmas, mamujoco, football, smax, smacv2) are imported only when used.
 """
 
 from mapograph.envs._base import MultiAgentEnv, MultiAgentEnvProtocol, check_actions

@@ -1,4 +1,4 @@
-"""Adapter for any PettingZoo ``ParallelEnv`` with discrete actions (MPE via ``mpe2``).
+"""Adapter for any PettingZoo ``ParallelEnv`` with discrete or Box actions (MPE via ``mpe2``).
 
 ``make("mpe:simple_spread_v3", num_envs=E)`` builds ``E`` copies of the parallel
 env (PettingZoo envs are not vectorized, so the copies are stepped one after
@@ -10,7 +10,9 @@ worker processes). Conventions:
 - state: ``env.state()`` when the env implements it, else the concatenation of the
   padded observations;
 - available actions: the ``action_mask`` of the observation dict or the info
-  dict when the env provides one, else all True;
+  dict when the env provides one, else all True; Box actions (e.g.
+  ``mpe:simple_spread_v3`` with ``continuous_actions=True``) are padded to the
+  largest agent's size and ``avail_actions`` masks the padded dimensions;
 - **team reward**: the mean over agents of the per-agent rewards (for MPE
   ``simple_spread`` the shared landmark-coverage term plus each agent's
   collision penalty averaged over agents);
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces as gym_spaces
 
 from mapograph._imports import require
 from mapograph.envs._base import MultiAgentEnv
@@ -59,9 +62,13 @@ class PettingZooVectorEnv(MultiAgentEnv):
         first = self.envs[0]
         self.agents = list(first.possible_agents)
         spaces = [first.action_space(a) for a in self.agents]
-        if not all(hasattr(s, "n") for s in spaces):
-            raise ValueError(f"{name}: only discrete action spaces are supported, got {spaces}")
-        self._n_actions = [int(s.n) for s in spaces]
+        self.continuous = all(isinstance(s, gym_spaces.Box) and len(s.shape) == 1 for s in spaces)
+        if not self.continuous and not all(isinstance(s, gym_spaces.Discrete) for s in spaces):
+            raise ValueError(
+                f"{name}: action spaces must be all Discrete or all one-dimensional Box, got {spaces}"
+            )
+        self._n_actions = [int(s.shape[0]) if self.continuous else int(s.n) for s in spaces]
+        self._action_spaces = tuple(spaces)
         obs_sizes = []
         for agent in self.agents:
             space = first.observation_space(agent)
@@ -83,6 +90,7 @@ class PettingZooVectorEnv(MultiAgentEnv):
             state_dim=state_dim,
             n_actions=max(self._n_actions),
             episode_limit=limit,
+            action_spaces=self._action_spaces,
         )
 
     def _copy_tensors(
@@ -98,6 +106,8 @@ class PettingZooVectorEnv(MultiAgentEnv):
             if mask is None and infos and isinstance(infos.get(agent), dict):
                 mask = infos[agent].get("action_mask")
             full = np.zeros(max(self._n_actions), dtype=bool)
+            if self.continuous:  # the dimension mask
+                mask = None
             full[: self._n_actions[i]] = True if mask is None else np.asarray(mask, dtype=bool)
             if not full.any():
                 full[0] = True  # a finished agent: any action is ignored
@@ -141,7 +151,7 @@ class PettingZooVectorEnv(MultiAgentEnv):
         parts, rewards, dones, truncs = [], [], [], []
         for e, env in enumerate(self.envs):  # PettingZoo envs are not vectorized
             live = env.agents
-            act = {a: int(actions[e, i]) for i, a in enumerate(self.agents) if a in live}
+            act = {a: self._action(actions[e], i) for i, a in enumerate(self.agents) if a in live}
             obs, rew, term, trunc, infos = env.step(act)
             rewards.append(float(np.mean([rew.get(a, 0.0) for a in self.agents])))
             terminated = all(term.get(a, True) for a in self.agents)
@@ -156,6 +166,12 @@ class PettingZooVectorEnv(MultiAgentEnv):
             torch.tensor(dones, dtype=torch.bool),
             torch.tensor(truncs, dtype=torch.bool),
         )
+
+    def _action(self, joint: np.ndarray, i: int) -> int | np.ndarray:
+        """Agent ``i``'s action from one copy's joint action (its own Box dimensions)."""
+        if self.continuous:
+            return joint[i, : self._n_actions[i]].astype(np.float32)
+        return int(joint[i])
 
     def close(self) -> None:
         """Close every copy."""
@@ -185,7 +201,8 @@ def make_pettingzoo(
 def make_mpe(
     task: str | None = "simple_spread_v3", num_envs: int = 1, seed: int = 0, **kwargs
 ) -> PettingZooVectorEnv:
-    """``mpe:<scenario>`` from ``mpe2`` (e.g. ``mpe:simple_spread_v3``), discrete actions.
+    """``mpe:<scenario>`` from ``mpe2`` (e.g. ``mpe:simple_spread_v3``); discrete actions
+    unless ``continuous_actions=True`` (MPE's Box forces in ``[0, 1]``).
 
     ``kwargs`` go to the scenario's ``parallel_env`` (e.g. ``N=5``, ``max_cycles=25``).
     """

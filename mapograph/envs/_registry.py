@@ -25,6 +25,7 @@ for _name, _path in {
     "mpe": "mapograph.envs._pettingzoo:make_mpe",
     "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
     "vmas": "mapograph.envs._vmas:make_vmas",
+    "mamujoco": "mapograph.envs._mamujoco:make_mamujoco",
     "football": "mapograph.envs._football:make_football",
     "smax": "mapograph.envs._smax:make_smax",
     "smacv2": "mapograph.envs._smacv2:make_smacv2",

@@ -52,8 +52,12 @@ class SingleCopyEnv(Protocol):
       ``(obs, state, avail, reward, terminated, truncated, info)``: the arrays as
       in ``reset``, the team reward (float), whether the episode ended
       (``terminated``) or was cut by a time limit (``truncated``), and a dict
-      whose numeric scalar entries are reported in ``TimeStep.info``.
+      whose numeric scalar entries are reported in ``TimeStep.info``. Box action
+      spaces (``spec.continuous``) get a float array ``[N, d]`` instead.
     * ``close()`` releases the simulator.
+    * optional class attribute ``report_final_state = True``: the worker keeps the
+      state a copy reached before its auto-reset (``TimeStep.final_state``), so
+      truncated episodes can be bootstrapped.
     """
 
     spec: EnvSpec
@@ -92,6 +96,7 @@ class _Copies:
     def __init__(self, factory: Callable[[], SingleCopyEnv], n_copies: int) -> None:
         self.envs = [factory() for _ in range(n_copies)]
         self.spec = self.envs[0].spec
+        self.report_final_state = bool(getattr(self.envs[0], "report_final_state", False))
         self.t = np.zeros(n_copies, dtype=np.int64)
 
     def reset(self, seeds: Sequence[int | None]) -> tuple:
@@ -106,11 +111,12 @@ class _Copies:
             np.zeros(k, bool),
             np.zeros(k, bool),
             {},
+            None,
         )
 
     def step(self, actions: np.ndarray) -> tuple:
         k = len(self.envs)
-        obs, state, avail = [], [], []
+        obs, state, avail, final = [], [], [], []
         reward = np.zeros(k, np.float32)
         done = np.zeros(k, bool)
         truncated = np.zeros(k, bool)
@@ -122,6 +128,7 @@ class _Copies:
             if not term and self.t[i] >= self.spec.episode_limit:
                 trunc = True
             reward[i] = r
+            final.append(s)
             if term or trunc:
                 first = env.reset(None)
                 o, s, a = first["obs"], first["state"], first["avail"]
@@ -141,6 +148,7 @@ class _Copies:
             done,
             truncated,
             infos,
+            np.stack(final).astype(np.float32, copy=False) if self.report_final_state else None,
         )
 
     def close(self) -> None:
@@ -377,6 +385,9 @@ class WorkerVectorEnv(MultiAgentEnv):
                 r[6].get(key, np.full(n, np.nan, np.float32)) for r, n in zip(replies, self._copies)
             ]
             info[key] = torch.from_numpy(np.concatenate(parts))
+        final_state = None
+        if replies[0][7] is not None:
+            final_state = torch.from_numpy(np.concatenate([r[7] for r in replies]))
         return TimeStep(
             obs=obs,
             state=state,
@@ -385,6 +396,7 @@ class WorkerVectorEnv(MultiAgentEnv):
             done=done,
             truncated=truncated,
             info=info,
+            final_state=final_state,
         )
 
     def reset(self) -> TimeStep:
@@ -399,7 +411,8 @@ class WorkerVectorEnv(MultiAgentEnv):
         return self._timestep(replies)
 
     def step(self, actions: torch.Tensor) -> TimeStep:
-        """Step every copy with ``actions`` (LongTensor ``[E, N]``); done copies auto-reset."""
+        """Step every copy with ``actions`` (LongTensor ``[E, N]``, or float ``[E, N, d]`` for
+        Box actions); done copies auto-reset."""
         actions = self.check_actions(actions).numpy()
         self._send_all("step", np.split(actions, self._bounds[1:-1]))
         return self._timestep(self._gather("step", self.timeout))

@@ -144,6 +144,9 @@ class TimeStep:
             the next episode.
         truncated: ``[E]`` bool, True where the episode ended by the time limit only.
         info: free-form extras (win flags, per-agent rewards...), may be empty.
+        final_state: ``[E, state_dim]`` the state reached at this step *before* a
+            finished copy reset (equal to ``state`` elsewhere), or ``None`` when the
+            env does not report it. The learner bootstraps truncated episodes from it.
     """
 
     obs: torch.Tensor
@@ -153,6 +156,7 @@ class TimeStep:
     done: torch.Tensor
     truncated: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    final_state: torch.Tensor | None = None
 
     @property
     def num_envs(self) -> int:
@@ -170,4 +174,5 @@ class TimeStep:
             done=move(self.done),
             truncated=move(self.truncated),
             info=dict(self.info),
+            final_state=move(self.final_state),
         )

@@ -1,7 +1,9 @@
-"""Adapter for VMAS (vectorized multi-agent simulator) with discrete actions.
+"""Adapter for VMAS (vectorized multi-agent simulator), continuous or discrete actions.
 
 ``make("vmas:balance", num_envs=E)`` uses VMAS's own batching: one simulator
-steps all ``E`` copies as tensors. Observations are zero-padded to the largest
+steps all ``E`` copies as tensors. Actions are continuous by default (VMAS's
+native ``Box`` forces, as BenchMARL uses them; unequal sizes padded and masked
+in ``avail_actions``); ``continuous_actions=False`` gives VMAS's discrete actions. Observations are zero-padded to the largest
 agent observation; the state is the concatenation of the agents' observations;
 the team reward is the mean of the agents' rewards; every action is available.
 Finished copies are reset with ``reset_at`` (all at once with ``reset`` when every
@@ -10,7 +12,9 @@ copy ends together, as with a fixed ``max_steps``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from gymnasium import spaces
 
 from mapograph._imports import require
 from mapograph.envs._base import MultiAgentEnv
@@ -26,6 +30,7 @@ class VmasEnv(MultiAgentEnv):
         seed: VMAS seed.
         episode_limit: ``max_steps`` of an episode.
         device: torch device.
+        continuous_actions: Box actions (default) or VMAS's discrete ones.
         **kwargs: scenario arguments (e.g. ``n_agents=5``).
     """
 
@@ -36,6 +41,7 @@ class VmasEnv(MultiAgentEnv):
         seed: int = 0,
         episode_limit: int = 100,
         device: str = "cpu",
+        continuous_actions: bool = True,
         **kwargs,
     ) -> None:
         vmas = require("vmas", "vmas")
@@ -44,7 +50,7 @@ class VmasEnv(MultiAgentEnv):
                 scenario,
                 num_envs=num_envs,
                 device=device,
-                continuous_actions=False,
+                continuous_actions=bool(continuous_actions),
                 seed=seed,
                 max_steps=episode_limit,
                 **kwargs,
@@ -63,19 +69,25 @@ class VmasEnv(MultiAgentEnv):
         n = self.env.n_agents
         obs = self.env.reset()
         self._obs_dim = max(o.shape[-1] for o in obs)
-        self._n_actions = [int(s.n) for s in self.env.action_space]
+        self.continuous = bool(continuous_actions)
+        if self.continuous:  # VMAS's gym Box -> gymnasium Box (the spec's convention)
+            action_spaces = tuple(
+                spaces.Box(np.asarray(s.low, np.float32), np.asarray(s.high, np.float32))
+                for s in self.env.action_space
+            )
+            self._n_actions = [int(s.shape[0]) for s in action_spaces]
+        else:
+            self._n_actions = [int(s.n) for s in self.env.action_space]
+            action_spaces = tuple(spaces.Discrete(k) for k in self._n_actions)
         self.spec = EnvSpec(
             n_agents=n,
             obs_dim=self._obs_dim,
             state_dim=sum(o.shape[-1] for o in obs),
             n_actions=max(self._n_actions),
             episode_limit=episode_limit,
+            action_spaces=action_spaces,
         )
-        self._avail = torch.zeros(
-            num_envs, n, self.spec.n_actions, dtype=torch.bool, device=self.device
-        )
-        for i, k in enumerate(self._n_actions):
-            self._avail[:, i, :k] = True
+        self._avail = self.spec.action_mask().to(self.device).expand(num_envs, -1, -1).contiguous()
 
     def _timestep(self, obs, reward, done, truncated) -> TimeStep:
         stacked = torch.zeros(self.num_envs, self.spec.n_agents, self._obs_dim, device=self.device)
@@ -101,7 +113,11 @@ class VmasEnv(MultiAgentEnv):
     def step(self, actions: torch.Tensor) -> TimeStep:
         """Step all copies in one VMAS call, reset the finished ones."""
         actions = self.check_actions(actions)
-        obs, rewards, dones, _ = self.env.step(list(actions.unbind(1)))
+        if self.continuous:  # each agent's own dimensions
+            per_agent = [actions[:, i, :k] for i, k in enumerate(self._n_actions)]
+        else:
+            per_agent = list(actions.unbind(1))
+        obs, rewards, dones, _ = self.env.step(per_agent)
         # some scenarios (e.g. wheel) give each agent's reward as [E, 1]
         reward = torch.stack([r.reshape(self.num_envs) for r in rewards], 1).float().mean(1)
         done = dones.reshape(self.num_envs).bool()

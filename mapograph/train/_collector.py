@@ -78,6 +78,7 @@ class Collector:
         """
         ts = self.timestep if self.timestep is not None else self.reset()
         obs, state, avail, actions, log_probs, rewards, dones = ([] for _ in range(7))
+        truncs, finals = [], []
         finished_returns: list[torch.Tensor] = []
         finished_lengths: list[torch.Tensor] = []
         finished_wins: list[torch.Tensor] = []
@@ -93,6 +94,11 @@ class Collector:
             done = ts.done.to(torch.bool)
             rewards.append(reward)
             dones.append(done)
+            if ts.final_state is not None:
+                finals.append(ts.final_state.float())
+                truncs.append(
+                    torch.zeros_like(done) if ts.truncated is None else ts.truncated.bool()
+                )
             self.running_return += reward
             self.running_length += 1
             if bool(done.any()):
@@ -114,6 +120,9 @@ class Collector:
             rewards=torch.stack(rewards),
             dones=torch.stack(dones),
         )
+        if len(finals) == horizon:  # the env reports final states: bootstrap truncations
+            rollout.final_state = torch.stack(finals)
+            rollout.truncated = torch.stack(truncs)
         returns = torch.cat(finished_returns).tolist() if finished_returns else []
         lengths = torch.cat(finished_lengths).tolist() if finished_lengths else []
         self.last_wins = torch.cat(finished_wins).tolist() if finished_wins else []

@@ -1,0 +1,170 @@
+"""Adapter for Multi-Agent MuJoCo (``gymnasium_robotics.mamujoco_v1``), continuous actions.
+
+``make("mamujoco:HalfCheetah-6x1", num_envs=E, agent_obsk=1)`` splits a MuJoCo
+robot's joints among agents (``<Scenario>-<agent_conf>``: ``HalfCheetah-6x1``,
+``Walker2d-2x3``, ``Ant-4x2``, ``Hopper-3x1``, ...). The ``E`` copies run in worker
+processes (:class:`~mapograph.envs.WorkerVectorEnv`), each stepping its copies in
+turn. Conventions:
+
+- agents: ``env.possible_agents`` in order; each has a ``Box`` action space of its
+  own joints (unequal sizes are padded, ``TimeStep.avail_actions`` masks the
+  padded dimensions); observations (``agent_obsk``: how many hops of neighbouring
+  joints an agent sees) are zero-padded to the largest;
+- state: ``env.state()``, the single-agent MuJoCo observation;
+- **team reward**: MaMuJoCo gives every agent the robot's reward; we take it once
+  (the mean over agents, which equals it);
+- time limit: episodes stop after ``episode_limit`` steps (default the scenario's
+  own limit, 1000): ``TimeStep.truncated`` marks them, and ``TimeStep.final_state``
+  carries the state reached before the copy reset, so the learner bootstraps the
+  value of a truncated episode instead of treating the cut as a terminal state.
+  A robot that falls (Walker2d, Ant, Hopper) *terminates*: no bootstrap.
+
+Install with ``pip install "mapograph[mamujoco]"`` (gymnasium-robotics and mujoco).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from mapograph._imports import require
+from mapograph.envs._subprocess import WorkerVectorEnv
+from mapograph.envs._types import EnvSpec
+
+
+def _mamujoco() -> Any:
+    module = require("gymnasium_robotics", "mamujoco")
+    return module.mamujoco_v1
+
+
+class MaMuJoCoCopy:
+    """One Multi-Agent MuJoCo copy as a :class:`~mapograph.envs.SingleCopyEnv`.
+
+    Args:
+        scenario: MuJoCo robot (``HalfCheetah``, ``Walker2d``, ``Ant``...).
+        agent_conf: how its joints are split (``6x1``, ``2x3``, ``4x2``...).
+        agent_obsk: neighbourhood depth of each agent's observation.
+        episode_limit: steps per episode (``None``: the scenario's own limit).
+        **kwargs: passed to ``mamujoco_v1.parallel_env``.
+    """
+
+    #: ask the worker to report the state before an auto-reset (truncation bootstrap)
+    report_final_state = True
+
+    def __init__(
+        self,
+        scenario: str,
+        agent_conf: str | None,
+        agent_obsk: int | None = 1,
+        episode_limit: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.env = _mamujoco().parallel_env(scenario, agent_conf, agent_obsk=agent_obsk, **kwargs)
+        self.agents = list(self.env.possible_agents)
+        boxes = [self.env.action_space(a) for a in self.agents]
+        self.sizes = [int(b.shape[0]) for b in boxes]
+        obs_sizes = [int(np.prod(self.env.observation_space(a).shape)) for a in self.agents]
+        self.obs_dim = max(obs_sizes)
+        limit = episode_limit
+        if limit is None:
+            spec = getattr(self.env.single_agent_env, "spec", None)
+            limit = getattr(spec, "max_episode_steps", None) or 1000
+        state_dim = int(np.prod(self.env.state().shape)) if self._has_state() else sum(obs_sizes)
+        self.spec = EnvSpec(
+            n_agents=len(self.agents),
+            obs_dim=self.obs_dim,
+            state_dim=state_dim,
+            n_actions=max(self.sizes),
+            episode_limit=int(limit),
+            action_spaces=tuple(
+                spaces.Box(b.low.astype(np.float32), b.high.astype(np.float32), dtype=np.float32)
+                for b in boxes
+            ),
+        )
+        self.avail = self.spec.action_mask().numpy().copy()  # own memory: the spec is pickled
+
+    def _has_state(self) -> bool:
+        try:
+            self.env.state()
+        except Exception:  # before the first reset some versions have no state
+            return False
+        return True
+
+    def _pack(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
+        padded = np.zeros((len(self.agents), self.obs_dim), np.float32)
+        for i, agent in enumerate(self.agents):  # one copy's agents, at conversion only
+            o = np.asarray(obs[agent], np.float32).ravel()
+            padded[i, : o.size] = o
+        return padded, np.asarray(self.env.state(), np.float32).ravel()
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start an episode."""
+        obs, _ = self.env.reset(seed=seed)
+        padded, state = self._pack(obs)
+        return {"obs": padded, "state": state, "avail": self.avail}
+
+    def step(self, actions: np.ndarray) -> tuple:
+        """Apply ``[N, d]`` box actions (padded dimensions dropped)."""
+        joint = {
+            agent: np.asarray(actions[i, : self.sizes[i]], np.float32)
+            for i, agent in enumerate(self.agents)
+        }
+        obs, rewards, terminated, truncated, _ = self.env.step(joint)
+        padded, state = self._pack(obs)
+        reward = float(np.mean([rewards[a] for a in self.agents]))
+        term = bool(any(terminated.values()))
+        trunc = bool(any(truncated.values()))
+        return padded, state, self.avail, reward, term, trunc, {}
+
+    def close(self) -> None:
+        """Release the simulator."""
+        self.env.close()
+
+
+def split_task(task: str | None) -> tuple[str, str | None]:
+    """``"HalfCheetah-6x1"`` -> ``("HalfCheetah", "6x1")``; a bare scenario has no split."""
+    if not task:
+        raise ValueError("mamujoco needs a task, e.g. 'mamujoco:HalfCheetah-6x1'")
+    scenario, sep, conf = task.rpartition("-")
+    return (scenario, conf) if sep else (task, None)
+
+
+def make_mamujoco(
+    task: str | None = None,
+    num_envs: int = 1,
+    seed: int = 0,
+    agent_obsk: int | None = 1,
+    episode_limit: int | None = None,
+    num_workers: int | None = None,
+    **kwargs: Any,
+) -> WorkerVectorEnv:
+    """``mamujoco:<Scenario>-<agent_conf>``, e.g. ``mamujoco:HalfCheetah-6x1``.
+
+    Args:
+        task: scenario and agent configuration.
+        num_envs: copies, spread over ``num_workers`` worker processes.
+        seed: copy ``e`` is first reset with ``seed + e``.
+        agent_obsk: neighbourhood depth of the observations (MaMuJoCo's ``agent_obsk``).
+        episode_limit: steps per episode (default: the scenario's limit, 1000).
+        num_workers: worker processes (default ``min(num_envs, cpu count)``).
+        **kwargs: passed to ``mamujoco_v1.parallel_env``.
+
+    Raises:
+        ValueError: unknown scenario or agent configuration.
+    """
+    scenario, conf = split_task(task)
+    factory = functools.partial(MaMuJoCoCopy, scenario, conf, agent_obsk, episode_limit, **kwargs)
+    try:  # fail here, with a clear message, rather than inside the workers
+        factory().close()
+    except ImportError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"cannot make mamujoco:{task} (scenario {scenario!r}, agent_conf {conf!r}): {exc}"
+        ) from exc
+    return WorkerVectorEnv(
+        factory, num_envs, seed=seed, num_workers=num_workers, env_id=f"mamujoco:{task}"
+    )
