@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,7 +20,38 @@ T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31,
 
 def command_line() -> str:
     """The command that ran this script (printed under every table)."""
-    return "python " + " ".join(sys.argv)
+    script = sys.argv[0]
+    if os.path.isabs(script) and not os.path.relpath(script).startswith(".."):
+        script = os.path.relpath(script)
+    return "python " + " ".join([script, *sys.argv[1:]])
+
+
+def machine() -> str:
+    """What the numbers were measured on: CPU model and core count, GPU name if torch sees one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return f"{text}, torch {torch.__version__}"
+
+
+def write_result(path: str | Path, payload: dict) -> Path:
+    """Write a benchmark's raw result as JSON with the command and the machine that made it.
+
+    ``benchmarks/report.py`` reads these files to regenerate ``docs/benchmarks.md``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": command_line(), "machine": machine(), "time": time.time(), **payload}
+    path.write_text(json.dumps(record, indent=1))
+    return path
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:

@@ -20,6 +20,7 @@ from _bench import (
     per_agent_networks,
     print_table,
     single_thread,
+    write_result,
 )
 
 import mapograph as mg
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[3, 10, 30])
     parser.add_argument("--envs", type=int, default=1, help="env copies per decision step")
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--out", default="benchmarks/results/latency.json")
     args = parser.parse_args()
     single_thread()
     rows = []
@@ -69,17 +71,18 @@ def main() -> None:
             ]
         )
         env.close()
-    print_table(
-        [
-            "N",
-            "batches",
-            "pi_ind µs",
-            "pi_seq µs",
-            "per-agent loop µs",
-            "pi_ind / loop",
-            "pi_seq / loop",
-        ],
-        rows,
+    header = [
+        "N",
+        "batches",
+        "pi_ind µs",
+        "pi_seq µs",
+        "per-agent loop µs",
+        "pi_ind / loop",
+        "pi_seq / loop",
+    ]
+    print_table(header, rows)
+    write_result(
+        args.out, {"header": header, "rows": rows, "envs": args.envs, "repeats": args.repeats}
     )
     print(f"\n{args.envs} env copies per step, 1 thread; command: {command_line()}")
 

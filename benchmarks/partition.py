@@ -14,7 +14,7 @@ import time
 
 import networkx as nx
 import torch
-from _bench import command_line, print_table, single_thread
+from _bench import command_line, print_table, single_thread, write_result
 
 from mapograph import partition as P
 from mapograph.graph import DAGGenerator
@@ -45,6 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--generator-sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--out", default="benchmarks/results/partition.json")
     args = parser.parse_args()
     single_thread()
     rows = []
@@ -64,12 +66,18 @@ def main() -> None:
                 timed(lambda dag=dag: P.k_batches(dag, k=3), args.repeats) * 1e3,
             ]
         )
-    print_table(
-        ["agents", "edges", "generations", "generations ms", "bounded(n/10) ms", "k_batches(3) ms"],
-        rows,
-    )
+    header = [
+        "agents",
+        "edges",
+        "generations",
+        "generations ms",
+        "bounded(n/10) ms",
+        "k_batches(3) ms",
+    ]
+    print_table(header, rows)
+    partition_rows = rows
     rows = []
-    for n in (10, 100):
+    for n in args.generator_sizes:
         torch.manual_seed(0)
         gen = DAGGenerator(16, n)
         x = torch.randn(64, n, 16)
@@ -82,7 +90,18 @@ def main() -> None:
 
         rows.append([n, 64, timed(sample_and_log_prob, args.repeats) * 1e3])
     print()
-    print_table(["agents", "copies", "generator forward + sample + log_prob ms"], rows)
+    generator_header = ["agents", "copies", "generator forward + sample + log_prob ms"]
+    print_table(generator_header, rows)
+    write_result(
+        args.out,
+        {
+            "header": header,
+            "rows": partition_rows,
+            "generator_header": generator_header,
+            "generator_rows": rows,
+            "repeats": args.repeats,
+        },
+    )
     print(f"\n1 thread, median of {args.repeats}; command: {command_line()}")
 
 

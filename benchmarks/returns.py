@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _bench import command_line, mean_ci95, print_table
+from _bench import command_line, machine, mean_ci95, print_table
 
 import mapograph as mg
 
@@ -73,6 +73,9 @@ def run(
         "final": evaluation["return_mean"] / limit,
         "train_curve": [(h["step"], h["return_mean"] / limit) for h in result.history],
         "wall_s": wall,
+        "steps": steps,
+        "command": command_line(),
+        "machine": machine(),
     }
     if algo == "b2mapo":
         record["skeleton_auc"] = skeleton_auc(trainer.interdependence(), env.interdependence())

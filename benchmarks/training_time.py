@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _bench import command_line, print_table, single_thread
+from _bench import command_line, print_table, single_thread, write_result
 from _reference_a2po import LoopA2PO
 
 import mapograph as mg
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[3, 10, 30])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results/training_time.json")
     args = parser.parse_args()
     if args.threads == 1:
         single_thread()
@@ -76,22 +77,23 @@ def main() -> None:
             ]
         )
         print(f"  measured N={n}", flush=True)
-    print_table(
-        [
-            "N",
-            "MAPPO update s",
-            "A2PO update s",
-            "A2PO-loop update s",
-            "B2MAPO update s",
-            "B2MAPO/A2PO (update)",
-            "B2MAPO/A2PO-loop (update)",
-            "B2MAPO/MAPPO (update)",
-            "B2MAPO/A2PO (total)",
-            "B2MAPO/A2PO-loop (total)",
-            "B2MAPO/MAPPO (total)",
-            "B2MAPO batches",
-        ],
-        rows,
+    header = [
+        "N",
+        "MAPPO update s",
+        "A2PO update s",
+        "A2PO-loop update s",
+        "B2MAPO update s",
+        "B2MAPO/A2PO (update)",
+        "B2MAPO/A2PO-loop (update)",
+        "B2MAPO/MAPPO (update)",
+        "B2MAPO/A2PO (total)",
+        "B2MAPO/A2PO-loop (total)",
+        "B2MAPO/MAPPO (total)",
+        "B2MAPO batches",
+    ]
+    print_table(header, rows)
+    write_result(
+        args.out, {"header": header, "rows": rows, "repeats": args.repeats, "threads": args.threads}
     )
     print(
         f"\nmedian of {args.repeats} interleaved iterations, {args.threads} thread(s); command: {command_line()}"

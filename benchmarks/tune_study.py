@@ -15,17 +15,22 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _bench import command_line, mean_ci95, print_table
+from _bench import command_line, mean_ci95, print_table, write_result
 
 import mapograph as mg
 
 
 def final_return(env_id: str, cfg: mg.TrainConfig, seed: int) -> tuple[float, float]:
-    env = mg.envs.make(env_id, num_envs=cfg.num_envs, seed=seed)
+    env = mg.envs.make(env_id, num_envs=cfg.env_copies(), seed=seed)
     trainer = mg.Trainer(env, cfg.replace(seed=seed, progress=False, tensorboard=False))
     history = trainer.train().history
     value = trainer.evaluate(64)["return_mean"] / env.spec.episode_limit
     return value, statistics.fmean(h["update_s"] for h in history)
+
+
+def best_trial_params(front: list) -> dict:
+    """Parameters of the Pareto trial with the highest return (the one ``best.yaml`` holds)."""
+    return dict(front[0].params) if front else {}
 
 
 def main() -> None:
@@ -56,7 +61,7 @@ def main() -> None:
             f"  trial {t.number}: return {t.values[0]:.3f}, update {t.values[1]:.3f}s, {t.params}"
         )
     best = mg.TrainConfig.from_yaml(out / "best.yaml")
-    rows = []
+    rows, per_seed = [], []
     for label, cfg in (("default b2mapo", base), ("tuned (best.yaml)", best)):
         results = [
             final_return(args.env, cfg.replace(total_steps=args.steps), seed)
@@ -64,10 +69,37 @@ def main() -> None:
         ]
         mean, half = mean_ci95([r[0] for r in results])
         rows.append([label, f"{mean:.3f} ± {half:.3f}", statistics.fmean(r[1] for r in results)])
+        per_seed.append(
+            {
+                "configuration": label,
+                "returns": [r[0] for r in results],
+                "update_s": [r[1] for r in results],
+            }
+        )
     print()
-    print_table(
-        ["configuration", f"final return / optimum ({args.seeds} seeds, 95% CI)", "update s/iter"],
-        rows,
+    header = [
+        "configuration",
+        f"final return / optimum ({args.seeds} seeds, 95% CI)",
+        "update s/iter",
+    ]
+    print_table(header, rows)
+    complete = [t for t in study.trials if t.values is not None]
+    write_result(
+        out / "summary.json",
+        {
+            "env": args.env,
+            "trials": args.trials,
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "header": header,
+            "rows": rows,
+            "per_seed": per_seed,
+            "best_params": best_trial_params(front),
+            "all_trials": [{"number": t.number, "values": t.values} for t in complete],
+            "pareto_front": [
+                {"number": t.number, "values": t.values, "params": t.params} for t in front
+            ],
+        },
     )
     print(f"\ncommand: {command_line()}")
 
