@@ -1,6 +1,11 @@
 """Env-steps/s of collection and of the update for MAPPO, at N in {3, 10, 30}.
 
-    python benchmarks/throughput.py [--iterations 5] [--vmas]
+    python benchmarks/throughput.py [--iterations 5] [--vmas] [--policies]
+
+``--policies``: the same measurement for discrete and continuous actions, each
+with feed-forward and recurrent (``recurrent=True``, chunks of 16) policies, on
+``coordination:random-10`` (discrete) and ``continuous:follow-10`` (continuous),
+plus ``vmas:balance`` continuous and discrete with ``--vmas``.
 
 Env alone: ``env.step`` with uniformly random available actions (no policy).
 Collect: ``rollout_length x num_envs`` env steps with the stacked actor.
@@ -25,8 +30,12 @@ def env_alone(env_id: str, num_envs: int, steps: int = 200, **env_kwargs) -> flo
     gen = torch.Generator().manual_seed(0)
     ts = env.reset()
     elapsed = 0.0
+    low, high = env.spec.action_bounds()
     for _ in range(steps):
-        actions = random_actions(ts, gen)
+        if env.spec.continuous:  # uniform in every agent's box
+            actions = low + torch.rand(num_envs, *low.shape, generator=gen) * (high - low)
+        else:
+            actions = random_actions(ts, gen)
         start = time.perf_counter()
         ts = env.step(actions)
         elapsed += time.perf_counter() - start
@@ -34,10 +43,18 @@ def env_alone(env_id: str, num_envs: int, steps: int = 200, **env_kwargs) -> flo
     return steps * num_envs / elapsed
 
 
-def measure(env_id: str, iterations: int, num_envs: int, **env_kwargs) -> tuple[float, float, int]:
+def measure(
+    env_id: str, iterations: int, num_envs: int, recurrent: bool = False, **env_kwargs
+) -> tuple[float, float, int]:
     env = mg.envs.make(env_id, num_envs=num_envs, seed=0, **env_kwargs)
     cfg = mg.TrainConfig(
-        algo="mappo", num_envs=num_envs, rollout_length=64, total_steps=10**9, progress=False
+        algo="mappo",
+        num_envs=num_envs,
+        rollout_length=64,
+        total_steps=10**9,
+        progress=False,
+        recurrent=recurrent,
+        chunk_length=16,
     )
     trainer = mg.Trainer(env, cfg)
     trainer.train_iteration()  # warm-up
@@ -57,24 +74,44 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--vmas", action="store_true", help="also measure VMAS tasks")
     parser.add_argument("--mpe", action="store_true", help="also measure MPE simple_spread")
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="discrete vs continuous actions, feed-forward vs recurrent policies",
+    )
     args = parser.parse_args()
     single_thread()
     tasks = []
-    for n in (3, 10, 30):
-        tasks.append((f"coordination:random-{n}", {}))
-    if args.vmas:
+    if args.policies:
+        for recurrent in (False, True):
+            tasks.append(("coordination:random-10", {"recurrent": recurrent}))
+            tasks.append(("continuous:follow-10", {"recurrent": recurrent}))
+            if args.vmas:
+                tasks.append(("vmas:balance", {"recurrent": recurrent}))
+                tasks.append(
+                    ("vmas:balance", {"recurrent": recurrent, "continuous_actions": False})
+                )
+    else:
         for n in (3, 10, 30):
-            tasks.append(("vmas:balance", {"n_agents": n}))
-        tasks.append(("vmas:transport", {}))
-    if args.mpe:
-        tasks.append(("mpe:simple_spread_v3", {}))
+            tasks.append((f"coordination:random-{n}", {}))
+        if args.vmas:
+            for n in (3, 10, 30):
+                tasks.append(("vmas:balance", {"n_agents": n}))
+            tasks.append(("vmas:transport", {}))
+        if args.mpe:
+            tasks.append(("mpe:simple_spread_v3", {}))
     rows = []
     for env_id, kwargs in tasks:
-        collect_sps, update_sps, n = measure(env_id, args.iterations, args.num_envs, **kwargs)
+        recurrent = kwargs.pop("recurrent", False)
+        collect_sps, update_sps, n = measure(
+            env_id, args.iterations, args.num_envs, recurrent, **kwargs
+        )
         alone_sps = env_alone(env_id, args.num_envs, **kwargs)
+        kind = "discrete" if kwargs.get("continuous_actions") is False else ""
         rows.append(
             [
-                env_id,
+                env_id + (f" ({kind})" if kind else ""),
+                "GRU" if recurrent else "MLP",
                 n,
                 args.num_envs,
                 round(alone_sps * n),
@@ -87,6 +124,7 @@ def main() -> None:
     print_table(
         [
             "env",
+            "torso",
             "agents",
             "copies",
             "env alone agent-steps/s",

@@ -24,7 +24,7 @@ from mapograph.algos._corrections import CORRECTIONS
 from mapograph.algos._derived import DerivedPolicy, SamePolicy
 from mapograph.algos._ppo import BatchSequentialPPO
 from mapograph.algos._schedules import SCHEDULES, ScheduleContext
-from mapograph.policies import Actor, CentralCritic, DAGActor, ValueNormalizer
+from mapograph.policies import Actor, CentralCritic, DAGActor, RecurrentCritic, ValueNormalizer
 
 GENERATOR_NAMES = ("act", "update", "order", "dag")
 
@@ -58,7 +58,7 @@ class Algorithm:
             )
         n, obs_dim, n_actions = spec.n_agents, spec.obs_dim, spec.n_actions
         # Gaussian policies for Box actions; the discrete actors are built exactly as before.
-        gaussian = (
+        actor_kwargs = (
             {
                 "continuous": True,
                 "state_dependent_std": config.state_dependent_std,
@@ -67,6 +67,8 @@ class Algorithm:
             if getattr(spec, "continuous", False)
             else {}
         )
+        if config.recurrent:  # GRU torsos; the feed-forward networks are built exactly as before
+            actor_kwargs["recurrent"] = True
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
@@ -75,14 +77,24 @@ class Algorithm:
         torch.manual_seed(seed)
         # Construction order (critic, then actor) is the same for every preset, so
         # equal seeds give equal initial critics and actors across presets.
-        self.critic = CentralCritic(spec.state_dim, config.hidden, config.layers)
+        self.critic: nn.Module = (
+            RecurrentCritic(spec.state_dim, config.hidden)
+            if config.recurrent
+            else CentralCritic(spec.state_dim, config.hidden, config.layers)
+        )
         if preset.derived_policy:
             self.actor: nn.Module = DAGActor(
-                n, obs_dim, n_actions, config.hidden, config.layers, **gaussian
+                n, obs_dim, n_actions, config.hidden, config.layers, **actor_kwargs
             )
         else:
             self.actor = Actor(
-                n, obs_dim, n_actions, config.hidden, config.layers, config.share_params, **gaussian
+                n,
+                obs_dim,
+                n_actions,
+                config.hidden,
+                config.layers,
+                config.share_params,
+                **actor_kwargs,
             )
         self.value_norm = ValueNormalizer() if config.value_norm else None
         self.optimizer = BatchSequentialPPO(
@@ -99,7 +111,7 @@ class Algorithm:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)
             if preset.derived_policy:
-                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers, **gaussian)
+                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers, **actor_kwargs)
                 pi_ind = pi_ind.to(device)
                 self.execution: DerivedPolicy | SamePolicy = DerivedPolicy(
                     pi_ind, config, self.generators["update"]

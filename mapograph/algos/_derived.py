@@ -24,6 +24,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from mapograph.algos._advantages import normalize
+from mapograph.algos._chunks import layout_for
 from mapograph.algos._rollout import Rollout
 from mapograph.algos._surrogate import clipped_surrogate
 from mapograph.policies import select
@@ -78,6 +79,7 @@ class DerivedPolicy:
         self.config = config
         self.generator = generator
         self.optim = torch.optim.Adam(actor.parameters(), lr=config.lr, eps=1e-5)
+        self.hidden: torch.Tensor | None = None  # a recurrent pi_ind's state across rollouts
 
     def modules(self) -> dict[str, nn.Module]:
         """``{"pi_ind": actor}``."""
@@ -88,9 +90,24 @@ class DerivedPolicy:
         """Store ``pi_ind``'s log-probabilities of the collected actions in the rollout.
 
         ``pi_ind`` does not change during collection, so one batched forward over the
-        whole rollout gives exactly what a per-step forward would.
+        whole rollout gives exactly what a per-step forward would. A recurrent
+        ``pi_ind`` runs over the rollout from the hidden state it reached at the end
+        of the previous one (reset at episode starts) and stores its hidden states
+        in ``rollout.ind_hidden`` for chunked training.
         """
-        dist = self.actor.distribution(rollout.obs, rollout.avail)
+        if not getattr(self.actor, "recurrent", False):
+            dist = self.actor.distribution(rollout.obs, rollout.avail)
+            rollout.ind_log_probs = dist.log_prob(rollout.actions)
+            return
+        if rollout.starts is None:
+            raise ValueError("a recurrent pi_ind needs rollout.starts (episode starts)")
+        h0 = self.hidden
+        if h0 is None or h0.shape[0] != rollout.num_envs:
+            h0 = self.actor.initial_hidden(rollout.num_envs, rollout.obs.device)
+        out, hiddens, after = self.actor.net.sequence(rollout.obs, h0, rollout.starts)
+        rollout.ind_hidden = hiddens
+        self.hidden = after[-1]
+        dist = self.actor.distribution(rollout.obs, rollout.avail, h0=h0, starts=rollout.starts)
         rollout.ind_log_probs = dist.log_prob(rollout.actions)
 
     def _step(self, loss: torch.Tensor) -> None:
@@ -125,27 +142,39 @@ class DerivedPolicy:
         cfg = self.config
         if rollout.ind_log_probs is None:
             raise ValueError("rollout.ind_log_probs is missing: call record(rollout) first")
-        obs, avail = rollout.flat(rollout.obs), rollout.flat(rollout.avail)
-        actions = rollout.flat(rollout.actions)
-        old = rollout.flat(rollout.ind_log_probs)
-        behaviour = rollout.flat(rollout.log_probs)
+        # flat steps, or chunks from the stored hidden states of pi_ind (and of pi_seq)
+        layout = layout_for(rollout, cfg.chunk_length, rollout.ind_hidden)
+        obs, avail = layout.arrange(rollout.obs), layout.arrange(rollout.avail)
+        actions = layout.arrange(rollout.actions)
+        old = layout.arrange(rollout.ind_log_probs)
+        behaviour = layout.arrange(rollout.log_probs)
         weight = torch.exp(old - behaviour).clamp(max=1.0)  # truncated importance weight per agent
-        adv = normalize(advantages).reshape(-1, 1) * weight
+        adv = layout.arrange(normalize(advantages)).unsqueeze(-1) * weight
         teacher_dist = None
         if (iteration + 1) % cfg.distill_every == 0 and cfg.kl_coef > 0:
+            teacher_layout = layout_for(rollout, cfg.chunk_length, rollout.hidden)
+            context = {k: teacher_layout.from_flat(v) for k, v in teacher_context.items()}
             with torch.no_grad():
-                teacher_dist = teacher.distribution(obs, avail, **teacher_context)
+                teacher_dist = teacher.distribution(
+                    obs, avail, **context, **teacher_layout.memory()
+                )
         losses, kls = [], []
         for _ in range(cfg.epochs):
-            for idx in minibatch_indices(adv.shape[0], cfg.minibatches, self.generator):
-                dist = self.actor.distribution(obs[idx], avail[idx])
-                surrogate, _ = clipped_surrogate(
-                    dist.log_prob(actions[idx]), old[idx], adv[idx], cfg.clip
+            for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
+                dist = self.actor.distribution(
+                    layout.take(obs, idx), layout.take(avail, idx), **layout.memory(idx)
                 )
-                loss = -surrogate.mean(0).sum() - cfg.entropy_coef * dist.entropy().mean(0).sum()
+                surrogate, _ = clipped_surrogate(
+                    layout.samples(dist.log_prob(layout.take(actions, idx))),
+                    layout.samples(layout.take(old, idx)),
+                    layout.samples(layout.take(adv, idx)),
+                    cfg.clip,
+                )
+                entropy = layout.samples(dist.entropy())
+                loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
                 if teacher_dist is not None:
-                    kl = kl_divergence(
-                        select(teacher_dist, idx), dist
+                    kl = layout.samples(
+                        kl_divergence(_take(teacher_dist, idx, layout), dist)
                     )  # KL(pi_seq || pi_ind), [B, N]
                     loss = loss + cfg.kl_coef * kl.mean(0).sum()
                     kls.append(float(kl.detach().mean()))
@@ -157,9 +186,35 @@ class DerivedPolicy:
         return stats
 
     def state_dict(self) -> dict:
-        """The optimizer state (the actor is saved by its owner)."""
-        return self.optim.state_dict()
+        """The optimizer state (the actor is saved by its owner), and a recurrent state."""
+        state = self.optim.state_dict()
+        if self.hidden is not None:
+            state = {**state, "pi_ind_hidden": self.hidden}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
+        state = dict(state)
+        hidden = state.pop("pi_ind_hidden", None)
         self.optim.load_state_dict(state)
+        if hidden is not None:
+            self.hidden = hidden.to(next(self.actor.parameters()).device)
+
+
+def _take(dist, idx: torch.Tensor, layout) -> Any:
+    """The samples ``idx`` of a distribution over all arranged samples."""
+    if layout.agent_axis == 1:  # flat: samples on the first batch axis
+        return select(dist, idx)
+    return _select_axis1(dist, idx)
+
+
+def _select_axis1(dist, idx: torch.Tensor) -> Any:
+    """Chunks ``idx`` on the second batch axis ``[L, C * E, ...]`` of a policy's distribution."""
+    from mapograph.policies import MaskedCategorical, MaskedDiagGaussian
+
+    if isinstance(dist, MaskedCategorical):
+        return MaskedCategorical(dist.logits[:, idx], normalized=True)
+    if isinstance(dist, MaskedDiagGaussian):
+        mask = None if dist.mask is None else dist.mask[:, idx]
+        return MaskedDiagGaussian(dist.loc[:, idx], dist.scale[:, idx], mask)
+    raise TypeError(f"cannot select chunks of a {type(dist).__name__}")

@@ -13,6 +13,10 @@ with ordered batches ``[[agents of batch 1], [batch 2], ...]``:
    c. fold batch k's new/old ratios into ``rho``.
 
 Agents outside batch k keep their parameters and optimizer state bit-identical.
+
+Recurrent actors and critics train on chunks of ``chunk_length`` steps that start
+from the hidden states stored at collection (:mod:`~mapograph.algos._chunks`);
+the loop is the same, only the layout of the samples differs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mapograph.algos._advantages import gae, normalize
+from mapograph.algos._chunks import FlatLayout, layout_for
 from mapograph.algos._corrections import Correction
 from mapograph.algos._derived import minibatch_indices
 from mapograph.algos._masked_adam import AgentMaskedAdam
@@ -78,12 +83,43 @@ class BatchSequentialPPO:
                 actor.parameters(), n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
             )
         self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.critic_lr, eps=1e-5)
+        self.recurrent_critic = bool(getattr(critic, "recurrent", False))
+        self.critic_hidden: torch.Tensor | None = None  # carried across rollouts
 
     # ----------------------------------------------------------------- values
     @torch.no_grad()
     def values(self, state: torch.Tensor) -> torch.Tensor:
         """Raw-scale values ``V(state)`` (denormalized)."""
         v = self.critic(state)
+        return self.value_norm.denormalize(v) if self.value_norm is not None else v
+
+    @torch.no_grad()
+    def rollout_values(self, rollout: Rollout) -> torch.Tensor:
+        """Raw-scale values ``[T + 1, E]`` of the rollout's states.
+
+        A recurrent critic runs over the rollout from the hidden state carried from
+        the previous rollout (reset where episodes start); its hidden states are
+        stored in ``rollout.critic_hidden`` for chunked training, and the values of
+        truncated episodes' final states are computed from the state before the reset.
+        """
+        if not self.recurrent_critic:
+            return self.values(rollout.state)
+        if rollout.starts is None:
+            raise ValueError("a recurrent critic needs rollout.starts (episode starts)")
+        e = rollout.num_envs
+        h0 = self.critic_hidden
+        if h0 is None or h0.shape[0] != e:
+            h0 = torch.zeros(e, self.critic.hidden, device=rollout.state.device)
+        starts = torch.cat([rollout.starts, rollout.dones[-1:]])  # row T starts where T-1 ended
+        v, hiddens, after = self.critic.sequence(rollout.state, h0, starts)
+        rollout.critic_hidden = hiddens[:-1]
+        self.critic_hidden = hiddens[-1]
+        if rollout.final_state is not None:
+            final, _ = self.critic.step(rollout.final_state, after[:-1])
+            rollout.final_values = self._denormalize(final)
+        return self._denormalize(v)
+
+    def _denormalize(self, v: torch.Tensor) -> torch.Tensor:
         return self.value_norm.denormalize(v) if self.value_norm is not None else v
 
     def advantages(self, rollout: Rollout, values: torch.Tensor, trace: torch.Tensor | None = None):
@@ -140,16 +176,19 @@ class BatchSequentialPPO:
                 "batch cannot update agents separately; use share_params=False or algo='mappo'"
             )
         if values is None:
-            values = self.values(rollout.state)
+            values = self.rollout_values(rollout)
         base_adv = self.advantages(rollout, values) if advantages is None else advantages
         stats = self.update_critic(rollout, values[:-1] + base_adv)
 
-        flat_obs = rollout.flat(rollout.obs)
-        flat_avail = rollout.flat(rollout.avail)
-        flat_actions = rollout.flat(rollout.actions)
-        flat_old = rollout.flat(rollout.log_probs)
+        # flat steps (feed-forward) or chunks from stored hidden states (recurrent)
+        layout = layout_for(rollout, cfg.chunk_length, rollout.hidden)
+        flat_obs = layout.arrange(rollout.obs)
+        flat_avail = layout.arrange(rollout.avail)
+        flat_actions = layout.arrange(rollout.actions)
+        flat_old = layout.arrange(rollout.log_probs)
         # Parents' messages depend only on the data: computed once, not per minibatch.
-        context = self.actor.context(flat_actions, plan.edge_index)
+        context = self.actor.context(rollout.flat(rollout.actions), plan.edge_index)
+        context = {k: layout.from_flat(v) for k, v in context.items()}
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
         policy_losses, entropies, clip_fracs = [], [], []
         for agents in plan.indices(flat_obs.device):
@@ -158,22 +197,26 @@ class BatchSequentialPPO:
             target = self.correction.target(
                 base_adv, rho_c, lambda trace: self.advantages(rollout, values, trace)
             )
-            flat_target = target.reshape(-1)
-            acts = flat_actions[:, agents]
-            old = flat_old[:, agents]
+            flat_target = layout.arrange(target)
+            acts = flat_actions.index_select(layout.agent_axis, agents)
+            old = flat_old.index_select(layout.agent_axis, agents)
             # (b) one clipped surrogate for all agents of the batch together
             for _ in range(cfg.epochs):
-                for idx in minibatch_indices(flat_target.shape[0], cfg.minibatches, self.generator):
+                for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
                     dist = self.actor.distribution(
-                        flat_obs[idx],
-                        flat_avail[idx],
+                        layout.take(flat_obs, idx),
+                        layout.take(flat_avail, idx),
                         agents=agents,
-                        **{k: v[idx] for k, v in context.items()},
+                        **{k: layout.take(v, idx) for k, v in context.items()},
+                        **layout.memory(idx),
                     )
                     surrogate, ratio = clipped_surrogate(
-                        dist.log_prob(acts[idx]), old[idx], flat_target[idx].unsqueeze(-1), cfg.clip
+                        layout.samples(dist.log_prob(layout.take(acts, idx))),
+                        layout.samples(layout.take(old, idx)),
+                        layout.samples(layout.take(flat_target, idx)).unsqueeze(-1),
+                        cfg.clip,
                     )  # [B, nb]
-                    entropy = dist.entropy()
+                    entropy = layout.samples(dist.entropy())
                     # Sum over the batch's agents of per-agent means: each agent's gradient
                     # does not depend on how many agents share its batch.
                     loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
@@ -185,9 +228,8 @@ class BatchSequentialPPO:
                     clip_fracs.append(((ratio.detach() - 1).abs() > cfg.clip).float().mean())
             # (c) fold this batch's new/old ratios into the correction
             batch_ratio = self.batch_ratio(
-                flat_obs, flat_avail, flat_actions, flat_old, agents, context
+                flat_obs, flat_avail, flat_actions, flat_old, agents, context, layout
             )
-            batch_ratio = batch_ratio.reshape(rollout.horizon, rollout.num_envs)
             rho = batch_ratio if rho is None else rho * batch_ratio
         joint_gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
         stats.update(
@@ -214,33 +256,55 @@ class BatchSequentialPPO:
 
     @torch.no_grad()
     def batch_ratio(
-        self, obs, avail, actions, old_log_probs, agents, context: dict
+        self,
+        obs,
+        avail,
+        actions,
+        old_log_probs,
+        agents,
+        context: dict,
+        layout: FlatLayout | None = None,
     ) -> torch.Tensor:
-        """``prod_{i in agents} pi_i^new(a_i) / pi_i^old(a_i)`` per sample, ``[T * E]``."""
-        log_p = self.actor.distribution(obs, avail, agents=agents, **context).log_prob(
-            actions[:, agents]
+        """``prod_{i in agents} pi_i^new(a_i) / pi_i^old(a_i)`` per step, ``[T, E]``.
+
+        ``obs``... are arranged by ``layout`` (flat ``[T * E, ...]`` when ``None``;
+        then the result stays flat ``[T * E]``).
+        """
+        axis = 1 if layout is None else layout.agent_axis
+        memory = {} if layout is None else layout.memory()
+        log_p = self.actor.distribution(obs, avail, agents=agents, **context, **memory).log_prob(
+            actions.index_select(axis, agents)
         )
-        return torch.exp((log_p - old_log_probs[:, agents]).sum(-1))
+        ratio = torch.exp((log_p - old_log_probs.index_select(axis, agents)).sum(-1))
+        return ratio if layout is None else layout.restore(ratio)
 
     def update_critic(self, rollout: Rollout, returns: torch.Tensor) -> dict[str, float]:
         """Fit ``V(state)`` to the GAE returns ``[T, E]`` (normalized, clipped value loss)."""
         cfg = self.config
-        states = rollout.flat(rollout.state[:-1])
-        targets = returns.reshape(-1)
+        if self.recurrent_critic:
+            layout = layout_for(rollout, cfg.chunk_length, rollout.critic_hidden)
+            states = layout.arrange(rollout.state[:-1])
+            targets = layout.arrange(returns)
+        else:  # flat, exactly as before recurrent critics existed
+            layout = FlatLayout(rollout)
+            states = rollout.flat(rollout.state[:-1])
+            targets = returns.reshape(-1)
         if self.value_norm is not None:
-            self.value_norm.update(targets)
+            self.value_norm.update(targets.reshape(-1))
             targets = self.value_norm.normalize(targets)
         with torch.no_grad():
-            old = self.critic(states)
+            old = self._critic_values(states, layout, None)
         losses = []
         for _ in range(cfg.epochs):
-            for idx in minibatch_indices(targets.shape[0], cfg.minibatches, self.generator):
-                v = self.critic(states[idx])
-                loss = F.huber_loss(v, targets[idx], delta=10.0, reduction="none")
+            for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
+                v = self._critic_values(layout.take(states, idx), layout, idx)
+                old_idx = layout.samples(layout.take(old, idx))
+                target_idx = layout.samples(layout.take(targets, idx))
+                loss = F.huber_loss(v, target_idx, delta=10.0, reduction="none")
                 if cfg.value_clip is not None:
-                    v_clip = old[idx] + (v - old[idx]).clamp(-cfg.value_clip, cfg.value_clip)
+                    v_clip = old_idx + (v - old_idx).clamp(-cfg.value_clip, cfg.value_clip)
                     loss = torch.max(
-                        loss, F.huber_loss(v_clip, targets[idx], delta=10.0, reduction="none")
+                        loss, F.huber_loss(v_clip, target_idx, delta=10.0, reduction="none")
                     )
                 loss = loss.mean()
                 self.critic_optim.zero_grad()
@@ -251,18 +315,36 @@ class BatchSequentialPPO:
                 losses.append(loss.detach())
         return {"value_loss": _mean(losses)}
 
+    def _critic_values(self, states, layout: FlatLayout, idx) -> torch.Tensor:
+        """Normalized predictions for arranged ``states`` (per-sample rows; chunks flattened).
+
+        With ``idx=None`` over all samples the arranged shape is kept.
+        """
+        if not self.recurrent_critic:
+            return self.critic(states)
+        memory = layout.memory(idx)
+        v = self.critic.sequence(states, memory["h0"], memory["starts"])[0]
+        return v if idx is None else layout.samples(v)
+
     # ------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
         """Optimizer states (the modules are saved by their owner)."""
-        return {
+        state = {
             "actor_optim": self.actor_optim.state_dict(),
             "critic_optim": self.critic_optim.state_dict(),
         }
+        if self.critic_hidden is not None:
+            state["critic_hidden"] = self.critic_hidden
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
+        hidden = state.get("critic_hidden")
+        if hidden is not None:
+            device = next(self.critic.parameters()).device
+            self.critic_hidden = hidden.to(device)
 
 
 def _mean(values: list[torch.Tensor]) -> float:

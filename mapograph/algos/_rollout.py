@@ -28,6 +28,11 @@ class Rollout:
             auto-reset (bootstraps truncated episodes); ``None`` when not reported.
         final_values: the critic's raw values of ``final_state`` ``[T, E]``, cached by
             the optimizer on first use (before its critic update).
+        starts: ``[T, E]`` step ``t`` is the first of an episode (recurrent policies).
+        hidden: ``[T, E, N, H]`` the behaviour actor's hidden state each step started
+            from (already reset at episode starts); ``None`` for feed-forward actors.
+        ind_hidden: the same for the derived policy ``pi_ind`` (B2MAPO, recurrent).
+        critic_hidden: ``[T, E, H]`` the recurrent critic's hidden states.
     """
 
     obs: torch.Tensor
@@ -41,6 +46,10 @@ class Rollout:
     truncated: torch.Tensor | None = None
     final_state: torch.Tensor | None = None
     final_values: torch.Tensor | None = None
+    starts: torch.Tensor | None = None
+    hidden: torch.Tensor | None = None
+    ind_hidden: torch.Tensor | None = None
+    critic_hidden: torch.Tensor | None = None
 
     @property
     def continuous(self) -> bool:

@@ -5,6 +5,7 @@ from mapograph.policies._critic import CentralCritic
 from mapograph.policies._dag_actor import DAGActor
 from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
+from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
 from mapograph.policies._stacked import SharedMLP, StackedLinear, StackedMLP
 from mapograph.policies._value_norm import ValueNormalizer
 
@@ -15,6 +16,9 @@ __all__ = [
     "MASKED_LOGIT",
     "MaskedCategorical",
     "MaskedDiagGaussian",
+    "RecurrentCritic",
+    "RecurrentNet",
+    "StackedGRU",
     "SharedMLP",
     "StackedLinear",
     "StackedMLP",

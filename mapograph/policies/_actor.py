@@ -10,6 +10,12 @@ gives the mean of a :class:`~mapograph.policies.MaskedDiagGaussian` whose log-st
 is a learned per-agent parameter ``[N, d]`` (state-independent, the default) or a
 second output of the network (``state_dependent_std=True``, clamped to
 ``[-5, 2]``); ``avail`` then masks the padded action dimensions.
+
+Recurrent actors (``recurrent=True``) replace the MLP by a
+:class:`~mapograph.policies.RecurrentNet` (input layer, GRU, output layer, stacked
+per agent). Their ``distribution`` reads sequences ``[L, B, N, ...]`` with the
+keywords ``h0 [B, N, H]`` and ``starts [L, B]``; their ``act`` takes the current
+``hidden [E, N, H]`` and returns the next one as a third element.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from mapograph.policies._gaussian import (
     MaskedDiagGaussian,
     sample_gaussian,
 )
+from mapograph.policies._recurrent import RecurrentNet
 from mapograph.policies._stacked import SharedMLP, StackedMLP
 
 
@@ -42,6 +49,7 @@ class Actor(nn.Module):
         continuous: Gaussian policy over ``d``-dimensional actions.
         state_dependent_std: the log-std is an output of the network (continuous only).
         log_std_init: initial log-std of the state-independent Gaussian.
+        recurrent: a GRU torso (hidden size ``hidden``) instead of the MLP.
     """
 
     def __init__(
@@ -55,6 +63,7 @@ class Actor(nn.Module):
         continuous: bool = False,
         state_dependent_std: bool = False,
         log_std_init: float = -0.5,
+        recurrent: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -62,16 +71,43 @@ class Actor(nn.Module):
         self.share_params = share_params
         self.continuous = continuous
         self.state_dependent_std = continuous and state_dependent_std
-        net_cls = SharedMLP if share_params else StackedMLP
+        self.recurrent = recurrent
+        self.hidden_size = hidden if recurrent else None
         out_dim = 2 * n_actions if self.state_dependent_std else n_actions
-        self.net = net_cls(n_agents, obs_dim, [hidden] * layers, out_dim, out_scale=0.01)
+        if recurrent:
+            self.net: nn.Module = RecurrentNet(
+                n_agents, obs_dim, hidden, out_dim, out_scale=0.01, share_params=share_params
+            )
+        else:
+            net_cls = SharedMLP if share_params else StackedMLP
+            self.net = net_cls(n_agents, obs_dim, [hidden] * layers, out_dim, out_scale=0.01)
         if continuous and not self.state_dependent_std:
             self.log_std = nn.Parameter(torch.full((n_agents, n_actions), float(log_std_init)))
         if self.state_dependent_std:
             with torch.no_grad():  # start at log_std_init like the state-independent variant
-                out = self.net.out_layer if hasattr(self.net, "out_layer") else self.net.net[-1]
+                out = self.net.net[-1] if isinstance(self.net, SharedMLP) else self.net.out_layer
                 bias = out.bias
                 bias[..., n_actions:] = float(log_std_init)
+
+    def features(
+        self,
+        obs: torch.Tensor,
+        agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The network's output for ``obs`` already restricted to ``agents``.
+
+        Recurrent actors read sequences ``obs [L, B, n, obs_dim]`` from ``h0 [B, N, H]``
+        (all agents; ``agents``' rows are used) with resets ``starts [L, B]``.
+        """
+        if not self.recurrent:
+            return self.net(obs, agents)
+        if h0 is None or starts is None:
+            raise ValueError("a recurrent actor needs h0= and starts= (or act(hidden=...))")
+        if agents is not None:
+            h0 = h0.index_select(-2, agents)
+        return self.net.sequence(obs, h0, starts, agents)[0]
 
     def gaussian(
         self,
@@ -99,6 +135,8 @@ class Actor(nn.Module):
         obs: torch.Tensor,
         avail: torch.Tensor | None = None,
         agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
         **_: object,
     ) -> torch.Tensor:
         """Masked logits ``[..., N, n_actions]``.
@@ -106,13 +144,15 @@ class Actor(nn.Module):
         ``obs`` and ``avail`` always hold all ``N`` agents; with ``agents`` (a LongTensor
         of ids) only those agents' networks run and ``[..., len(agents), n_actions]``
         comes back. Extra keywords (a DAG actor's ``parent_actions``...) are ignored.
+        ``h0``/``starts``: a recurrent actor's memory (see :meth:`features`).
         """
+        memory = {"h0": h0, "starts": starts}
         if self.continuous:
             raise TypeError("a continuous actor has no logits: use distribution()")
         if agents is not None:
             obs = obs.index_select(-2, agents)
             avail = None if avail is None else avail.index_select(-2, agents)
-        return masked_logits(self.net(obs, agents), avail)
+        return masked_logits(self.features(obs, agents, **memory), avail)
 
     def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:
         """Extra keyword arguments of :meth:`logits` for fixed data (none: no parents)."""
@@ -123,6 +163,8 @@ class Actor(nn.Module):
         obs: torch.Tensor,
         avail: torch.Tensor | None = None,
         agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
         **_: object,
     ) -> MaskedCategorical | MaskedDiagGaussian:
         """The distribution of every agent's action (same arguments as :meth:`logits`).
@@ -130,11 +172,15 @@ class Actor(nn.Module):
         Categorical over masked logits, or the masked diagonal Gaussian.
         """
         if not self.continuous:
-            return MaskedCategorical(self.logits(obs, avail, agents))
+            return MaskedCategorical(self.logits(obs, avail, agents, h0, starts))
         if agents is not None:
             obs = obs.index_select(-2, agents)
             avail = None if avail is None else avail.index_select(-2, agents)
-        return self.gaussian(self.net(obs, agents), avail, agents)
+        return self.gaussian(self.features(obs, agents, h0, starts), avail, agents)
+
+    def initial_hidden(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Zero hidden state ``[batch, N, H]`` of a recurrent actor."""
+        return torch.zeros(batch, self.n_agents, self.hidden_size or 0, device=device)
 
     @torch.no_grad()
     def act(
@@ -143,8 +189,9 @@ class Actor(nn.Module):
         avail: torch.Tensor | None = None,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        hidden: torch.Tensor | None = None,
         **_: object,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         """Sample (or take the mode of) every agent's action in one forward.
 
         Extra keywords (a DAG actor's ``batches``/``edge_index``) are ignored.
@@ -152,8 +199,23 @@ class Actor(nn.Module):
         Returns:
             ``(actions [..., N] long, log_probs [..., N])``; continuous:
             ``(actions [..., N, d] float, log_probs [..., N])`` (unclipped, normalized
-            coordinates; see :func:`~mapograph.policies.to_box`).
+            coordinates; see :func:`~mapograph.policies.to_box`). A recurrent actor
+            takes ``hidden [..., N, H]`` (already reset where episodes start) and
+            returns ``(actions, log_probs, next_hidden)``.
         """
+        if self.recurrent:
+            if hidden is None:
+                raise ValueError("a recurrent actor's act() needs hidden= (see initial_hidden)")
+            out, next_hidden = self.net.step(obs, hidden)
+            if self.continuous:
+                actions, log_probs = sample_gaussian(
+                    self.gaussian(out, avail, None), deterministic, generator
+                )
+            else:
+                actions, log_probs = sample_categorical(
+                    masked_logits(out, avail), deterministic, generator
+                )
+            return actions, log_probs, next_hidden
         if self.continuous:
             return sample_gaussian(self.distribution(obs, avail), deterministic, generator)
         logits = self.logits(obs, avail)

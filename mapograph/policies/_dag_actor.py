@@ -40,7 +40,9 @@ class DAGActor(nn.Module):
         n_actions: number of discrete actions (continuous: the padded action size ``d``).
         hidden: hidden width of the inner actor and the parent head.
         layers: hidden layers of the inner actor.
-        continuous, state_dependent_std, log_std_init: as in :class:`Actor`.
+        continuous, state_dependent_std, log_std_init, recurrent: as in :class:`Actor`
+            (a recurrent actor's GRU reads the observation; the parent term is added
+            to its output).
     """
 
     def __init__(
@@ -53,11 +55,14 @@ class DAGActor(nn.Module):
         continuous: bool = False,
         state_dependent_std: bool = False,
         log_std_init: float = -0.5,
+        recurrent: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.n_actions = n_actions
         self.continuous = continuous
+        self.recurrent = recurrent
+        self.hidden_size = hidden if recurrent else None
         self.base = Actor(
             n_agents,
             obs_dim,
@@ -68,6 +73,7 @@ class DAGActor(nn.Module):
             continuous=continuous,
             state_dependent_std=state_dependent_std,
             log_std_init=log_std_init,
+            recurrent=recurrent,
         )
         self.aggregate = SimpleConv(aggr="sum")
         self.parent_hidden = StackedLinear(n_agents, n_agents * n_actions, hidden, bias=False)
@@ -114,6 +120,8 @@ class DAGActor(nn.Module):
         parent_actions: torch.Tensor | None = None,
         edge_index: torch.Tensor | None = None,
         messages: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Masked logits ``[..., N, n_actions]`` given the parents' actions (discrete only).
 
@@ -121,7 +129,8 @@ class DAGActor(nn.Module):
         """
         if self.continuous:
             raise TypeError("a continuous actor has no logits: use distribution()")
-        out, avail = self._head(obs, avail, agents, parent_actions, edge_index, messages)
+        memory = {"h0": h0, "starts": starts}
+        out, avail = self._head(obs, avail, agents, parent_actions, edge_index, messages, memory)
         return masked_logits(out, avail)
 
     def distribution(
@@ -132,6 +141,8 @@ class DAGActor(nn.Module):
         parent_actions: torch.Tensor | None = None,
         edge_index: torch.Tensor | None = None,
         messages: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> MaskedCategorical | MaskedDiagGaussian:
         """Every agent's action distribution given the parents' actions.
 
@@ -144,13 +155,14 @@ class DAGActor(nn.Module):
             messages: precomputed :meth:`parent_messages` ``[..., N, N * n_actions]``
                 (the optimizer computes them once per iteration); overrides
                 ``parent_actions``/``edge_index``.
+            h0, starts: a recurrent actor's memory (see :meth:`Actor.features`).
         """
         if not self.continuous:
             return MaskedCategorical(
-                self.logits(obs, avail, agents, parent_actions, edge_index, messages)
+                self.logits(obs, avail, agents, parent_actions, edge_index, messages, h0, starts)
             )
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        out = self.base.net(obs_sel, agents)
+        out = self.base.features(obs_sel, agents, h0, starts)
         shift = self._parent_term(agents, parent_actions, edge_index, messages)
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
@@ -171,10 +183,10 @@ class DAGActor(nn.Module):
             messages = messages.index_select(-2, agents)
         return self.parent_out(torch.tanh(self.parent_hidden(messages, agents)), agents)
 
-    def _head(self, obs, avail, agents, parent_actions, edge_index, messages):
+    def _head(self, obs, avail, agents, parent_actions, edge_index, messages, memory):
         """Discrete logits (unmasked) of ``agents`` and their ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        logits = self.base.net(obs_sel, agents)
+        logits = self.base.features(obs_sel, agents, **memory)
         term = self._parent_term(agents, parent_actions, edge_index, messages)
         if term is not None:
             logits = logits + term
@@ -191,20 +203,40 @@ class DAGActor(nn.Module):
         generator: torch.Generator | None = None,
         batches: list[list[int]] | None = None,
         edge_index: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """Sequential decoding: batches act in order, each seeing earlier batches' actions.
 
         Within a batch every agent acts at once (one vectorized forward per batch).
         Without ``edge_index`` (or ``batches``) all agents act at once, unconditioned.
 
         Returns:
-            ``(actions [..., N], log_probs [..., N])`` (continuous: actions ``[..., N, d]``).
+            ``(actions [..., N], log_probs [..., N])`` (continuous: actions ``[..., N, d]``);
+            a recurrent actor takes ``hidden [..., N, H]`` and also returns the next one.
         """
+        if not self.recurrent:
+            return self._decode(obs, avail, deterministic, generator, batches, edge_index)
+        if hidden is None:
+            raise ValueError("a recurrent actor's act() needs hidden= (see initial_hidden)")
+        out, next_hidden = self.base.net.step(obs, hidden)  # the GRU steps once for all agents
+        result = self._decode(obs, avail, deterministic, generator, batches, edge_index, out)
+        return (*result, next_hidden)
+
+    def initial_hidden(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Zero hidden state ``[batch, N, H]`` of a recurrent actor."""
+        return self.base.initial_hidden(batch, device)
+
+    def _decode(self, obs, avail, deterministic, generator, batches, edge_index, out=None):
+        """Sample batch after batch; ``out``: the torso's output when already computed."""
         if self.continuous:
-            return self._act_continuous(obs, avail, deterministic, generator, batches, edge_index)
+            return self._act_continuous(
+                obs, avail, deterministic, generator, batches, edge_index, out
+            )
         if edge_index is None or edge_index.numel() == 0 or batches is None:
-            return sample_categorical(self.logits(obs, avail), deterministic, generator)
-        base_logits = self.base.net(obs)  # the observation part does not depend on parents: once
+            logits = self.logits(obs, avail) if out is None else masked_logits(out, avail)
+            return sample_categorical(logits, deterministic, generator)
+        # the observation part does not depend on parents: once
+        base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
         for batch in batches:
@@ -225,11 +257,12 @@ class DAGActor(nn.Module):
             log_probs[..., agents] = lp
         return actions, log_probs
 
-    def _act_continuous(self, obs, avail, deterministic, generator, batches, edge_index):
+    def _act_continuous(self, obs, avail, deterministic, generator, batches, edge_index, out):
         """Sequential decoding of Gaussian actions (see :meth:`act`)."""
+        if out is None:
+            out = self.base.net(obs)  # the observation part does not depend on parents: once
         if edge_index is None or edge_index.numel() == 0 or batches is None:
-            return sample_gaussian(self.distribution(obs, avail), deterministic, generator)
-        out = self.base.net(obs)  # the observation part does not depend on parents: once
+            return sample_gaussian(self.base.gaussian(out, avail, None), deterministic, generator)
         actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
         for batch in batches:

@@ -10,9 +10,11 @@ import torch
 from mapograph.algos import Rollout
 from mapograph.envs import TimeStep
 from mapograph.policies import to_box
+from mapograph.policies._recurrent import reset_where
 
-# policy(ts) -> (actions [E, N] long or [E, N, d] float, log_probs [E, N])
-PolicyFn = Callable[[TimeStep], tuple[torch.Tensor, torch.Tensor]]
+# policy(ts) -> (actions [E, N] long or [E, N, d] float, log_probs [E, N]);
+# recurrent: policy(ts, hidden) -> (actions, log_probs, next_hidden)
+PolicyFn = Callable[..., tuple[torch.Tensor, ...]]
 
 
 class EnvActions:
@@ -46,9 +48,17 @@ class Collector:
         env: any object with the MultiAgentEnv interface (its ``device`` attribute, if
             any, says where it wants actions; default the CPU).
         device: where the rollout's tensors are stored (the learner's device).
+        hidden_shape: the per-copy hidden state of a recurrent behaviour policy
+            (``(N, H)``); the collector carries it across steps and calls, resets it
+            where an episode starts, and stores it (and the starts) in the rollout.
     """
 
-    def __init__(self, env: Any, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        env: Any,
+        device: torch.device | str = "cpu",
+        hidden_shape: tuple[int, ...] | None = None,
+    ) -> None:
         self.env = env
         self.device = torch.device(device)
         # The one boundary between env and learner: actions go to the env's device
@@ -59,12 +69,18 @@ class Collector:
         self.running_return = torch.zeros(env.num_envs, device=self.device)
         self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
         self.last_wins: list[float] = []  # win flags of the episodes of the last collect
+        self.hidden: torch.Tensor | None = None
+        if hidden_shape is not None:
+            self.hidden = torch.zeros(env.num_envs, *hidden_shape, device=self.device)
+        # copies whose next step starts an episode although TimeStep.done is False (after reset)
+        self.fresh = torch.ones(env.num_envs, dtype=torch.bool, device=self.device)
 
     def reset(self) -> TimeStep:
         """Reset every copy and the running episode statistics."""
         self.timestep = self.env.reset().to(self.device)
         self.running_return.zero_()
         self.running_length.zero_()
+        self.fresh.fill_(True)
         return self.timestep
 
     def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
@@ -78,12 +94,20 @@ class Collector:
         """
         ts = self.timestep if self.timestep is not None else self.reset()
         obs, state, avail, actions, log_probs, rewards, dones = ([] for _ in range(7))
-        truncs, finals = [], []
+        truncs, finals, hiddens, starts = [], [], [], []
         finished_returns: list[torch.Tensor] = []
         finished_lengths: list[torch.Tensor] = []
         finished_wins: list[torch.Tensor] = []
         for _ in range(horizon):
-            act, logp = policy(ts)
+            if self.hidden is None:
+                act, logp = policy(ts)
+            else:  # reset exactly where this step starts an episode, then carry
+                start = ts.done.to(self.device).bool() | self.fresh
+                self.fresh = torch.zeros_like(self.fresh)
+                h = reset_where(self.hidden, start)
+                hiddens.append(h)
+                starts.append(start)
+                act, logp, self.hidden = policy(ts, h)
             obs.append(ts.obs)
             state.append(ts.state)
             avail.append(ts.avail_actions)
@@ -120,6 +144,9 @@ class Collector:
             rewards=torch.stack(rewards),
             dones=torch.stack(dones),
         )
+        if hiddens:
+            rollout.hidden = torch.stack(hiddens)
+            rollout.starts = torch.stack(starts)
         if len(finals) == horizon:  # the env reports final states: bootstrap truncations
             rollout.final_state = torch.stack(finals)
             rollout.truncated = torch.stack(truncs)
@@ -132,6 +159,8 @@ class Collector:
         """Current time step and running episode statistics (for exact resume)."""
         ts = self.timestep
         return {
+            "hidden": None if self.hidden is None else self.hidden.clone(),
+            "fresh": self.fresh.clone(),
             "running_return": self.running_return.clone(),
             "running_length": self.running_length.clone(),
             "timestep": None
@@ -149,6 +178,10 @@ class Collector:
         """Restore :meth:`state_dict`."""
         self.running_return.copy_(state["running_return"])
         self.running_length.copy_(state["running_length"])
+        if state.get("hidden") is not None and self.hidden is not None:
+            self.hidden.copy_(state["hidden"])
+        if "fresh" in state:
+            self.fresh.copy_(state["fresh"])
         ts = state["timestep"]
         self.timestep = None if ts is None else TimeStep(**ts).to(self.device)
 

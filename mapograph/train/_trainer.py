@@ -28,6 +28,7 @@ import torch
 from mapograph._errors import CheckpointError, MapographError
 from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
+from mapograph.policies._recurrent import reset_where
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
 from mapograph.train._collector import Collector, EnvActions, episode_wins
 from mapograph.train._config import TrainConfig
@@ -85,8 +86,17 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = resolve_device(cfg.device)
         self.n_agents = env.spec.n_agents
+        if cfg.recurrent and cfg.rollout_length % cfg.chunk_length:
+            raise ValueError(
+                f"recurrent=True trains on chunks: rollout_length={cfg.rollout_length} must be a "
+                f"multiple of chunk_length={cfg.chunk_length}"
+            )
         self.algorithm = Algorithm(env.spec, cfg, cfg.seed, self.device)
-        self.collector = Collector(env, self.device)
+        hidden = getattr(self.algorithm.actor, "hidden_size", None)
+        self.collector = Collector(
+            env, self.device, None if hidden is None else (self.n_agents, hidden)
+        )
+        self._act_hidden: dict[str, torch.Tensor] = {}  # recurrent policies acting via act()
         self.env_actions = EnvActions(env.spec, self.device)
         self.iteration = 0
         self.env_steps = 0
@@ -121,13 +131,15 @@ class Trainer:
         """The behaviour policy of this iteration: the optimized actor acting with ``plan``."""
         actor, generator = self.algorithm.actor, self.algorithm.generators["act"]
 
-        def policy(ts: TimeStep) -> tuple[torch.Tensor, torch.Tensor]:
+        def policy(ts: TimeStep, *hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            memory = {"hidden": hidden[0]} if hidden else {}  # a recurrent actor's state
             return actor.act(
                 ts.obs,
                 ts.avail_actions,
                 generator=generator,
                 batches=plan.batches,
                 edge_index=plan.edge_index,
+                **memory,
             )
 
         return policy
@@ -182,7 +194,7 @@ class Trainer:
 
         # 3. plan the update's batches
         t2 = time.perf_counter()
-        values = algo.optimizer.values(rollout.state)
+        values = algo.optimizer.rollout_values(rollout)
         data = ScheduleData(rollout, values, algo.optimizer.advantages(rollout, values))
         self.plan = algo.schedule.plan(acting, data)
 
@@ -247,15 +259,29 @@ class Trainer:
                 f"ts.obs must have shape [E, {self.n_agents}, {self.env.spec.obs_dim}], got {list(obs.shape)}"
             )
         avail = ts.avail_actions.to(self.device).bool()
-        actions, _ = actor.act(
+        memory = {}
+        if getattr(actor, "recurrent", False):  # carried between calls, reset at episode starts
+            hidden = self._act_hidden.get(policy)
+            if hidden is None or hidden.shape[0] != obs.shape[0]:
+                hidden = actor.initial_hidden(obs.shape[0], self.device)
+            memory["hidden"] = reset_where(hidden, ts.done.to(self.device))
+        out = actor.act(
             obs,
             avail,
             deterministic,
             self.algorithm.generators["act"],
             batches=self.plan.batches,
             edge_index=self.plan.edge_index,
+            **memory,
         )
-        return self.env_actions(actions)
+        if memory:
+            self._act_hidden[policy] = out[2]
+        return self.env_actions(out[0])
+
+    def reset_memory(self) -> None:
+        """Forget the hidden states of recurrent policies acting through :meth:`act`
+        (call it after resetting the env yourself; :meth:`evaluate` does)."""
+        self._act_hidden.clear()
 
     @torch.no_grad()
     def evaluate(
@@ -273,6 +299,7 @@ class Trainer:
             raise ValueError(f"episodes must be a positive int, got {episodes!r}")
         target = env if env is not None else self.env
         ts = target.reset()
+        self.reset_memory()
         running = torch.zeros(target.num_envs)
         returns: list[float] = []
         wins: list[float] = []
@@ -407,7 +434,8 @@ def _saved_agent_count(state: dict[str, Any]) -> int | None:
     actor = state.get("modules", {}).get("actor", {})
     for key, value in actor.items():
         if key.endswith("weight") and isinstance(value, torch.Tensor) and value.dim() == 3:
-            return int(value.shape[0])  # stacked per-agent parameters [N, in, out]
+            # stacked per-agent parameters [N, in, out]; a shared recurrent torso has one row
+            return int(value.shape[0]) if value.shape[0] > 1 else None
     return None
 
 
