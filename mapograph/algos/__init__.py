@@ -13,6 +13,13 @@ from mapograph.algos._algorithm import Algorithm
 from mapograph.algos._config import AlgorithmConfig
 from mapograph.algos._corrections import CORRECTIONS, Correction
 from mapograph.algos._derived import DerivedPolicy, SamePolicy
+from mapograph.algos._estimators import (
+    ESTIMATORS,
+    InteractionEstimator,
+    Interdependence,
+    PairwisePayoffEstimator,
+    PooledAnova,
+)
 from mapograph.algos._masked_adam import AgentMaskedAdam
 from mapograph.algos._ppo import BatchSequentialPPO
 from mapograph.algos._presets import (
@@ -45,6 +52,7 @@ from mapograph.algos._surrogate import clipped_surrogate
 __all__ = [
     "ALGORITHMS",
     "CORRECTIONS",
+    "ESTIMATORS",
     "ORDERS",
     "SCHEDULES",
     "AgentByAgent",
@@ -58,9 +66,13 @@ __all__ = [
     "DerivedPolicy",
     "FixedPartition",
     "GivenDAG",
+    "InteractionEstimator",
+    "Interdependence",
     "LearnedDAG",
     "OrderRule",
+    "PairwisePayoffEstimator",
     "Plan",
+    "PooledAnova",
     "Rollout",
     "SamePolicy",
     "Schedule",

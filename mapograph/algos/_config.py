@@ -31,6 +31,7 @@ from mapograph._validation import (
     validate_fields,
 )
 from mapograph.algos._corrections import CORRECTIONS
+from mapograph.algos._estimators import ESTIMATORS
 from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
 from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
@@ -111,6 +112,9 @@ class AlgorithmConfig:
     generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     generator_heads: int = field(default=4, metadata=check(positive_int(64)))
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
+    interaction_estimator: str = field(default="pairwise", metadata=check(registered(ESTIMATORS)))
+    estimator_rank: int = field(default=4, metadata=check(positive_int(MAX_SIZE)))
+    estimator_max_pairs: int = field(default=1024, metadata=check(positive_int()))
 
     # B2MAPO derived independent policy
     distill_every: int = field(default=1, metadata=check(positive_int()))

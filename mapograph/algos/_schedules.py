@@ -312,10 +312,19 @@ class GivenDAG(DAGSchedule):
 
     def __init__(self, context: ScheduleContext) -> None:
         super().__init__(context)
-        self.dag = P.as_dag(
-            torch.tensor(context.config.fixed_dag, dtype=torch.long).reshape(-1, 2).t(),
-            num_nodes=self.n_agents,
-        )
+        edges = context.config.fixed_dag
+        unknown = sorted({a for edge in edges for a in edge if not 0 <= a < self.n_agents})
+        if unknown:
+            raise ValueError(
+                f"fixed_dag names agents {unknown} that do not exist: the env has "
+                f"{self.n_agents} agents 0..{self.n_agents - 1}"
+            )
+        try:
+            self.dag = P.as_dag(
+                torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t(), num_nodes=self.n_agents
+            )
+        except ValueError as exc:
+            raise ValueError(f"fixed_dag is not a DAG: {exc}") from None
         self.fixed = self.plan_for(self.dag)
 
     def propose(self, ts: TimeStep) -> Plan:
@@ -364,6 +373,9 @@ class LearnedDAG(DAGSchedule):
             interaction_coef=cfg.interaction_coef,
             device=context.device,
         )
+        from mapograph.algos._estimators import ESTIMATORS
+
+        self.estimator = ESTIMATORS.get(cfg.interaction_estimator)(context)
         self.features: torch.Tensor | None = None  # the generator's input for the next proposal
 
     def _features(self, ts: TimeStep) -> torch.Tensor:
@@ -376,22 +388,9 @@ class LearnedDAG(DAGSchedule):
         return self.plan_for(proposal.dag, proposal)
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
-        from mapograph.algos._interaction import action_interaction
-        from mapograph.algos._interaction_continuous import continuous_interaction
-
-        rollout = data.rollout
-        if rollout.continuous:
-            interaction = continuous_interaction(
-                rollout.flat(rollout.actions),
-                data.advantages.reshape(-1),
-                rollout.flat(rollout.avail),
-            )
-        else:
-            interaction = action_interaction(
-                rollout.flat(rollout.actions), data.advantages.reshape(-1), self.context.n_actions
-            )
-        out = self.upper.learn(plan.record, stats["joint_ratio_gain"], interaction)
-        self.features = agent_features(rollout.obs, self.n_agents)
+        estimate = self.estimator.update(data) if self.upper.interaction_coef > 0 else None
+        out = self.upper.learn(plan.record, stats["joint_ratio_gain"], estimate)
+        self.features = agent_features(data.rollout.obs, self.n_agents)
         return out
 
     def interdependence(self, ts: TimeStep) -> nx.DiGraph:
@@ -407,9 +406,15 @@ class LearnedDAG(DAGSchedule):
         return graph
 
     def state_dict(self) -> dict[str, Any]:
-        return {"upper": self.upper.state_dict(), "features": self.features}
+        return {
+            "upper": self.upper.state_dict(),
+            "features": self.features,
+            "estimator": self.estimator.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.upper.load_state_dict(state["upper"])
+        if "estimator" in state:  # checkpoints written before the estimators had none
+            self.estimator.load_state_dict(state["estimator"])
         features = state["features"]
         self.features = None if features is None else features.to(self.context.device)

@@ -16,11 +16,17 @@ normalized advantage), divided by a running standard deviation. The
 the generator takes ``generator_epochs`` clipped PPO steps on its log-probability
 of the sampled DAG with an entropy bonus so it keeps exploring orderings.
 
-Edge prior from interactions: one DAG sample per iteration is little signal
+Edge prior from an interdependence estimator (``interaction_estimator``, see
+:mod:`mapograph.algos._estimators`): one DAG sample per iteration is little signal
 for which pairs of agents depend on each other, so the same steps also fit the
 *skeleton* probabilities ``q_ij = p(i->j) + p(j->i)`` to ``sigmoid(2 z_ij)``
 (binary cross-entropy, weight ``interaction_coef``), where ``z_ij`` is the
-standardized *cumulative* mean over all iterations of the pairwise action
+standardized pair strength of the estimator. When the estimator gives a
+priority order (the ``pairwise`` one does), the order probabilities of the
+skeleton pairs, ``P(i before j) = sigmoid(s_i - s_j)``, are fitted to it too
+(direction prior, same weight). The ``pairwise`` estimator's strengths are its
+current estimate; the pooled ANOVA's (``anova``) are the standardized
+*cumulative* mean over all iterations of the pairwise action
 interaction in the advantage
 (:func:`~mapograph.algos._interaction.action_interaction`). Cumulative, not a
 moving average: the skeleton is a property of the reward, and the statistic is
@@ -39,9 +45,10 @@ import networkx as nx
 import torch
 import torch.nn.functional as F
 
+from mapograph.algos._estimators import Interdependence
 from mapograph.algos._interaction import standardize_offdiagonal
 from mapograph.algos._surrogate import clipped_surrogate
-from mapograph.graph import DAGCritic, DAGGenerator
+from mapograph.graph import DAGCritic, DAGGenerator, skeleton_mask
 
 
 @dataclass
@@ -149,28 +156,48 @@ class DAGUpperLayer:
         )
 
     def learn(
-        self, proposal: DAGProposal, improvement: float, interaction: torch.Tensor | None = None
+        self,
+        proposal: DAGProposal,
+        improvement: float,
+        interaction: Interdependence | torch.Tensor | None = None,
     ) -> dict[str, float]:
         """PPO step(s) of the generator on the reward ``improvement`` of its DAG.
 
         Args:
             proposal: what :meth:`propose` returned this iteration.
             improvement: the lower layer's estimated joint improvement.
-            interaction: this iteration's pairwise action interaction ``[N, N]`` (optional).
+            interaction: the interdependence estimate of this iteration (optional): an
+                :class:`~mapograph.algos.Interdependence`, or a bare ``[N, N]`` strength
+                matrix (averaged over iterations, no direction).
         """
+        if isinstance(interaction, torch.Tensor):
+            interaction = Interdependence(interaction, cumulative=True)
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
         reward = torch.tensor(improvement, device=self.device) / (self.reward_sq.sqrt() + 1e-8)
         advantage = (reward - proposal.value).detach()
-        target = None
-        if interaction is not None and self.interaction_coef > 0:
-            self.interaction_updates += 1
-            rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
-            self.interaction = (1 - rate) * self.interaction + rate * interaction.detach()
-            target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
+        target = before = None
         upper = torch.triu(
             torch.ones(self.n_agents, self.n_agents, dtype=torch.bool, device=self.device),
             diagonal=1,
         )
+        if interaction is not None and self.interaction_coef > 0:
+            strength = interaction.strength.detach().to(self.device)
+            if interaction.cumulative:
+                self.interaction_updates += 1
+                rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
+                self.interaction = (1 - rate) * self.interaction + rate * strength
+            else:
+                self.interaction = strength
+                self.interaction_updates += 1
+            target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
+            if interaction.order is not None:
+                # direction prior: on skeleton pairs, P(i before j) toward the estimator's order
+                rank = torch.empty(self.n_agents, dtype=torch.long, device=self.device)
+                rank[torch.as_tensor(interaction.order, device=self.device)] = torch.arange(
+                    self.n_agents, device=self.device
+                )
+                before = (rank[:, None] < rank[None, :]).float()
+                direction_pairs = skeleton_mask(self.interaction) & upper
         losses = []
         for _ in range(self.epochs):
             dist = self.distribution(proposal.features)
@@ -184,6 +211,12 @@ class DAGUpperLayer:
                 skeleton = (p + p.t())[upper].clamp(1e-6, 1 - 1e-6)
                 loss = loss + self.interaction_coef * F.binary_cross_entropy(
                     skeleton, target[upper]
+                )
+            if before is not None and bool(direction_pairs.any()):
+                scores = dist.scores[0]
+                order_logits = (scores[:, None] - scores[None, :])[direction_pairs]
+                loss = loss + self.interaction_coef * F.binary_cross_entropy_with_logits(
+                    order_logits, before[direction_pairs]
                 )
             self.optim.zero_grad()
             loss.backward()

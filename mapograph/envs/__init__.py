@@ -34,6 +34,7 @@ __all__ = [
     "split_env_id",
 ]
 
+from mapograph.envs._contextual import ContextualEnv  # noqa: E402
 from mapograph.envs._coordination import CoordinationEnv, layout_dag  # noqa: E402
 
-__all__ += ["CoordinationEnv", "layout_dag"]
+__all__ += ["ContextualEnv", "CoordinationEnv", "layout_dag"]

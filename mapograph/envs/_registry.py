@@ -22,6 +22,7 @@ ENV_FAMILIES: Registry[EnvFactory | str] = Registry("env family")
 for _name, _path in {
     "coordination": "mapograph.envs._coordination:make_coordination",
     "continuous": "mapograph.envs._continuous:make_follow",
+    "contextual": "mapograph.envs._contextual:make_contextual",
     "mpe": "mapograph.envs._pettingzoo:make_mpe",
     "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
     "vmas": "mapograph.envs._vmas:make_vmas",

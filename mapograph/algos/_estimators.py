@@ -1,0 +1,223 @@
+"""Interdependence estimators: which pairs of agents depend on each other, from the rollout.
+
+An estimator reads each iteration's data and returns an :class:`Interdependence`:
+symmetric pair strengths ``[N, N]`` (the skeleton prior of B2MAPO's generator,
+see :mod:`mapograph.algos._upper`) and, when it can tell, a priority order of
+the agents (the direction prior, :func:`mapograph.graph.priority_order`).
+
+Built in (``TrainConfig.interaction_estimator``):
+
+- ``pairwise`` (default): a centralized critic with low-rank pairwise payoffs
+  over the agents' observations (:class:`~mapograph.graph.PairwisePayoffCritic`),
+  regressed on the returns; a pair's strength is the size of its non-additive
+  payoff given the state. Sees interdependence that shows only given what the
+  agents observe.
+- ``pairwise_td``: the same, regressed on the one-step advantage instead of
+  the reward (for rewards that come late).
+- ``anova``: the pooled two-way ANOVA of the advantage on ``(a_i, a_j)``
+  (:func:`~mapograph.algos._interaction.action_interaction`), accumulated over
+  iterations. Sees only interdependence that shows without conditioning on
+  observations; gives no direction.
+
+Register your own with ``ESTIMATORS.register(name, cls)``; it is built as
+``cls(context)`` (a :class:`~mapograph.algos.ScheduleContext`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mapograph._registry import Registry
+from mapograph.algos._interaction import action_interaction
+from mapograph.algos._interaction_continuous import continuous_interaction
+from mapograph.graph import PairwisePayoffCritic, action_vectors, priority_order
+
+if TYPE_CHECKING:
+    from mapograph.algos._schedules import ScheduleContext, ScheduleData
+
+
+@dataclass
+class Interdependence:
+    """What an estimator tells the upper layer after one iteration.
+
+    Attributes:
+        strength: ``[N, N]`` symmetric pair strengths (zero diagonal).
+        cumulative: the upper layer should average ``strength`` over iterations
+            (False: ``strength`` is already the estimator's current best estimate).
+        order: agents from first to last (direction prior), or None.
+    """
+
+    strength: torch.Tensor
+    cumulative: bool = False
+    order: list[int] | None = None
+
+
+class InteractionEstimator:
+    """Base class: reads a rollout, returns an :class:`Interdependence` (or None)."""
+
+    def __init__(self, context: ScheduleContext) -> None:
+        self.context = context
+
+    def update(self, data: ScheduleData) -> Interdependence | None:
+        """Learn from this iteration's data and return the current estimate."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must hold to continue exactly."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+#: Interdependence estimators by name; each is built as ``cls(context)``.
+ESTIMATORS: Registry[type[InteractionEstimator]] = Registry("interaction estimator")
+
+
+@ESTIMATORS.register("anova")
+class PooledAnova(InteractionEstimator):
+    """The pooled two-way ANOVA of the advantage on each pair's actions (no direction);
+    for Box actions its continuous counterpart
+    (:func:`~mapograph.algos._interaction_continuous.continuous_interaction`)."""
+
+    def update(self, data: ScheduleData) -> Interdependence | None:
+        rollout = data.rollout
+        advantages = data.advantages.reshape(-1)
+        if rollout.continuous:
+            strength = continuous_interaction(
+                rollout.flat(rollout.actions), advantages, rollout.flat(rollout.avail)
+            )
+        else:
+            strength = action_interaction(
+                rollout.flat(rollout.actions), advantages, self.context.n_actions
+            )
+        return None if strength is None else Interdependence(strength, cumulative=True)
+
+
+@ESTIMATORS.register("pairwise")
+class PairwisePayoffEstimator(InteractionEstimator):
+    """Pairwise-payoff critic (DCG-style, low rank) with CASEC-style edge strengths.
+
+    Each iteration: ``epochs`` passes of Adam over the rollout in minibatches of
+    ``batch_size`` samples, regressing ``Q(o, a)`` on the standardized team reward
+    of the step (``pairwise_td``: on the one-step advantage ``r + gamma V(s') - V(s)``
+    with the trainer's critic, for rewards that come late; its critic's errors are
+    noise to the regression, see docs/design-choices.md); then the strengths of the candidate pairs on
+    ``strength_samples`` states, smoothed over iterations with rate ``smoothing``.
+    With more than ``estimator_max_pairs`` pairs the candidates are the strongest
+    half of the budget by the running estimate plus random others (every pair is
+    visited over time).
+    """
+
+    epochs = 8
+    batch_size = 256
+    lr = 3e-3
+    smoothing = 0.3
+    strength_samples = 256
+    bootstrap = False
+
+    def __init__(self, context: ScheduleContext) -> None:
+        super().__init__(context)
+        cfg = context.config
+        n, device = context.n_agents, context.device
+        self.n_agents, self.device = n, device
+        self.n_actions = context.n_actions
+        self.critic = PairwisePayoffCritic(
+            context.obs_dim,
+            context.n_actions,
+            n,
+            hidden=cfg.generator_hidden,
+            rank=cfg.estimator_rank,
+        ).to(device)
+        self.optim = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
+        self.max_pairs = cfg.estimator_max_pairs
+        self.all_pairs = torch.triu_indices(n, n, 1, device=device)
+        self.strength = torch.zeros(n, n, device=device)
+        self.own = torch.zeros(n, device=device)
+        self.seen = torch.zeros(n, n, dtype=torch.bool, device=device)
+        self.generator = context.generators["dag"]
+
+    def candidates(self) -> torch.Tensor:
+        """Pairs ``[2, P]`` to fit this iteration (all of them when within the budget)."""
+        if self.all_pairs.shape[1] <= self.max_pairs:
+            return self.all_pairs
+        scores = self.strength[self.all_pairs[0], self.all_pairs[1]]
+        keep = self.max_pairs // 2
+        top = scores.topk(keep).indices
+        rest = torch.ones_like(scores, dtype=torch.bool)
+        rest[top] = False
+        others = rest.nonzero().squeeze(-1)
+        pick = torch.randperm(others.numel(), generator=self.generator, device=self.device)
+        chosen = torch.cat([top, others[pick[: self.max_pairs - keep]]])
+        return self.all_pairs[:, chosen]
+
+    def update(self, data: ScheduleData) -> Interdependence:
+        rollout = data.rollout
+        obs = rollout.flat(rollout.obs).float()  # [S, N, obs_dim]
+        act = action_vectors(rollout.flat(rollout.actions), self.n_actions)  # [S, N, D]
+        target = rollout.rewards
+        if self.bootstrap:  # one-step advantage r + gamma V(s') - V(s) (trainer's critic)
+            after = data.values[1:] * (~rollout.dones).float()
+            target = target + self.context.config.gamma * after - data.values[:-1]
+        target = target.reshape(-1)
+        target = (target - target.mean()) / (target.std(unbiased=False) + 1e-8)
+        pairs = self.candidates()
+        s = obs.shape[0]
+        for _ in range(self.epochs):
+            perm = torch.randperm(s, generator=self.generator, device=self.device)
+            for idx in perm.split(self.batch_size):
+                loss = (self.critic(obs[idx], act[idx], pairs) - target[idx]).pow(2).mean()
+                self.optim.zero_grad()
+                loss.backward()
+                self.optim.step()
+        grid = self.action_grid(act, discrete=not rollout.continuous)
+        sample = torch.randperm(s, generator=self.generator, device=self.device)
+        sample = sample[: self.strength_samples]
+        strength, own = self.critic.pair_strength(obs[sample], pairs, grid)
+        src, dst = pairs
+        old = self.strength[src, dst]
+        fresh = ~self.seen[src, dst]
+        rate = torch.where(fresh, torch.ones_like(old), torch.full_like(old, self.smoothing))
+        new = (1 - rate) * old + rate * strength
+        self.strength[src, dst] = new
+        self.strength[dst, src] = new
+        self.seen[src, dst] = self.seen[dst, src] = True
+        rate = 1.0 if not bool(self.own.any()) else self.smoothing
+        self.own = (1 - rate) * self.own + rate * own
+        order = priority_order(self.strength, self.own)
+        return Interdependence(self.strength.clone(), cumulative=False, order=order)
+
+    def action_grid(self, act: torch.Tensor, discrete: bool) -> torch.Tensor:
+        """Action vectors ``[M, D]`` the payoff tables are evaluated on: every one-hot for
+        discrete actions; for continuous ones, up to 16 actions taken in the rollout."""
+        if discrete:
+            return torch.eye(act.shape[-1], device=self.device)
+        flat = act.reshape(-1, act.shape[-1])
+        pick = torch.randperm(flat.shape[0], generator=self.generator, device=self.device)[:16]
+        return flat[pick]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "critic": self.critic.state_dict(),
+            "optim": self.optim.state_dict(),
+            "strength": self.strength.clone(),
+            "own": self.own.clone(),
+            "seen": self.seen.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.optim.load_state_dict(state["optim"])
+        self.strength = state["strength"].to(self.device)
+        self.own = state["own"].to(self.device)
+        self.seen = state["seen"].to(self.device)
+
+
+@ESTIMATORS.register("pairwise_td")
+class PairwisePayoffTD(PairwisePayoffEstimator):
+    """:class:`PairwisePayoffEstimator` regressed on the one-step advantage (delayed rewards)."""
+
+    bootstrap = True
