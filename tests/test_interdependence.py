@@ -214,3 +214,13 @@ def test_bad_given_dags_are_refused_with_a_clear_message(dag, match):
     env = mg.envs.make("coordination:chain-4", num_envs=2)
     with pytest.raises(ValueError, match=match):
         mg.Trainer(env, small_b2mapo(env, fixed_dag=dag))
+
+
+@pytest.mark.parametrize("estimator", ["pairwise", "anova"])
+def test_estimators_run_on_box_actions(estimator):
+    env = mg.envs.make("continuous:follow-3", num_envs=4, seed=0)
+    trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator=estimator))
+    trainer.train()
+    strength = trainer.algorithm.schedule.upper.interaction
+    assert strength.shape == (3, 3) and bool(torch.isfinite(strength).all())
+    assert float(strength.abs().sum()) > 0

@@ -47,12 +47,14 @@ import networkx as nx
 import torch
 
 from mapograph.envs._base import MultiAgentEnv
-from mapograph.envs._coordination import MAX_AGENTS, layout_dag
+from mapograph.envs._coordination import layout_dag
 from mapograph.envs._types import EnvSpec, TimeStep
 
 #: Layout -> (DAG layout, default fraction of agents with a context).
 CONTEXT_LAYOUTS = {"chain": ("chain", 1.0), "tree": ("tree", 1.0), "random": ("random", 1.0)}
 CONTEXT_LAYOUTS["mixed"] = ("random", 0.3)
+#: Every agent observes all contexts, so an observation has ``O(N A)`` entries.
+MAX_AGENTS = 64
 _TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
 
 
