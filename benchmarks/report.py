@@ -35,6 +35,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -183,7 +184,7 @@ def table(header: list[str], rows: list[list], formats: dict[int, str] | None = 
 
     def cell(i: int, x) -> str:
         if isinstance(x, float):
-            return format(x, formats.get(i, ".4g"))
+            return format(x, formats.get(i, ".3g"))
         return str(x)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -197,6 +198,9 @@ def line_plot(path: Path, xs, series: dict[str, list[float]], xlabel, ylabel, ti
         ax.plot(xs, ys, marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(list(xs))
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
