@@ -234,3 +234,29 @@ def test_fixed_batches_that_do_not_fit_the_env_are_rejected_at_construction(
 ):
     with pytest.raises(ValueError, match=r"(every agent|the 3 agents) 0\.\.2"):
         mg.Trainer(three_agent_game, mg.TrainConfig(progress=False, **fixed))
+
+
+def test_b2mapo_beyond_64_agents_uses_sparse_candidates_and_linear_parent_messages():
+    env = mg.envs.make("coordination:random-80", num_envs=2, seed=0)
+    cfg = mg.TrainConfig(
+        algo="b2mapo",
+        total_steps=2 * 8 * 2,
+        rollout_length=8,
+        num_envs=2,
+        hidden=16,
+        generator_hidden=16,
+        progress=False,
+        tensorboard=False,
+    )
+    trainer = mg.Trainer(env, cfg)
+    history = trainer.train().history
+    assert sorted(a for b in history[-1]["batches"] for a in b) == list(range(80))
+    upper = trainer.algorithm.schedule.upper
+    pairs = upper.candidate_pairs()
+    assert pairs is not None and pairs.shape[1] <= 2 * 16 * 80  # O(N k), not N (N - 1)
+    probs = trainer.interdependence()
+    allowed = {tuple(p) for p in pairs.t().tolist()}
+    assert all((i, j) in allowed for i, j, w in probs.edges(data="weight") if w > 1e-6)
+    assert type(trainer.actor.encode).__name__ == "EmbeddedEncoding"
+    with pytest.raises(ValueError, match="generator_candidates"):
+        mg.TrainConfig(generator_candidates=0)

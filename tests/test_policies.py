@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -111,3 +112,41 @@ def test_dag_actor_sequential_act_conditions_on_earlier_batches():
         edge_index=torch.tensor([[0], [1]]),
     )
     assert (actions[:, 0] == actions[:, 1]).float().mean() > 0.99
+
+
+def test_embedded_parent_encoding_is_linear_in_agents_and_tells_parents_apart():
+    from mapograph.policies import DAGActor
+
+    def head_params(actor):
+        return sum(
+            p.numel()
+            for name, p in actor.named_parameters()
+            if name.startswith(("encode", "parent_hidden", "parent_out"))
+        )
+
+    slots = [head_params(DAGActor(n, 5, 3, hidden=16, parent_encoding="slots")) for n in (20, 40)]
+    embedded = [
+        head_params(DAGActor(n, 5, 3, hidden=16, parent_encoding="embedded")) for n in (20, 40)
+    ]
+    assert slots[1] / slots[0] > 3.5  # quadratic
+    assert embedded[1] / embedded[0] < 2.1  # linear
+    torch.manual_seed(0)
+    actor = DAGActor(3, 4, 2, hidden=8, parent_encoding="embedded")
+    with torch.no_grad():
+        actor.parent_out.weight.normal_()
+    obs = torch.randn(1, 3, 4)
+    none = actor.distribution(obs).probs
+    assert torch.equal(none, actor.base.distribution(obs).probs)  # no parents: the inner actor
+    edges_from_0 = torch.tensor([[0], [2]])
+    edges_from_1 = torch.tensor([[1], [2]])
+    acts = torch.tensor([[0, 0, 0]])
+    from_0 = actor.distribution(obs, parent_actions=acts, edge_index=edges_from_0).probs
+    from_1 = actor.distribution(obs, parent_actions=acts, edge_index=edges_from_1).probs
+    other = actor.distribution(
+        obs, parent_actions=torch.tensor([[1, 0, 0]]), edge_index=edges_from_0
+    ).probs
+    assert not torch.allclose(from_0[0, 2], from_1[0, 2])  # which parent acted matters
+    assert not torch.allclose(from_0[0, 2], other[0, 2])  # and what it did
+    assert torch.equal(from_0[0, :2], none[0, :2])  # agents without parents unchanged
+    with pytest.raises(ValueError, match="parent_encoding must be one of"):
+        DAGActor(3, 4, 2, parent_encoding="dense")

@@ -84,7 +84,13 @@ class Algorithm:
         )
         if preset.derived_policy:
             self.actor: nn.Module = DAGActor(
-                n, obs_dim, n_actions, config.hidden, config.layers, **actor_kwargs
+                n,
+                obs_dim,
+                n_actions,
+                config.hidden,
+                config.layers,
+                parent_encoding=config.parent_encoding,
+                **actor_kwargs,
             )
         else:
             self.actor = Actor(

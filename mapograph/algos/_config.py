@@ -35,12 +35,20 @@ from mapograph.algos._estimators import ESTIMATORS
 from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
 from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
+from mapograph.policies._parent_encoding import PARENT_ENCODINGS
 
 
 def log_std_value(value: object) -> str | None:
     """A finite number in ``[-5, 2]`` (the range the Gaussian's log-std is clamped to)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -5 <= value <= 2:
         return "must be a number in [-5, 2]"
+    return None
+
+
+def _parent_encoding(value: object) -> str | None:
+    """How ``pi_seq`` encodes its parents' actions (see :mod:`mapograph.policies`)."""
+    if value not in PARENT_ENCODINGS:
+        return f"must be one of {', '.join(PARENT_ENCODINGS)}"
     return None
 
 
@@ -103,6 +111,7 @@ class AlgorithmConfig:
     k: int = field(default=3, metadata=check(positive_int()))
     edge_threshold: float = field(default=0.3, metadata=check(half_open_unit_interval))
     condition_on_parents: bool = field(default=True, metadata=check(boolean))
+    parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
 
     # B2MAPO upper layer: the learned DAG
     dag_temperature: float = field(default=1.0, metadata=check(positive_float))
@@ -115,6 +124,7 @@ class AlgorithmConfig:
     interaction_estimator: str = field(default="pairwise", metadata=check(registered(ESTIMATORS)))
     estimator_rank: int = field(default=4, metadata=check(positive_int(MAX_SIZE)))
     estimator_max_pairs: int = field(default=1024, metadata=check(positive_int()))
+    generator_candidates: int | None = field(default=None, metadata=check(optional(positive_int())))
 
     # B2MAPO derived independent policy
     distill_every: int = field(default=1, metadata=check(positive_int()))

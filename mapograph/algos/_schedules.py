@@ -371,6 +371,7 @@ class LearnedDAG(DAGSchedule):
             edge_threshold=cfg.edge_threshold,
             generator=context.generators["dag"],
             interaction_coef=cfg.interaction_coef,
+            candidates=cfg.generator_candidates,
             device=context.device,
         )
         from mapograph.algos._estimators import ESTIMATORS

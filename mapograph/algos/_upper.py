@@ -48,7 +48,13 @@ import torch.nn.functional as F
 from mapograph.algos._estimators import Interdependence
 from mapograph.algos._interaction import standardize_offdiagonal
 from mapograph.algos._surrogate import clipped_surrogate
-from mapograph.graph import DAGCritic, DAGGenerator, skeleton_mask
+from mapograph.graph import DAGCritic, DAGGenerator, skeleton_mask, top_k_candidates
+
+#: Above this many agents the generator attends over a sparse candidate graph by default.
+COMPLETE_GRAPH_UP_TO = 64
+
+#: Candidate partners per agent when the candidate graph is sparse by default.
+DEFAULT_CANDIDATES = 16
 
 
 @dataclass
@@ -61,6 +67,8 @@ class DAGProposal:
         log_prob: its log-probability at sampling time.
         value: the critic's prediction at sampling time.
         dag: the sampled DAG (edges below ``edge_threshold`` dropped) as a networkx graph.
+        candidates: the candidate pairs ``[2, E]`` the generator attended over
+            (``None``: the complete graph); the PPO step reuses them.
     """
 
     features: torch.Tensor
@@ -68,6 +76,7 @@ class DAGProposal:
     log_prob: torch.Tensor
     value: torch.Tensor
     dag: nx.DiGraph
+    candidates: torch.Tensor | None = None
 
 
 class DAGUpperLayer:
@@ -85,6 +94,11 @@ class DAGUpperLayer:
         edge_threshold: sampled edges whose marginal probability is below this are dropped.
         generator: torch generator for DAG sampling (on ``device``).
         interaction_coef: weight of the edge prior from action interactions.
+        candidates: partners per agent of the sparse candidate graph the generator and
+            its critic attend over (the strongest pairs of the interdependence
+            estimate, random ones before the first estimate); ``None``: the complete
+            graph up to :data:`COMPLETE_GRAPH_UP_TO` agents, :data:`DEFAULT_CANDIDATES`
+            partners beyond.
         device: where the networks and statistics live.
     """
 
@@ -102,9 +116,13 @@ class DAGUpperLayer:
         edge_threshold: float,
         generator: torch.Generator,
         interaction_coef: float = 1.0,
+        candidates: int | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
         self.n_agents = n_agents
+        if candidates is None and n_agents > COMPLETE_GRAPH_UP_TO:
+            candidates = DEFAULT_CANDIDATES
+        self.candidates = candidates
         self.device = torch.device(device)
         # Built on the CPU (same initial weights on every device), then moved.
         self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads).to(self.device)
@@ -123,9 +141,28 @@ class DAGUpperLayer:
         self.reward_sq = torch.ones((), device=self.device)
         self.features: torch.Tensor | None = None
 
-    def distribution(self, features: torch.Tensor):
-        """The DAG distribution for ``features`` ``[B, N, F]`` at this layer's temperature."""
-        return self.net(features, temperature=self.temperature)
+    def distribution(self, features: torch.Tensor, candidates: torch.Tensor | None = None):
+        """The DAG distribution for ``features`` ``[B, N, F]`` at this layer's temperature
+        (``candidates``: the sparse pairs it may use, see :meth:`candidate_pairs`)."""
+        return self.net(features, temperature=self.temperature, candidates=candidates)
+
+    @torch.no_grad()
+    def candidate_pairs(self) -> torch.Tensor | None:
+        """This iteration's candidate graph ``[2, E]`` (``None``: the complete graph).
+
+        The ``candidates`` strongest partners of each agent in the interdependence
+        estimate (symmetrized); before the first estimate, random partners drawn
+        from the DAG generator's random stream.
+        """
+        if self.candidates is None:
+            return None
+        if self.interaction_updates == 0:
+            strength = torch.rand(
+                self.n_agents, self.n_agents, generator=self.generator, device=self.device
+            )
+        else:
+            strength = self.interaction.abs()
+        return top_k_candidates(strength + strength.t(), self.candidates)
 
     def edge_probabilities(self, features: torch.Tensor | None = None) -> torch.Tensor:
         """Marginal ``P(edge i -> j)`` ``[N, N]`` for ``features`` (default: the last ones)."""
@@ -133,13 +170,14 @@ class DAGUpperLayer:
         if features is None:
             raise ValueError("no features yet: call propose() (train one iteration) first")
         with torch.no_grad():
-            return self.distribution(features).edge_probabilities()[0]
+            return self.distribution(features, self.candidate_pairs()).edge_probabilities()[0]
 
     @torch.no_grad()
     def propose(self, features: torch.Tensor, deterministic: bool = False) -> DAGProposal:
         """Sample (or take the mode of) a DAG for ``features`` ``[1, N, F]``."""
         self.features = features
-        dist = self.distribution(features)
+        candidates = self.candidate_pairs()
+        dist = self.distribution(features, candidates)
         sample = dist.mode() if deterministic else dist.sample(generator=self.generator)
         adjacency = sample.adjacency[0]
         if self.edge_threshold > 0:
@@ -151,8 +189,9 @@ class DAGUpperLayer:
             features=features,
             sample=sample,
             log_prob=dist.log_prob(sample),
-            value=self.critic(features),
+            value=self.critic(features, candidates),
             dag=dag,
+            candidates=candidates,
         )
 
     def learn(
@@ -200,11 +239,11 @@ class DAGUpperLayer:
                 direction_pairs = skeleton_mask(self.interaction) & upper
         losses = []
         for _ in range(self.epochs):
-            dist = self.distribution(proposal.features)
+            dist = self.distribution(proposal.features, proposal.candidates)
             surrogate, _ = clipped_surrogate(
                 dist.log_prob(proposal.sample), proposal.log_prob, advantage, self.clip
             )
-            value_loss = (self.critic(proposal.features) - reward).pow(2)
+            value_loss = (self.critic(proposal.features, proposal.candidates) - reward).pow(2)
             loss = (-surrogate - self.entropy_coef * dist.entropy() + 0.5 * value_loss).mean()
             if target is not None:
                 p = dist.edge_probabilities()[0]

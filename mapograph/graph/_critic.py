@@ -30,11 +30,13 @@ class DAGCritic(nn.Module):
         self.encoder = AgentAttentionEncoder(feature_dim, hidden, heads, layers)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``[B, N, F] -> [B]`` values."""
+    def forward(
+        self, features: torch.Tensor, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[B, N, F] -> [B]`` values (``candidates``: sparse attention graph, as for the generator)."""
         if features.dim() == 2:
             features = features.unsqueeze(0)
         b, n, _ = features.shape
-        h = self.encoder(features).reshape(b * n, -1)
+        h = self.encoder(features, candidates).reshape(b * n, -1)
         batch = torch.arange(b, device=features.device).repeat_interleave(n)
         return self.head(global_mean_pool(h, batch)).squeeze(-1)

@@ -5,29 +5,31 @@
 all agents act at once, so an edge inside a batch carries no information at act time).
 
 Parents' actions reach agent ``j`` by message passing with a torch_geometric
-``SimpleConv`` (sum aggregation) over the DAG: node ``i`` sends the one-hot of its
+``SimpleConv`` (sum aggregation) over the DAG: node ``i`` sends an encoding of its
+action (:mod:`mapograph.policies._parent_encoding`: ``slots``, the one-hot of its
 action placed in slot ``i`` of an ``N * n_actions`` vector, so ``j`` receives which
-parent did what. A per-agent parent head (stacked, bias-free, last layer zero at
-init) maps that message to logits added to the independent :class:`Actor`'s
+parent did what; or ``embedded``, a learned action embedding plus a per-agent
+embedding, linear in ``N``). A per-agent parent head (stacked, bias-free, last layer
+zero at init) maps that message to logits added to the independent :class:`Actor`'s
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
 exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit.
 
 Continuous actions: a parent's action reaches the child as a vector, its action
-clipped to ``[-1, 1]`` (padded dimensions zero) in slot ``i`` of an ``N * d``
-vector, summed by the same ``SimpleConv``; the parent head's output shifts the
+clipped to ``[-1, 1]`` (padded dimensions zero), encoded the same way and summed by
+the same ``SimpleConv``; the parent head's output shifts the
 child's Gaussian mean.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import SimpleConv
 
 from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._distributions import MaskedCategorical, masked_logits
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
+from mapograph.policies._parent_encoding import action_vectors, build_parent_encoding
 from mapograph.policies._stacked import StackedLinear
 
 
@@ -43,6 +45,8 @@ class DAGActor(nn.Module):
         continuous, state_dependent_std, log_std_init, recurrent: as in :class:`Actor`
             (a recurrent actor's GRU reads the observation; the parent term is added
             to its output).
+        parent_encoding: ``auto``, ``slots`` or ``embedded`` (see
+            :mod:`mapograph.policies._parent_encoding`).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class DAGActor(nn.Module):
         state_dependent_std: bool = False,
         log_std_init: float = -0.5,
         recurrent: bool = False,
+        parent_encoding: str = "auto",
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -76,11 +81,11 @@ class DAGActor(nn.Module):
             recurrent=recurrent,
         )
         self.aggregate = SimpleConv(aggr="sum")
-        self.parent_hidden = StackedLinear(n_agents, n_agents * n_actions, hidden, bias=False)
+        self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)
+        self.parent_hidden = StackedLinear(n_agents, self.encode.size, hidden, bias=False)
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
         with torch.no_grad():
             self.parent_out.weight.zero_()
-        self.register_buffer("_slots", torch.eye(n_agents), persistent=False)
 
     def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:
         """Keyword arguments of :meth:`logits` for fixed data: the precomputed messages."""
@@ -89,28 +94,23 @@ class DAGActor(nn.Module):
         return {"messages": self.parent_messages(actions, edge_index)}
 
     def parent_messages(self, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """Messages ``[..., N, N * n_actions]``: for every agent, its parents' actions.
+        """Messages ``[..., N, D]``: for every agent, the sum of its parents' encodings.
 
         Args:
             actions: ``[..., N]`` long joint actions (continuous: ``[..., N, d]``; only
                 parents' entries matter).
             edge_index: ``[2, e]`` DAG edges ``i -> j`` between agents.
         """
-        n, a = self.n_agents, self.n_actions
-        if self.continuous:  # the action vector itself, bounded like the env sees it
-            lead = actions.shape[:-2]
-            onehot = actions.reshape(-1, n, a).clamp(-1.0, 1.0).to(self._slots.dtype)
-        else:
-            lead = actions.shape[:-1]
-            onehot = F.one_hot(actions.reshape(-1, n), a).to(self._slots.dtype)  # [B, N, A]
-        batch = onehot.shape[0]
-        x = (self._slots[None, :, :, None] * onehot[:, :, None, :]).reshape(batch * n, n * a)
+        n = self.n_agents
+        vectors, lead = action_vectors(actions, n, self.n_actions, self.continuous)
+        x = self.encode(vectors)  # [B, N, D]
+        batch = x.shape[0]
         offsets = (torch.arange(batch, device=actions.device) * n).repeat_interleave(
             edge_index.shape[1]
         )
         batched = edge_index.repeat(1, batch) + offsets
-        messages = self.aggregate(x, batched)
-        return messages.reshape(*lead, n, n * a)
+        messages = self.aggregate(x.reshape(batch * n, -1), batched)
+        return messages.reshape(*lead, n, -1)
 
     def logits(
         self,
@@ -152,7 +152,7 @@ class DAGActor(nn.Module):
             agents: evaluate only these agents (obs/avail still hold all ``N``).
             parent_actions: ``[..., N]`` actions of the agents (parents' entries used).
             edge_index: DAG edges; ``None`` or empty means no conditioning.
-            messages: precomputed :meth:`parent_messages` ``[..., N, N * n_actions]``
+            messages: precomputed :meth:`parent_messages` ``[..., N, D]``
                 (the optimizer computes them once per iteration); overrides
                 ``parent_actions``/``edge_index``.
             h0, starts: a recurrent actor's memory (see :meth:`Actor.features`).

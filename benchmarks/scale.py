@@ -1,0 +1,115 @@
+"""B2MAPO against MAPPO as the number of agents grows: iteration time and parameters.
+
+    python benchmarks/scale.py [--agents 10 100 1000] [--iterations 2]
+
+For each N, MAPPO and B2MAPO (defaults: beyond 16 agents ``pi_seq`` reads its
+parents through linear-size coded messages, beyond 64 the generator attends over a
+sparse candidate graph) train on ``coordination:random-N`` with 16 copies x 64
+steps; their iterations are interleaved (same machine load). Prints the median
+seconds per iteration, the ratio B2MAPO/MAPPO, the trained parameters of each
+(B2MAPO: pi_seq, pi_ind, critic, generator and its critic) and their ratio, and the
+time of the three partitioners on a B2MAPO-sized random DAG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from _bench import command_line, print_table, single_thread
+from partition import random_dag
+
+import mapograph as mg
+from mapograph import partition as P
+
+
+def trained_parameters(trainer: mg.Trainer) -> int:
+    """Parameters of every trained module, the upper layer's generator and critic included."""
+    modules = dict(trainer.algorithm.modules())
+    upper = getattr(trainer.algorithm.schedule, "upper", None)
+    if upper is not None:
+        modules.update(generator=upper.net, generator_critic=upper.critic)
+    return sum(p.numel() for m in modules.values() for p in m.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--rollout", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    single_thread()
+    rows = []
+    for n in args.agents:
+        trainers = {}
+        for algo in ("mappo", "b2mapo"):
+            env = mg.envs.make(f"coordination:random-{n}", num_envs=args.num_envs, seed=0)
+            cfg = mg.TrainConfig(
+                algo=algo,
+                total_steps=10**12,
+                rollout_length=args.rollout,
+                num_envs=args.num_envs,
+                device=args.device,
+                progress=False,
+                tensorboard=False,
+            )
+            trainers[algo] = mg.Trainer(env, cfg)
+        seconds: dict[str, list[float]] = {a: [] for a in trainers}
+        for _ in range(args.iterations):
+            for algo, trainer in trainers.items():
+                row = trainer.train_iteration()
+                seconds[algo].append(row["total_s"])
+        med = {a: statistics.median(v) for a, v in seconds.items()}
+        params = {a: trained_parameters(t) for a, t in trainers.items()}
+        dag = random_dag(n, seed=n)
+        part_ms = {}
+        for name, fn in (
+            ("generations", P.generations),
+            ("bounded", lambda d, n=n: P.bounded(d, max_batch_size=max(1, n // 10))),
+            ("k_batches", lambda d: P.k_batches(d, k=3)),
+        ):
+            start = time.perf_counter()
+            fn(dag)
+            part_ms[name] = (time.perf_counter() - start) * 1e3
+        rows.append(
+            [
+                n,
+                med["mappo"],
+                med["b2mapo"],
+                med["b2mapo"] / med["mappo"],
+                params["mappo"],
+                params["b2mapo"],
+                params["b2mapo"] / params["mappo"],
+                len(trainers["b2mapo"].history[-1]["batches"]),
+                part_ms["generations"],
+                part_ms["bounded"],
+                part_ms["k_batches"],
+            ]
+        )
+        print(f"  measured N={n}", flush=True)
+    print_table(
+        [
+            "agents",
+            "MAPPO s/iter",
+            "B2MAPO s/iter",
+            "B2MAPO/MAPPO",
+            "MAPPO params",
+            "B2MAPO params",
+            "params ratio",
+            "B2MAPO batches",
+            "generations ms",
+            "bounded(n/10) ms",
+            "k_batches(3) ms",
+        ],
+        rows,
+    )
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"
+    print(f"\n{device}; median of {args.iterations} iterations; command: {command_line()}")
+
+
+if __name__ == "__main__":
+    main()
