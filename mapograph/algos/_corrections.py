@@ -55,6 +55,7 @@ class Correction:
 
 #: Correction rules by name.
 CORRECTIONS: Registry[Correction] = Registry("correction")
+"""Corrections for earlier batches by name (``none``, ``factor``, ``trace``, ``both``)."""
 for _correction in (
     Correction("none"),
     Correction("factor", factor=True),

@@ -58,6 +58,7 @@ class AlgorithmPreset:
 
 #: Algorithm presets by name.
 ALGORITHMS: Registry[AlgorithmPreset] = Registry("algorithm")
+"""Algorithm presets by name (``mappo``, ``happo``, ``a2po``, ``b2mapo``); ``register_algorithm`` adds one."""
 
 
 def register_algorithm(preset: AlgorithmPreset, overwrite: bool = False) -> AlgorithmPreset:

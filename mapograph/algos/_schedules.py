@@ -196,6 +196,7 @@ class OrderRule:
 
 #: Ordering rules of the one-agent-per-batch schedule.
 ORDERS: Registry[OrderRule] = Registry("order")
+"""Ordering rules for one-agent-per-batch schedules by name (``identity``, ``random``, ``semi_greedy``, ``fixed``)."""
 _identity = OrderRule("identity", lambda ctx, data: list(range(ctx.n_agents)))
 ORDERS.register("identity", _identity)
 ORDERS.register("none", _identity)  # the name configs used before 0.2
@@ -225,6 +226,7 @@ ORDERS.register(
 # --------------------------------------------------------------- schedules
 #: Update schedules by name; each entry is built as ``cls(context)``.
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
+"""Update schedules by name (``simultaneous``, ``agent_by_agent``, ``fixed``, ``given_dag``, ``learned_dag``)."""
 
 
 @SCHEDULES.register("simultaneous")

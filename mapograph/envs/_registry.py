@@ -19,6 +19,7 @@ EnvFactory = Callable[..., Any]
 
 #: Env families by name: a factory, or ``"module:function"`` imported on first use.
 ENV_FAMILIES: Registry[EnvFactory | str] = Registry("env family")
+"""Env families by name (the part of an env id before the colon); ``register`` adds one."""
 for _name, _path in {
     "coordination": "mapograph.envs._coordination:make_coordination",
     "continuous": "mapograph.envs._continuous:make_follow",

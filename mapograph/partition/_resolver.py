@@ -13,6 +13,7 @@ Partitioner = Callable[..., list[list[int]]]
 
 #: DAG -> ordered batches. Each entry is called as ``fn(dag, **kwargs)``.
 PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
+"""DAG partitioners by name (``generations``, ``bounded``, ``k_batches``); ``register_partitioner`` adds one."""
 PARTITIONERS.register("generations", generations)
 PARTITIONERS.register("bounded", bounded)
 PARTITIONERS.register("k_batches", k_batches)

@@ -14,6 +14,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from torch.distributions.utils import lazy_property
 
 MASKED_LOGIT = -1e9
+"""Logit given to unavailable actions before the softmax (their probability is then exactly 0)."""
 
 
 def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:

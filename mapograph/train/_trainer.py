@@ -35,6 +35,7 @@ from mapograph.train._config import TrainConfig
 from mapograph.train._logging import RunLogger
 
 CHECKPOINT_NAME = "checkpoint.pt"
+"""File name of the checkpoint inside a run folder."""
 
 
 @dataclass

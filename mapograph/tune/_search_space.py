@@ -85,6 +85,7 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
 
 #: Search spaces by name (``mapograph tune --space NAME``).
 SPACES: Registry[SpaceFn] = Registry("search space")
+"""Search spaces by name (``partition``, ``full``, ``ppo``): functions ``trial -> dict`` of config fields."""
 SPACES.register("partition", partition_space)
 SPACES.register("full", full_space)
 SPACES.register("ppo", ppo_space)
