@@ -14,7 +14,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mapograph._errors import CheckpointError, MapographError, OptionalDependencyError
+from mapograph._errors import (
+    CheckpointError,
+    DivergenceError,
+    MapographError,
+    OptionalDependencyError,
+)
 
 __version__ = "0.1.0"
 
@@ -23,6 +28,7 @@ _TRAIN_NAMES = {"TrainConfig", "Trainer", "TrainResult"}
 
 __all__ = [
     "CheckpointError",
+    "DivergenceError",
     "MapographError",
     "OptionalDependencyError",
     "TrainConfig",

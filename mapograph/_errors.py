@@ -17,3 +17,11 @@ class CheckpointError(MapographError, ValueError):
 
 class OptionalDependencyError(MapographError, ImportError):
     """An optional backend is used but its extra is not installed."""
+
+
+class DivergenceError(MapographError):
+    """Training produced a non-finite value (loss, parameter, return, env output).
+
+    The message names the iteration and the quantity; the run's last checkpoint
+    (written while everything was finite) is left as it was.
+    """

@@ -1,13 +1,18 @@
 """Command line: ``mapograph train | eval | resume | graph | tune | bench``.
 
-Errors print as one line (``mapograph: error: ...``) with exit code 2, not a traceback.
+A user error (bad value, missing file, full disk, refused checkpoint...) prints
+one line (``mapograph: error: ...``) and exits with code 2; a bug in mapograph
+prints its traceback and a line saying it is a bug, and exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shutil
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,17 @@ from typing import Any
 import yaml
 
 RUN_FILE = "run.yaml"
+
+#: What a run folder holds (``train --overwrite`` removes exactly these).
+RUN_FILES = (
+    "run.yaml",
+    "config.yaml",
+    "checkpoint.pt",
+    "progress.csv",
+    "summary.json",
+    "graph.png",
+)
+RUN_DIRS = ("tb",)
 
 
 def _parse_env_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
@@ -47,9 +63,51 @@ def _train_config(args: argparse.Namespace):
 
 def _read_run_file(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"{run_dir} is not a mapograph run folder (no {RUN_FILE})")
-    return yaml.safe_load(path.read_text())
+    try:
+        run = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(run, dict):
+        raise ValueError(f"{path} must be a mapping with env, env_kwargs and num_envs")
+    if not isinstance(run.get("env"), str):
+        raise ValueError(f"{path} lacks 'env' (the env id the run was trained on)")
+    copies = run.get("num_envs")
+    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+        raise ValueError(f"{path}: num_envs must be a positive int, got {copies!r}")
+    if not isinstance(run.get("env_kwargs") or {}, dict):
+        raise ValueError(f"{path}: env_kwargs must be a mapping")
+    return run
+
+
+def _existing_run_files(out: Path) -> list[str]:
+    """The run files ``out`` already holds (``[]``: a new or empty folder)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    names = [*RUN_FILES, *RUN_DIRS]
+    return [name for name in names if (out / name).exists()]
+
+
+def _clear_run(out: Path) -> None:
+    """Remove a run's files from ``out`` (``--overwrite``); nothing else in the folder."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+    for tmp in out.glob("checkpoint.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _check_config_path(source: str | None) -> None:
+    """``--config`` must name an existing file."""
+    if source is None:
+        return
+    path = Path(source)
+    if not path.exists():
+        raise ValueError(f"--config {source}: no such file")
+    if not path.is_file():
+        raise ValueError(f"--config {source} is not a file")
 
 
 def _make_env(env_id: str, num_envs: int, seed: int, env_kwargs: dict):
@@ -85,12 +143,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``mapograph train``: train and write progress.csv, checkpoint.pt and summary.json."""
     from mapograph.train import Trainer
 
+    out = Path(args.out)
+    existing = _existing_run_files(out)
+    if existing and args.resume:
+        args.run = args.out
+        return cmd_resume(args)
+    if existing and not args.overwrite:
+        raise ValueError(
+            f"--out {out} already holds a run ({', '.join(existing)}): pass --resume to "
+            "continue it, --overwrite to replace it, or choose another folder"
+        )
+    if args.resume:
+        raise ValueError(f"--resume: {out} holds no run to continue")
+    _check_config_path(args.config)
     cfg, reference = _train_config(args)
     cfg = cfg.replace(num_envs=cfg.env_copies())  # the env is built with it: record it
     env_kwargs = _parse_env_kwargs(args.env_kwarg)
-    out = Path(args.out)
     env = _make_env(args.env, cfg.num_envs, cfg.seed, env_kwargs)
     try:
+        trainer = Trainer(env, cfg, out_dir=out)  # validates everything before a file is written
+        if existing:
+            _clear_run(out)
         _write_run_file(
             out,
             args.env,
@@ -104,7 +177,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"training {cfg.algo} on {args.env}{using} for {cfg.total_steps} steps -> {out}",
             flush=True,
         )
-        trainer = Trainer(env, cfg, out_dir=out)
         result = trainer.train(_progress_lines(cfg.total_steps))
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
@@ -195,13 +267,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """``mapograph bench``: collect and update throughput of one algorithm on one env."""
     from mapograph.train import TrainConfig, Trainer
 
+    if args.iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+    cfg = TrainConfig(algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False)
     env = _make_env(args.env, args.num_envs, 0, _parse_env_kwargs(args.env_kwarg))
     try:
-        cfg = TrainConfig(
-            algo=args.algo, num_envs=args.num_envs, total_steps=10**12, progress=False
-        )
-        if args.iterations < 1:
-            raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
         trainer = Trainer(env, cfg)
         trainer.train_iteration()  # warm-up
         rows = [trainer.train_iteration() for _ in range(args.iterations)]
@@ -253,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-kwarg", action="append", metavar="KEY=VALUE", help="passed to the env factory"
     )
     p.add_argument("--eval-episodes", type=int, default=32)
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--resume", action="store_true", help="continue the run already in --out (its config)"
+    )
+    what.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run's checkpoint")
@@ -296,19 +371,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mapograph`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mapograph._errors import MapographError
-
     try:
         return int(args.func(args) or 0)
-    except (MapographError, ValueError, FileNotFoundError) as exc:
-        print(f"mapograph: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "mapograph: interrupted (the last checkpoint is intact; `mapograph resume RUN`)",
             file=sys.stderr,
         )
         return 130
+    except Exception as exc:
+        if not is_user_error(exc):
+            traceback.print_exc()
+            print(
+                f"mapograph: internal error: {type(exc).__name__} is a bug in mapograph, not in "
+                "your input; please report it with the traceback above",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"mapograph: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Errors that come from the input, the files or the machine, not from a bug."""
+    import torch
+
+    from mapograph._errors import MapographError
+
+    return isinstance(
+        exc,
+        (MapographError, ValueError, OSError, MemoryError, torch.OutOfMemoryError, yaml.YAMLError),
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (a full disk and an out-of-memory say so plainly)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"no space left on the device{where}"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"read-only file system{where}"
+    if isinstance(exc, (MemoryError,)) or type(exc).__name__ == "OutOfMemoryError":
+        return f"out of memory ({' '.join(str(exc).split())[:200]}): use a smaller model or fewer copies"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

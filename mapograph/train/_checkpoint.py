@@ -1,9 +1,16 @@
-"""Checkpoints: atomic writes, safe loads (no code execution), clear errors."""
+"""Checkpoints: atomic writes, verified safe loads (no code execution), clear errors.
+
+A checkpoint is the zip archive ``torch.save`` writes; every entry carries a
+CRC-32 that :func:`load_checkpoint` verifies before unpickling (``torch.load``
+does not), so flipped bytes are refused instead of loaded.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +39,58 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     state = {"format": FORMAT, "version": VERSION, **state}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _default_mode())  # as the run's other files (umask)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a failed write (full disk) as a RuntimeError raised while
+        # handling the OSError: surface the OSError, which says what happened
+        os_error = exc.__context__ if isinstance(exc, RuntimeError) else None
+        if isinstance(os_error, OSError):
+            raise OSError(os_error.errno, os_error.strerror, str(path)) from exc
         raise
     return path
+
+
+def remove_stale_tmp(path: str | Path) -> list[Path]:
+    """Delete ``<path>.*.tmp`` files left by a process killed while writing ``path``."""
+    path = Path(path)
+    stale = list(path.parent.glob(f"{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def _default_mode() -> int:
+    """The mode ``open()`` gives a new file (0o666 less the umask); mkstemp's is 0o600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def verify_checksums(path: Path) -> None:
+    """Check the CRC-32 of every entry of the checkpoint archive.
+
+    Raises:
+        CheckpointError: an entry is corrupt or the file is not a readable archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {exc}") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: the checksum of its entry {bad!r} does not match"
+        )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -57,10 +104,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         path = path / "checkpoint.pt"
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    verify_checksums(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError...
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {exc}") from exc
+        raise CheckpointError(f"{path} is not a mapograph checkpoint: {_reason(exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mapograph checkpoint")
     missing = [k for k in REQUIRED_KEYS if k not in state]
@@ -74,6 +122,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(it reads versions {', '.join(map(str, [*MIGRATIONS, VERSION]))})"
         )
     return state
+
+
+def _reason(exc: Exception) -> str:
+    """One line saying why ``torch.load`` refused a file (not torch's multi-line advice)."""
+    text = str(exc)
+    match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if match:
+        return f"it holds pickled objects ({match.group(1)}) that a safe load refuses"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:

@@ -108,11 +108,21 @@ class TrainConfig(AlgorithmConfig):
     @classmethod
     def from_yaml(cls, source: str | Path) -> TrainConfig:
         """Load from a YAML file path or YAML text."""
-        text = Path(source).read_text() if _looks_like_path(source) else str(source)
+        if _looks_like_path(source):
+            path = Path(source)
+            if not path.exists():
+                raise ValueError(f"config file {path} not found")
+            if not path.is_file():
+                raise ValueError(f"config {path} is not a file")
+            text = path.read_text()
+        else:
+            text = str(source)
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"invalid YAML config {source!s}: {exc}") from exc
+        if isinstance(data, str) and "\n" not in str(source):
+            raise ValueError(f"config {source!s}: no such file (nor a YAML mapping)")
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -20,6 +20,9 @@ class RunLogger:
         progress: show a progress bar; ``None``: only when stdout is a terminal.
         tensorboard: also write TensorBoard scalars when ``tensorboard`` imports.
         initial_step: where the bar starts (resume).
+        resume_iteration: the iteration training continues from: rows of ``progress.csv``
+            logged after it (by a run killed after its last checkpoint) are dropped, and
+            TensorBoard events after ``initial_step`` are purged, so nothing is logged twice.
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class RunLogger:
         progress: bool | None = None,
         tensorboard: bool = True,
         initial_step: int = 0,
+        resume_iteration: int = 0,
     ) -> None:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self._csv_fields: list[str] | None = None
@@ -37,13 +41,14 @@ class RunLogger:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             csv_path = self.out_dir / "progress.csv"
             if csv_path.exists() and csv_path.stat().st_size > 0:
-                with csv_path.open() as handle:
-                    self._csv_fields = next(csv.reader(handle), None)
+                self._csv_fields = truncate_progress(csv_path, resume_iteration)
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
 
-                    self._writer = SummaryWriter(str(self.out_dir / "tb"))
+                    self._writer = SummaryWriter(
+                        str(self.out_dir / "tb"), purge_step=initial_step + 1
+                    )
                 except ImportError:  # pragma: no cover - tensorboard is a core dependency
                     self._writer = None
         show = sys.stdout.isatty() if progress is None else progress
@@ -86,3 +91,35 @@ class RunLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def truncate_progress(csv_path: Path, last_iteration: int) -> list[str] | None:
+    """Keep the rows of ``csv_path`` up to ``last_iteration``; returns its header (``None``: empty).
+
+    A run killed after its last checkpoint logged rows that its resume logs again;
+    they are dropped here (the file is replaced atomically).
+    """
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return None
+    header, body = rows[0], rows[1:]
+    column = header.index("iteration") if "iteration" in header else None
+
+    def keep(row: list[str]) -> bool:
+        try:
+            return column is not None and float(row[column]) <= last_iteration
+        except (IndexError, ValueError):
+            return False
+
+    kept = [row for row in body if keep(row)]
+    if len(kept) == len(body):
+        return header
+    if not kept:
+        csv_path.unlink()
+        return None
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, *kept])
+    tmp.replace(csv_path)
+    return header

@@ -25,14 +25,16 @@ from typing import Any
 import networkx as nx
 import torch
 
-from mapograph._errors import CheckpointError, MapographError
+from mapograph._errors import CheckpointError, DivergenceError, MapographError
 from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
 from mapograph.policies._recurrent import reset_where
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
 from mapograph.train._collector import Collector, EnvActions, episode_wins
 from mapograph.train._config import TrainConfig
+from mapograph.train._guard import divergence, nonfinite_scalars, nonfinite_tensors
 from mapograph.train._logging import RunLogger
+from mapograph.train._memory import check_fits
 
 CHECKPOINT_NAME = "checkpoint.pt"
 """File name of the checkpoint inside a run folder."""
@@ -86,6 +88,7 @@ class Trainer:
             )
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = resolve_device(cfg.device)
+        check_fits(env.spec, cfg, env.num_envs, self.device)  # before allocating anything
         self.n_agents = env.spec.n_agents
         if cfg.recurrent and cfg.rollout_length % cfg.chunk_length:
             raise ValueError(
@@ -103,6 +106,8 @@ class Trainer:
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
         self.plan = Plan([list(range(self.n_agents))])
+        self._owns_out_dir = False  # True once this trainer wrote or was loaded from out_dir
+        self._diverged: Exception | None = None  # set when training diverged: never save then
 
     # -------------------------------------------------------------- plumbing
     @property
@@ -154,12 +159,14 @@ class Trainer:
                 (and before the checkpoint of that iteration is written).
         """
         start = time.perf_counter()
+        self._claim_out_dir()
         logger = RunLogger(
             self.out_dir,
             self.cfg.total_steps,
             self.cfg.progress,
             self.cfg.tensorboard,
             self.env_steps,
+            resume_iteration=self.iteration,
         )
         try:
             while self.env_steps < self.cfg.total_steps:
@@ -176,6 +183,29 @@ class Trainer:
         final = self.history[-1] if self.history else {}
         return TrainResult(list(self.history), self.out_dir, time.perf_counter() - start, final)
 
+    def _claim_out_dir(self) -> None:
+        """Refuse to write over another run's checkpoint (a fresh trainer in a used folder)."""
+        if self.out_dir is None or self._owns_out_dir:
+            return
+        if (self.out_dir / CHECKPOINT_NAME).exists():
+            raise MapographError(
+                f"{self.out_dir} already holds a run ({CHECKPOINT_NAME}): continue it with "
+                f"Trainer.load({str(self.out_dir)!r}, env), or choose another out_dir"
+            )
+        self._owns_out_dir = True
+
+    def _module_states(self) -> dict[str, Any]:
+        algo = self.algorithm
+        return {
+            **{name: m.state_dict() for name, m in algo.modules().items()},
+            "schedule": algo.schedule.state_dict(),
+        }
+
+    def _check_finite(self, iteration: int, quantity: str, names: list[str]) -> None:
+        if names:
+            self._diverged = divergence(iteration, quantity, names)
+            raise self._diverged
+
     def train_iteration(self) -> dict[str, Any]:
         """One iteration: propose, collect, plan, batch-by-batch update, learn, distill."""
         algo = self.algorithm
@@ -189,30 +219,33 @@ class Trainer:
         rollout, returns, lengths = self.collector.collect(
             self._behaviour(acting), self.cfg.rollout_length
         )
-        algo.execution.record(rollout)
         collect_s = time.perf_counter() - t1
+        it = self.iteration + 1
+        self._check_finite(
+            it,
+            "env output",
+            nonfinite_tensors(
+                {"observations": rollout.obs, "state": rollout.state, "rewards": rollout.rewards}
+            ),
+        )
+        algo.execution.record(rollout)
         self.env_steps += self.steps_per_iteration
 
-        # 3. plan the update's batches
         t2 = time.perf_counter()
-        values = algo.optimizer.rollout_values(rollout)
-        data = ScheduleData(rollout, values, algo.optimizer.advantages(rollout, values))
-        self.plan = algo.schedule.plan(acting, data)
-
-        # 4. batch-by-batch update of the policy being optimized
-        stats = algo.optimizer.update(rollout, self.plan, values, data.advantages)
-
-        # 5. the schedule learns from the update (B2MAPO's upper layer)
-        stats.update(algo.schedule.learn(self.plan, data, stats))
-
-        # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation)
-        teacher_context = algo.actor.context(rollout.flat(rollout.actions), self.plan.edge_index)
-        stats.update(
-            algo.execution.update(
-                rollout, data.advantages, algo.actor, teacher_context, self.iteration
-            )
-        )
+        try:
+            stats = self._update(acting, rollout)
+        except RuntimeError as exc:  # e.g. NaN probabilities refused by a torch loss
+            bad = nonfinite_tensors(self._module_states())
+            if bad:
+                self._diverged = divergence(it, "parameters", bad)
+                raise self._diverged from exc
+            raise
         update_s = time.perf_counter() - t2
+        self._check_finite(it, "losses", nonfinite_scalars(stats))
+        self._check_finite(it, "parameters", nonfinite_tensors(self._module_states()))
+        self._check_finite(
+            it, "returns", ["episode returns"] if not all(map(math.isfinite, returns)) else []
+        )
         self.iteration += 1
 
         total_s = time.perf_counter() - t0
@@ -238,8 +271,32 @@ class Trainer:
         if self.cfg.eval_every and self.iteration % self.cfg.eval_every == 0:
             evaluation = self.evaluate(self.cfg.eval_episodes)
             row["eval_return_mean"] = evaluation["return_mean"]
+            self._check_finite(it, "returns", nonfinite_scalars(row, ("eval_return_mean",)))
         self.history.append(row)
         return row
+
+    def _update(self, acting: Plan, rollout: Any) -> dict[str, Any]:
+        """Steps 3-6 of an iteration; returns the update's statistics."""
+        algo = self.algorithm
+        # 3. plan the update's batches
+        values = algo.optimizer.rollout_values(rollout)
+        data = ScheduleData(rollout, values, algo.optimizer.advantages(rollout, values))
+        self.plan = algo.schedule.plan(acting, data)
+
+        # 4. batch-by-batch update of the policy being optimized
+        stats = algo.optimizer.update(rollout, self.plan, values, data.advantages)
+
+        # 5. the schedule learns from the update (B2MAPO's upper layer)
+        stats.update(algo.schedule.learn(self.plan, data, stats))
+
+        # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation)
+        teacher_context = algo.actor.context(rollout.flat(rollout.actions), self.plan.edge_index)
+        stats.update(
+            algo.execution.update(
+                rollout, data.advantages, algo.actor, teacher_context, self.iteration
+            )
+        )
+        return stats
 
     # ------------------------------------------------------------ execution
     @torch.no_grad()
@@ -398,8 +455,18 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not match this trainer: {exc}") from exc
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically; returns its path."""
-        return save_checkpoint(self.state_dict(), path)
+        """Write a checkpoint atomically; returns its path.
+
+        Raises:
+            DivergenceError: a parameter is not finite (the previous checkpoint is kept).
+        """
+        if self._diverged is not None:
+            raise DivergenceError(f"not saving a diverged trainer: {self._diverged}")
+        self._check_finite(self.iteration, "parameters", nonfinite_tensors(self._module_states()))
+        path = save_checkpoint(self.state_dict(), path)
+        if self.out_dir is not None and Path(path).parent.resolve() == self.out_dir.resolve():
+            self._owns_out_dir = True
+        return path
 
     @classmethod
     def load(
@@ -424,9 +491,16 @@ class Trainer:
                 f"checkpoint {path} was trained with {saved_agents} agents; the env has "
                 f"{env.spec.n_agents}"
             )
+        bad = nonfinite_tensors({**state["modules"], "schedule": state.get("schedule")})
+        if bad:
+            raise CheckpointError(
+                f"checkpoint {path} holds non-finite parameters ({', '.join(bad[:3])}): "
+                "the run diverged before it was written"
+            )
         folder = path if path.is_dir() else path.parent
         trainer = cls(env, cfg, out_dir=out_dir if out_dir is not None else folder)
         trainer.load_state_dict(state)
+        trainer._owns_out_dir = out_dir is None or Path(out_dir).resolve() == folder.resolve()
         return trainer
 
 

@@ -14,6 +14,7 @@ from mapograph.tune._optimize import create_study, optimize, run_worker
 from mapograph.tune._plots import save_plots
 from mapograph.tune._search_space import SPACES, full_space, partition_space, search_space
 from mapograph.tune._storage import default_storage_url, resolve_storage
+from mapograph.tune._workers import supervise, trial_accounting
 
 __all__ = [
     "SPACES",
@@ -31,4 +32,6 @@ __all__ = [
     "run_worker",
     "save_plots",
     "search_space",
+    "supervise",
+    "trial_accounting",
 ]

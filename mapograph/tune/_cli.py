@@ -6,13 +6,21 @@ import argparse
 import json
 import sys
 
+#: Exit code of ``mapograph tune`` when a trial was lost (its worker died and no retry finished).
+EXIT_TRIALS_LOST = 3
+
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run a study and print the best trial."""
     from mapograph.train import config_with_reference
     from mapograph.tune._export import best_trial
     from mapograph.tune._optimize import optimize
+    from mapograph.tune._workers import trial_accounting
 
+    if args.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     base, reference = config_with_reference(
         args.env,
         args.config,
@@ -37,10 +45,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         out_dir=args.out,
         workers=args.workers,
     )
-    states: dict[str, int] = {}
-    for t in study.trials:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    summary = {"study": study.study_name, "trials": states}
+    accounting = trial_accounting(study)
+    summary = {"study": study.study_name, "trials": accounting}
     try:
         best = best_trial(study)
         summary.update(
@@ -49,6 +55,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ValueError:
         pass
     print(json.dumps(summary, indent=2, default=str))
+    if accounting["failed"]:
+        print(
+            f"mapograph: {accounting['failed']} trial(s) failed, {accounting['worker_died']} of "
+            f"them because their worker died; {accounting['retried']} retried",
+            file=sys.stderr,
+        )
+    if accounting["lost"]:
+        print(
+            f"mapograph: error: {accounting['lost']} trial(s) lost: their worker died and no "
+            "retry finished (rerun `mapograph tune` with the same --storage and --study)",
+            file=sys.stderr,
+        )
+        return EXIT_TRIALS_LOST
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import torch
 
-from mapograph._errors import MapographError
+from mapograph._errors import DivergenceError, MapographError
 from mapograph.envs import make
 from mapograph.train import TrainConfig, Trainer
 from mapograph.tune._search_space import SpaceFn, search_space
@@ -76,7 +76,10 @@ class Objective:
             update_s: list[float] = []
             value = float("nan")
             while trainer.env_steps < cfg.total_steps:
-                row = trainer.train_iteration()
+                try:
+                    row = trainer.train_iteration()
+                except DivergenceError as exc:  # the trainer's own guard
+                    raise DivergedError(f"trial {trial.number}: {exc}") from exc
                 update_s.append(row["update_s"])
                 losses = [v for k, v in row.items() if k.endswith("loss") and isinstance(v, float)]
                 params_finite = all(

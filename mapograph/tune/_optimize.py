@@ -15,9 +15,8 @@ from mapograph.tune._export import export_best
 from mapograph.tune._objective import DivergedError, Objective
 from mapograph.tune._plots import save_plots
 from mapograph.tune._search_space import SpaceFn
-from mapograph.tune._storage import resolve_storage
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+from mapograph.tune._storage import create_or_load_study, resolve_storage
+from mapograph.tune._workers import FINISHED, supervise
 
 
 def create_study(
@@ -27,22 +26,17 @@ def create_study(
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
-    """Create or load (``load_if_exists=True``) the study."""
+    """Create or load the study (joiners racing to create it retry instead of failing)."""
     if multi_objective:
-        return optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            directions=["maximize", "minimize"],
-            sampler=sampler,
-            load_if_exists=True,
+        return create_or_load_study(
+            storage, study_name=study_name, directions=["maximize", "minimize"], sampler=sampler
         )
-    return optuna.create_study(
-        storage=storage,
+    return create_or_load_study(
+        storage,
         study_name=study_name,
         direction="maximize",
         sampler=sampler,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-        load_if_exists=True,
     )
 
 
@@ -63,6 +57,10 @@ def run_worker(
 ) -> None:
     """One worker: take trials from the shared study until ``n_trials`` have finished."""
     study = create_study(storage, study_name, multi_objective, sampler, pruner)
+    finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if finished >= n_trials and not waiting:
+        return  # a replacement worker that arrives after the work is done
     objective = Objective(
         env_id, base_config, space, report_every, eval_episodes, env_kwargs, multi_objective
     )
@@ -99,6 +97,7 @@ def optimize(
     env_kwargs: dict | None = None,
     timeout: float | None = None,
     plots: bool = True,
+    max_retry: int = 3,
 ) -> optuna.Study:
     """Tune B2MAPO's partition hyperparameters (or any space) on ``env_id``.
 
@@ -122,9 +121,12 @@ def optimize(
         env_kwargs: passed to the env factory.
         timeout: seconds per worker.
         plots: write the plots.
+        max_retry: how often the trial of a worker that died is retried (``workers > 1``:
+            the parent fails it the moment the worker's process exits abnormally).
 
     Returns:
-        The study (loaded from the storage after the workers finished).
+        The study (loaded from the storage after the workers finished). Its trials'
+        fate (failed, retried, lost) is summarized by :func:`trial_accounting`.
     """
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
@@ -149,7 +151,8 @@ def optimize(
         env_kwargs=env_kwargs,
         timeout=timeout,
     )
-    create_study(resolved, name, multi_objective, sampler, pruner)  # fail fast on a bad storage
+    # created once here, before any worker starts (and a bad storage fails fast)
+    study = create_study(resolved, name, multi_objective, sampler, pruner)
     if workers == 1:
         run_worker(storage=resolved, **common)
     else:
@@ -162,16 +165,15 @@ def optimize(
                 "with workers > 1 a custom space must be importable (not defined in __main__)"
             )
         ctx = multiprocessing.get_context("spawn")
-        procs = [
-            ctx.Process(
+
+        def start() -> multiprocessing.process.BaseProcess:
+            proc = ctx.Process(
                 target=_worker_entry, args=({**common, "storage": storage, "out_dir": str(out)},)
             )
-            for _ in range(workers)
-        ]
-        for proc in procs:
             proc.start()
-        for proc in procs:
-            proc.join()
+            return proc
+
+        supervise(start, workers, study, n_trials, max_retry)
     study = optuna.load_study(study_name=name, storage=resolved)
     if any(t.state == TrialState.COMPLETE for t in study.trials):
         export_best(study, out / "best.yaml", base)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from mapograph._imports import require
 
 DEFAULT_DB = "study.db"
+
+#: Seconds after which a journal file lock left by a killed worker is taken over.
+JOURNAL_LOCK_GRACE_S = 5
 
 
 def default_storage_url(out_dir: str | Path) -> str:
@@ -52,7 +57,10 @@ def resolve_storage(
     if storage.startswith("journal:"):
         path = Path(storage[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        # a worker killed while appending leaves the lock behind: others take it over after
+        # JOURNAL_LOCK_GRACE_S seconds (Optuna's default, 30 s, stalls the whole study)
+        lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE_S)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     url = storage
     if url.startswith(("postgresql://", "postgres://")):
         require("psycopg", "postgres", "PostgreSQL storages use the psycopg (v3) driver")
@@ -64,12 +72,53 @@ def resolve_storage(
             f"unsupported storage {storage!r}: use sqlite:///PATH, postgresql://USER@HOST:PORT/DB "
             "or journal:PATH"
         )
-    try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period or 2 * heartbeat_interval,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
-        raise ValueError(f"cannot open the Optuna storage {storage!r}: {exc}") from exc
+    for attempt in range(8):
+        try:
+            return RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period or 2 * heartbeat_interval,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry
+                ),
+            )
+        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or server
+            if attempt < 7 and is_creation_race(exc):
+                time.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
+                continue  # another process is creating the same database's tables
+            message = " ".join(str(exc).split())[:300]
+            raise ValueError(f"cannot open the Optuna storage {storage!r}: {message}") from exc
+    raise AssertionError("unreachable")
+
+
+#: What a database says when two processes create the same tables or study at once.
+CREATION_RACE = (
+    "already exists",
+    "unique constraint",
+    "alembic_version",
+    "database is locked",
+    "duplicate key",
+    "duplicatedstudyerror",
+)
+
+
+def is_creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from another process creating the same storage or study."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(marker in text for marker in CREATION_RACE)
+
+
+def create_or_load_study(storage: optuna.storages.BaseStorage, **kwargs) -> optuna.Study:
+    """``optuna.create_study(storage=storage, load_if_exists=True, **kwargs)``, retried on the race.
+
+    Processes that join a new study at the same moment race to create it; the
+    loser retries (a few times, with jitter) instead of failing.
+    """
+    for attempt in range(8):
+        try:
+            return optuna.create_study(storage=storage, load_if_exists=True, **kwargs)
+        except Exception as exc:
+            if attempt == 7 or not is_creation_race(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
+    raise AssertionError("unreachable")
