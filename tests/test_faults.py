@@ -68,10 +68,10 @@ def _all_finite(state: dict) -> bool:
 
 @pytest.mark.parametrize("field,quantity", [("obs", "observations"), ("reward", "rewards")])
 def test_nan_env_stops_training_naming_the_iteration_and_keeps_the_checkpoint(
-    tmp_path, field, quantity
+    tmp_path, field, quantity, device
 ):
     env = PoisonedEnv(mg.envs.make(ENV, num_envs=8), after=16 * 5, field=field)
-    trainer = mg.Trainer(env, small_cfg(checkpoint_every=1), out_dir=tmp_path)
+    trainer = mg.Trainer(env, small_cfg(checkpoint_every=1, device=device), out_dir=tmp_path)
     with pytest.raises(DivergenceError, match=rf"iteration 6\b.*env output.*{quantity}"):
         trainer.train()
     state = load_checkpoint(tmp_path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -32,11 +34,26 @@ class MultiAgentEnv:
     A subclass sets ``self.spec`` and ``self.num_envs`` and implements
     :meth:`reset` and :meth:`step`. Every copy that finishes an episode resets
     itself inside :meth:`step` (``TimeStep.done`` marks it).
+
+    The base class remembers the ``avail_actions`` of the last time step its
+    ``reset``/``step`` returned, and :meth:`check_actions` (which ``step`` calls
+    first) refuses an integer action the mask does not allow. Set
+    ``env.check_avail = False`` to skip that check (one gather per step).
     """
 
     spec: EnvSpec
     num_envs: int
     device: torch.device = torch.device("cpu")
+    #: refuse unavailable actions in :meth:`check_actions` (opt out with ``False``)
+    check_avail: bool = True
+    _last_avail: torch.Tensor | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("reset", "step"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_records_avail", False):
+                setattr(cls, name, _recording_avail(method))
 
     def reset(self) -> TimeStep:
         """Reset every copy and return the first :class:`TimeStep` (reward 0, done False)."""
@@ -55,10 +72,14 @@ class MultiAgentEnv:
         Discrete envs: a LongTensor ``[E, N]``; Box envs: float32 ``[E, N, d]``.
 
         Raises:
-            ValueError: wrong shape or dtype, an action index out of range, or a
-                continuous action outside its agent's box.
+            ValueError: wrong shape or dtype, an action index out of range, a
+                continuous action outside its agent's box, or (unless ``check_avail`` is
+                ``False``) a discrete action the last ``avail_actions`` did not allow.
         """
-        return check_actions(actions, self.spec, self.num_envs, self.device)
+        actions = check_actions(actions, self.spec, self.num_envs, self.device)
+        if self.check_avail and self._last_avail is not None:
+            check_available(actions, self._last_avail)
+        return actions
 
     def __enter__(self) -> MultiAgentEnv:
         return self
@@ -114,3 +135,38 @@ def _check_box_actions(
             f"{float(actions[e, i, k])}, outside its box [{float(low[i, k])}, {float(high[i, k])}]"
         )
     return actions
+
+
+def check_available(actions: torch.Tensor, avail: torch.Tensor) -> None:
+    """Raise ValueError naming the first (copy, agent, action) that ``avail`` does not allow.
+
+    ``actions``: LongTensor ``[E, N]``; ``avail``: bool ``[E, N, n_actions]``.
+    """
+    if actions.is_floating_point():
+        return  # continuous actions have no availability mask
+    avail = avail.to(actions.device)
+    if avail.shape[:2] != actions.shape or avail.dim() != 3:
+        return  # a mask of another layout (e.g. continuous actions): nothing to compare
+    allowed = avail.bool().gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    if bool(allowed.all()):
+        return
+    e, n = (int(i) for i in (~allowed).nonzero()[0])
+    raise ValueError(
+        f"action {int(actions[e, n])} of agent {n} in env copy {e} is not available "
+        "(avail_actions is False there); choose among the available actions, or set "
+        "env.check_avail = False to skip this check"
+    )
+
+
+def _recording_avail(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``reset``/``step`` so the env remembers the mask it returned."""
+
+    @functools.wraps(method)
+    def wrapper(self: MultiAgentEnv, *args: Any, **kwargs: Any) -> Any:
+        ts = method(self, *args, **kwargs)
+        avail = getattr(ts, "avail_actions", None)
+        self._last_avail = avail if isinstance(avail, torch.Tensor) else None
+        return ts
+
+    wrapper._records_avail = True  # type: ignore[attr-defined]
+    return wrapper

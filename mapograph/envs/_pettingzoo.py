@@ -48,7 +48,9 @@ class PettingZooVectorEnv(MultiAgentEnv):
     Args:
         env_fn: callable returning a new ParallelEnv (discrete action spaces).
         num_envs: number of copies.
-        seed: copy ``e`` is first reset with ``seed + e``.
+        seed: copy ``e`` is first reset with ``seed + e``; its ``k``-th episode with
+            ``seed + e + k * num_envs``. The episode count goes on across :meth:`reset`
+            calls, so every evaluation starts from fresh start states (reproducibly).
         name: shown in error messages.
     """
 
@@ -80,6 +82,7 @@ class PettingZooVectorEnv(MultiAgentEnv):
         self._last_obs: list[dict] = [{} for _ in range(num_envs)]
         self._episode = [0] * num_envs
         probe = self._reset_copy(0)
+        self._episode[0] = 0  # the probe does not count: the first reset() uses seed + e
         state_dim = int(probe[1].numel())
         limit = int(
             getattr(first.unwrapped, "max_cycles", 0) or getattr(first, "max_cycles", 0) or 1000
@@ -132,8 +135,7 @@ class PettingZooVectorEnv(MultiAgentEnv):
         return self._copy_tensors(e, obs, infos)
 
     def reset(self) -> TimeStep:
-        """Reset every copy."""
-        self._episode = [0] * self.num_envs
+        """Reset every copy (each to the next start state of its seed sequence)."""
         parts = [self._reset_copy(e) for e in range(self.num_envs)]
         zeros = torch.zeros(self.num_envs)
         no = torch.zeros(self.num_envs, dtype=torch.bool)

@@ -30,9 +30,10 @@ from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
 from mapograph.policies._recurrent import reset_where
 from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
-from mapograph.train._collector import Collector, EnvActions, episode_wins
+from mapograph.train._collector import Collector, EnvActions
 from mapograph.train._config import TrainConfig
 from mapograph.train._guard import divergence, nonfinite_scalars, nonfinite_tensors
+from mapograph.train._inputs import act_inputs, as_tensor, check_eval_args, check_same_spec
 from mapograph.train._logging import RunLogger
 from mapograph.train._memory import check_fits
 
@@ -305,24 +306,31 @@ class Trainer:
         inside each agent's box for continuous (Box) action spaces.
 
         Args:
-            ts: the current time step (``obs``, ``avail_actions``).
+            ts: the current time step (``obs``, ``avail_actions``); tensors or numpy
+                arrays; ``avail_actions=None`` means every action is available.
             deterministic: take each agent's most probable action.
             policy: ``"ind"`` (the derived independent policy for B2MAPO; the only
                 policy for the other presets) or ``"seq"`` (B2MAPO's batch-sequential policy).
+
+        Raises:
+            ValueError: a field of ``ts`` has the wrong type or shape, ``obs`` is not
+                finite, or an agent has no available action.
         """
         actor = self.algorithm.policy(policy)
-        obs = ts.obs.to(self.device)
-        if obs.dim() != 3 or obs.shape[1:] != (self.n_agents, self.env.spec.obs_dim):
-            raise ValueError(
-                f"ts.obs must have shape [E, {self.n_agents}, {self.env.spec.obs_dim}], got {list(obs.shape)}"
+        obs, avail = act_inputs(ts, self.env.spec, self.device)
+        if avail is None and obs.shape[0] and self.env.spec.n_actions:
+            avail = torch.ones(
+                *obs.shape[:2], self.env.spec.n_actions, dtype=torch.bool, device=self.device
             )
-        avail = ts.avail_actions.to(self.device).bool()
         memory = {}
         if getattr(actor, "recurrent", False):  # carried between calls, reset at episode starts
             hidden = self._act_hidden.get(policy)
             if hidden is None or hidden.shape[0] != obs.shape[0]:
                 hidden = actor.initial_hidden(obs.shape[0], self.device)
-            memory["hidden"] = reset_where(hidden, ts.done.to(self.device))
+            done = getattr(ts, "done", None)
+            if done is not None:
+                hidden = reset_where(hidden, as_tensor("ts.done", done, self.device).bool())
+            memory["hidden"] = hidden
         out = actor.act(
             obs,
             avail,
@@ -345,50 +353,88 @@ class Trainer:
     def evaluate(
         self, episodes: int = 32, deterministic: bool = True, policy: str = "ind", env: Any = None
     ) -> dict[str, float]:
-        """Mean and std of the return of ``episodes`` full episodes.
+        """Mean and std of the return of ``episodes`` complete episodes.
+
+        Unbiased by episode length: each round resets every copy (fresh start states)
+        and keeps the *first* episode of the first ``min(E, remaining)`` copies, so a
+        short episode is never counted in place of a long one; rounds repeat until
+        ``episodes`` are collected.
 
         Returns ``return_mean``, ``return_std``, ``episodes`` and, where the env
         reports ``TimeStep.info["won"]`` (SMAX, SMACv2, football), ``win_rate``.
 
-        Runs on ``env`` when given, else on the training env, which is then reset
-        before the next collection (evaluation never mixes with training episodes).
+        Runs on ``env`` when given (same agents, observations and actions as the
+        training env), else on the training env, which is then reset before the next
+        collection (evaluation never mixes with training episodes).
+
+        Raises:
+            ValueError: bad arguments, or ``env`` does not match the training env.
+            MapographError: a copy did not finish an episode within 4 x ``episode_limit`` steps.
         """
-        if not isinstance(episodes, int) or episodes < 1:
-            raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+        check_eval_args(episodes, deterministic, policy)
         target = env if env is not None else self.env
-        ts = target.reset()
-        self.reset_memory()
-        running = torch.zeros(target.num_envs)
+        if target is not self.env:
+            _check_env(target)
+            check_same_spec(self.env.spec, target.spec, "the evaluation env")
         returns: list[float] = []
         wins: list[float] = []
-        limit = (episodes // target.num_envs + 2) * target.spec.episode_limit * 4
-        for _ in range(limit):
-            actions = self.act(ts, deterministic, policy)
-            env_device = getattr(target, "device", None) or "cpu"
-            ts = target.step(check_actions(actions, target.spec, target.num_envs, env_device))
-            running += ts.reward.float().cpu()
-            done = ts.done.cpu().bool()
-            if done.any():
-                returns.extend(running[done].tolist())
-                won = episode_wins(ts, done)
-                if won is not None:
-                    wins.extend(won.tolist())
-                running[done] = 0.0
-                if len(returns) >= episodes:
-                    break
-        if target is self.env:
-            self.collector.timestep = None  # the next collect starts from a reset
-        if not returns:
-            raise MapographError("evaluation finished no episode: does the env ever set done?")
-        values = torch.tensor(returns[:episodes])
+        try:
+            while len(returns) < episodes:
+                need = min(target.num_envs, episodes - len(returns))
+                round_returns, round_wins = self._first_episodes(
+                    target, need, deterministic, policy
+                )
+                returns += round_returns
+                wins += round_wins
+        finally:
+            if target is self.env:
+                self.collector.timestep = None  # the next collect starts from a reset
+        values = torch.tensor(returns)
         result = {
             "return_mean": float(values.mean()),
             "return_std": float(values.std(unbiased=False)),
             "episodes": int(values.numel()),
         }
         if wins:
-            result["win_rate"] = finite_mean(wins[:episodes])
+            result["win_rate"] = finite_mean(wins)
         return result
+
+    def _first_episodes(
+        self, target: Any, need: int, deterministic: bool, policy: str
+    ) -> tuple[list[float], list[float]]:
+        """Reset ``target``; the returns (and win flags) of the first episode of copies ``:need``."""
+        copies = target.num_envs
+        ts = target.reset()
+        self.reset_memory()
+        running = torch.zeros(copies)
+        first = torch.full((copies,), float("nan"))
+        won = torch.full((copies,), float("nan"))
+        finished = torch.zeros(copies, dtype=torch.bool)
+        env_device = getattr(target, "device", None) or "cpu"
+        limit = 4 * target.spec.episode_limit + 1
+        for _ in range(limit):
+            actions = self.act(ts, deterministic, policy)
+            ts = target.step(check_actions(actions, target.spec, copies, env_device))
+            running += ts.reward.float().cpu()
+            done = ts.done.cpu().bool()
+            new = done & ~finished
+            if bool(new.any()):
+                first[new] = running[new]
+                flags = ts.info.get("won") if ts.info else None
+                if flags is not None:
+                    won[new] = torch.as_tensor(flags, dtype=torch.float32).reshape(-1).cpu()[new]
+                finished |= new
+            running[done] = 0.0
+            if bool(finished[:need].all()):
+                break
+        else:
+            missing = (~finished[:need]).nonzero().flatten().tolist()
+            raise MapographError(
+                f"evaluation: env copies {missing[:5]} finished no episode in {limit} steps "
+                f"(4 x episode_limit={target.spec.episode_limit}): does the env set done?"
+            )
+        flags = won[:need]
+        return first[:need].tolist(), flags[~torch.isnan(flags)].tolist()
 
     def interdependence(self) -> nx.DiGraph:
         """The interdependence graph: edges ``i -> j`` with ``weight`` = P(edge).
@@ -416,6 +462,10 @@ class Trainer:
             "env_steps": self.env_steps,
             "history": self.history,
             "num_envs": self.env.num_envs,
+            "env_spec": {
+                k: getattr(self.env.spec, k)
+                for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
+            },
             "collector": self.collector.state_dict(),
             "env_state": env_state,
             "batches": self.plan.batches,
@@ -485,12 +535,13 @@ class Trainer:
             cfg = TrainConfig.from_dict(state["config"]).replace(**overrides)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {path} holds an invalid config: {exc}") from exc
-        saved_agents = _saved_agent_count(state)
-        if saved_agents is not None and saved_agents != env.spec.n_agents:
-            raise CheckpointError(
-                f"checkpoint {path} was trained with {saved_agents} agents; the env has "
-                f"{env.spec.n_agents}"
-            )
+        saved_spec = state.get("env_spec") or {"n_agents": _saved_agent_count(state)}
+        for key, saved in saved_spec.items():
+            if saved is not None and saved != getattr(env.spec, key):
+                raise CheckpointError(
+                    f"checkpoint {path} was trained on an env with {key}={saved}; this env has "
+                    f"{key}={getattr(env.spec, key)}"
+                )
         bad = nonfinite_tensors({**state["modules"], "schedule": state.get("schedule")})
         if bad:
             raise CheckpointError(

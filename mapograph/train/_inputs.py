@@ -1,0 +1,104 @@
+"""Validation of what users hand to :meth:`Trainer.act` and :meth:`Trainer.evaluate`.
+
+Time steps may come from any source (an env, a replay, a deployment); their
+tensors may be numpy arrays. Anything the policy cannot act on sensibly — a
+wrong shape, NaN observations, an agent with no available action — raises a
+``ValueError`` that names the field and the env copy, instead of failing deep
+inside torch or silently broadcasting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mapograph.envs import EnvSpec
+
+
+def is_continuous(spec: EnvSpec) -> bool:
+    """Whether the env's actions are continuous (a ``gymnasium.spaces.Box``)."""
+    return bool(getattr(spec, "continuous", False))
+
+
+def as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:
+    """``value`` (tensor, numpy array or nested list) as a tensor on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (np.ndarray, list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(value), device=device)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name} cannot be read as a tensor: {exc}") from exc
+    raise ValueError(f"{name} must be a tensor or an array, got {type(value).__name__}")
+
+
+def act_inputs(
+    ts: Any, spec: EnvSpec, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(obs [E, N, obs_dim] float32, avail [E, N, n_actions] bool or None)`` checked.
+
+    ``avail_actions`` may be ``None`` (every action available). For continuous
+    actions the mask is passed through unchecked.
+
+    Raises:
+        ValueError: ``ts`` has no ``obs``; a field has the wrong shape; ``obs`` holds NaN
+            or infinity; an agent has no available action.
+    """
+    if ts is None or not hasattr(ts, "obs"):
+        raise ValueError(
+            f"act expects a TimeStep with obs [E, N, obs_dim] and avail_actions, got "
+            f"{type(ts).__name__}"
+        )
+    obs = as_tensor("ts.obs", ts.obs, device)
+    n, d = spec.n_agents, spec.obs_dim
+    if obs.dim() != 3 or tuple(obs.shape[1:]) != (n, d):
+        raise ValueError(f"ts.obs must have shape [E, {n}, {d}], got {list(obs.shape)}")
+    if obs.dtype == torch.bool or obs.is_complex():
+        raise ValueError(f"ts.obs must hold real numbers, got dtype {obs.dtype}")
+    obs = obs.float()
+    finite = torch.isfinite(obs).flatten(1).all(1)
+    if not bool(finite.all()):
+        copy = int((~finite).nonzero()[0])
+        raise ValueError(f"ts.obs holds NaN or infinite values (env copy {copy})")
+    raw = getattr(ts, "avail_actions", None)
+    if raw is None:
+        return obs, None
+    avail = as_tensor("ts.avail_actions", raw, device)
+    if is_continuous(spec):
+        return obs, avail
+    expected = (obs.shape[0], n, spec.n_actions)
+    if tuple(avail.shape) != expected:
+        raise ValueError(
+            f"ts.avail_actions must have shape {list(expected)} like obs, got {list(avail.shape)}"
+        )
+    if avail.dtype != torch.bool:
+        if avail.is_floating_point() or not bool(((avail == 0) | (avail == 1)).all()):
+            raise ValueError(f"ts.avail_actions must be boolean (or 0/1), got dtype {avail.dtype}")
+        avail = avail.bool()
+    none = ~avail.any(-1)
+    if bool(none.any()):
+        e, agent = (int(i) for i in none.nonzero()[0])
+        raise ValueError(
+            f"agent {agent} in env copy {e} has no available action (avail_actions all False)"
+        )
+    return obs, avail
+
+
+def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> None:
+    """Refuse evaluation arguments of the wrong type or range."""
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    if not isinstance(deterministic, bool):
+        raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
+    if policy not in ("ind", "seq"):
+        raise ValueError(f"policy must be 'ind' or 'seq', got {policy!r}")
+
+
+def check_same_spec(spec: EnvSpec, other: EnvSpec, what: str) -> None:
+    """Refuse an env whose agents, observations or actions differ from the trained one's."""
+    for field in ("n_agents", "obs_dim", "state_dim", "n_actions"):
+        mine, theirs = getattr(spec, field), getattr(other, field)
+        if mine != theirs:
+            raise ValueError(f"{what} has {field}={theirs}, the trainer's env {mine}")

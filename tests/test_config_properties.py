@@ -1,0 +1,105 @@
+"""Property-based checks of TrainConfig validation (hypothesis): anything goes in, only
+valid configs come out, and every refusal is a ValueError naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mapograph as mg
+
+FIELDS = {f.name: str(f.type) for f in dataclasses.fields(mg.TrainConfig)}
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["yes", "no", "true", "cpu", "cuda", "cuda:7", "banana", "mappo", "b2mapo"]),
+    st.lists(st.integers(-2, 5), max_size=4),
+    st.lists(st.lists(st.integers(-2, 5), max_size=3), max_size=3),
+)
+
+
+def _holds_its_type(name: str, value) -> bool:
+    """What an accepted value must be, read from the field's annotation."""
+    annotation = FIELDS[name]
+    if value is None:
+        return "None" in annotation
+    if annotation.startswith("bool"):
+        return isinstance(value, bool)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if annotation.startswith("str"):
+        return isinstance(value, str)
+    if annotation.startswith("list[list"):
+        return all(isinstance(x, list) and all(type(i) is int for i in x) for x in value)
+    if annotation.startswith("list"):
+        return all(type(i) is int for i in value)
+    raise AssertionError(f"unhandled annotation {annotation} of {name}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(sorted(FIELDS)), value=ANY_VALUE)
+def test_a_field_accepts_only_values_of_its_type_and_range(name, value):
+    try:
+        cfg = mg.TrainConfig(**{name: value})
+    except ValueError as exc:
+        assert name in str(exc) or "needs" in str(exc) or "partition" in str(exc), str(exc)
+        assert "\n" not in str(exc)
+        return
+    assert _holds_its_type(name, getattr(cfg, name)), (name, value)
+    assert mg.TrainConfig.from_yaml(cfg.to_yaml()) == cfg  # what is accepted round-trips
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(sorted(FIELDS)), ANY_VALUE, min_size=1, max_size=4))
+def test_from_dict_refuses_with_value_error_or_round_trips(changes):
+    try:
+        cfg = mg.TrainConfig.from_dict(changes)
+    except ValueError:
+        return
+    for name in changes:
+        assert _holds_its_type(name, getattr(cfg, name)), name
+    assert mg.TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("lr", float("inf")),
+        ("entropy_coef", float("inf")),
+        ("clip", float("nan")),
+        ("clip", -0.5),
+        ("max_grad_norm", -1),
+        ("value_norm", "no"),
+        ("share_params", "yes"),
+        ("kl_coef", float("nan")),
+        ("interaction_coef", float("-inf")),
+        ("correction_clip", -0.5),
+        ("device", "banana"),
+        ("seed", "abc"),
+        ("seed", 1.5),
+        ("eval_every", -1),
+        ("gamma", "x"),
+        ("hidden", 1_000_000_000),
+    ],
+)
+def test_the_values_the_probe_found_accepted_are_refused(name, value):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name} "):
+        mg.TrainConfig(**{name: value})
+
+
+def test_a_network_too_big_for_memory_is_refused_before_allocating():
+    env = mg.envs.make("coordination:chain-4", num_envs=2)
+    with pytest.raises(mg.MapographError, match=r"need at least [\d.]+ GiB .* free"):
+        mg.Trainer(env, mg.TrainConfig(hidden=65536, layers=4))

@@ -1,0 +1,172 @@
+"""Bad input to env.step, Trainer.act/evaluate/load is refused clearly; evaluation is unbiased."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mapograph as mg
+from mapograph import CheckpointError
+from mapograph.envs import EnvSpec, MultiAgentEnv, TimeStep
+
+ENV = "coordination:chain-4"
+
+
+class MaskedEnv(MultiAgentEnv):
+    """Two agents, three actions; action 2 is never available. Episodes last one step."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        self.spec = EnvSpec(n_agents=2, obs_dim=3, state_dim=2, n_actions=3, episode_limit=1)
+        self.num_envs = num_envs
+
+    def _ts(self, reward: torch.Tensor, done: torch.Tensor) -> TimeStep:
+        avail = torch.ones(self.num_envs, 2, 3, dtype=torch.bool)
+        avail[..., 2] = False
+        return TimeStep(torch.ones(self.num_envs, 2, 3), torch.ones(self.num_envs, 2), avail,
+                        reward, done)  # fmt: skip
+
+    def reset(self) -> TimeStep:
+        e = self.num_envs
+        return self._ts(torch.zeros(e), torch.zeros(e, dtype=torch.bool))
+
+    def step(self, actions: torch.Tensor) -> TimeStep:
+        actions = self.check_actions(actions)
+        return self._ts(actions.float().sum(1), torch.ones(self.num_envs, dtype=torch.bool))
+
+
+def test_env_step_refuses_an_unavailable_action_unless_the_check_is_off():
+    env = MaskedEnv()
+    env.reset()
+    actions = torch.zeros(4, 2, dtype=torch.long)
+    env.step(actions)
+    actions[3, 1] = 2
+    with pytest.raises(ValueError, match="action 2 of agent 1 in env copy 3 is not available"):
+        env.step(actions)
+    env.check_avail = False
+    assert torch.equal(env.step(actions).reward, torch.tensor([0.0, 0.0, 0.0, 2.0]))
+
+
+def trained(env=None, **kw):
+    env = env or mg.envs.make(ENV, num_envs=4)
+    cfg = mg.TrainConfig(
+        total_steps=64, rollout_length=16, num_envs=env.num_envs, progress=False, **kw
+    )
+    return mg.Trainer(env, cfg)
+
+
+def test_act_takes_numpy_and_none_masks_and_refuses_bad_input(device):
+    trainer = trained(MaskedEnv(), device=device)
+    ts = trainer.env.reset()
+    expected = trainer.act(ts, deterministic=True)
+    as_numpy = TimeStep(
+        ts.obs.numpy(), ts.state.numpy(), ts.avail_actions.numpy(), ts.reward, ts.done
+    )
+    assert torch.equal(trainer.act(as_numpy, deterministic=True), expected)
+    assert not (trainer.act(ts) == 2).any()  # the mask is obeyed
+    no_mask = TimeStep(ts.obs, ts.state, None, ts.reward, ts.done)
+    assert trainer.act(no_mask).shape == (4, 2)
+    for bad, message in [
+        (3, "TimeStep"),
+        (None, "TimeStep"),
+        (TimeStep("obs", ts.state, ts.avail_actions, ts.reward, ts.done), "tensor or an array"),
+        (TimeStep(ts.obs[:, :1], ts.state, ts.avail_actions, ts.reward, ts.done), r"shape \[E, 2, 3\]"),
+        (TimeStep(ts.obs, ts.state, ts.avail_actions[:1], ts.reward, ts.done), "avail_actions must have shape"),
+        (TimeStep(ts.obs, ts.state, ts.avail_actions[..., :2], ts.reward, ts.done), "avail_actions must have shape"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            trainer.act(bad)
+    nan_obs = ts.obs.clone()
+    nan_obs[2, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(env copy 2\)"):
+        trainer.act(TimeStep(nan_obs, ts.state, ts.avail_actions, ts.reward, ts.done))
+    none_available = ts.avail_actions.clone()
+    none_available[1, 0] = False
+    with pytest.raises(ValueError, match="agent 0 in env copy 1 has no available action"):
+        trainer.act(TimeStep(ts.obs, ts.state, none_available, ts.reward, ts.done))
+
+
+def test_evaluate_refuses_bad_arguments_and_a_foreign_env():
+    trainer = trained()
+    for kwargs, message in [
+        ({"episodes": 0}, "episodes"),
+        ({"episodes": True}, "episodes"),
+        ({"episodes": 2.5}, "episodes"),
+        ({"deterministic": "yes"}, "deterministic"),
+        ({"policy": "best"}, "policy"),
+        ({"env": mg.envs.make("coordination:chain-6", num_envs=2)}, "n_agents=6"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            trainer.evaluate(**kwargs)
+
+
+def test_load_with_another_copy_count_trains_and_evaluates(tmp_path):
+    trainer = trained(mg.envs.make(ENV, num_envs=8))
+    trainer.train()
+    trainer.save(tmp_path / "checkpoint.pt")
+    assert trainer.env_steps == 128  # one iteration of 8 copies
+    loaded = mg.Trainer.load(tmp_path, mg.envs.make(ENV, num_envs=2), total_steps=128 + 64)
+    assert loaded.evaluate(4)["episodes"] == 4
+    loaded.train()
+    assert loaded.env_steps == 128 + 2 * 32  # two iterations of 2 copies
+
+
+@pytest.mark.parametrize(
+    "other,field",
+    [("coordination:chain-6", "n_agents=4"), ("coordination:chain-4", "obs_dim=7")],
+)
+def test_load_names_what_differs_between_the_checkpoint_and_the_env(tmp_path, other, field):
+    trainer = trained()
+    trainer.save(tmp_path / "checkpoint.pt")
+    kwargs = {"n_actions": 3} if field.startswith("obs_dim") else {}
+    with pytest.raises(CheckpointError, match=f"trained on an env with {field}"):
+        mg.Trainer.load(tmp_path, mg.envs.make(other, num_envs=4, **kwargs))
+
+
+class LengthBiasEnv(MultiAgentEnv):
+    """Even copies: episodes of 1 step and return 0. Odd copies: 5 steps and return 1."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        self.spec = EnvSpec(n_agents=1, obs_dim=1, state_dim=1, n_actions=2, episode_limit=5)
+        self.num_envs = num_envs
+        self.length = torch.where(torch.arange(num_envs) % 2 == 0, 1, 5)
+        self.t = torch.zeros(num_envs, dtype=torch.long)
+
+    def _ts(self, reward, done) -> TimeStep:
+        e = self.num_envs
+        return TimeStep(torch.zeros(e, 1, 1), torch.zeros(e, 1), torch.ones(e, 1, 2, dtype=torch.bool),
+                        reward, done)  # fmt: skip
+
+    def reset(self) -> TimeStep:
+        self.t.zero_()
+        return self._ts(torch.zeros(self.num_envs), torch.zeros(self.num_envs, dtype=torch.bool))
+
+    def step(self, actions) -> TimeStep:
+        self.check_actions(actions)
+        self.t += 1
+        reward = torch.where(self.length == 5, 0.2, 0.0)
+        done = self.t >= self.length
+        self.t[done] = 0
+        return self._ts(reward, done)
+
+
+@pytest.mark.parametrize("episodes", [4, 8, 6])
+def test_evaluation_does_not_favour_short_episodes(episodes):
+    """Counting the first finished episodes would give 0.0 (only the short ones finish first)."""
+    trainer = trained(LengthBiasEnv(4))
+    result = trainer.evaluate(episodes)
+    assert result["episodes"] == episodes
+    # rounds take copies 0..3 in order: half the episodes are long ones (return 1)
+    long_ones = (episodes // 4) * 2 + min(episodes % 4, 4) // 2
+    assert result["return_mean"] == pytest.approx(long_ones / episodes)
+
+
+def test_every_mpe_evaluation_starts_from_fresh_states_reproducibly():
+    pytest.importorskip("mpe2")
+    env = mg.envs.make("mpe:simple_spread_v3", num_envs=2, seed=0, max_cycles=5)
+    first, second = env.reset().obs, env.reset().obs
+    assert not torch.equal(first, second)  # a new start state each reset
+    again = mg.envs.make("mpe:simple_spread_v3", num_envs=2, seed=0, max_cycles=5)
+    assert torch.equal(again.reset().obs, first) and torch.equal(again.reset().obs, second)
+    assert not torch.equal(first[0], first[1])  # copies differ from each other too
+    assert isinstance(np.asarray(first), np.ndarray)
