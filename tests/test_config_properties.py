@@ -103,3 +103,20 @@ def test_a_network_too_big_for_memory_is_refused_before_allocating():
     env = mg.envs.make("coordination:chain-4", num_envs=2)
     with pytest.raises(mg.MapographError, match=r"need at least [\d.]+ GiB .* free"):
         mg.Trainer(env, mg.TrainConfig(hidden=65536, layers=4))
+
+
+def test_an_untrusted_checkpoint_asking_for_a_huge_network_is_refused(tmp_path):
+    from mapograph.train import load_checkpoint, save_checkpoint
+
+    env = mg.envs.make("coordination:chain-4", num_envs=2)
+    mg.Trainer(env, mg.TrainConfig(num_envs=2)).save(tmp_path / "checkpoint.pt")
+    state = load_checkpoint(tmp_path)
+    body = {k: v for k, v in state.items() if k not in ("format", "version")}
+    body["config"]["hidden"] = 1_000_000_000
+    save_checkpoint(body, tmp_path / "checkpoint.pt")
+    with pytest.raises(mg.CheckpointError, match="hidden must be at most"):
+        mg.Trainer.load(tmp_path, env)
+    body["config"].update(hidden=65536, layers=4)
+    save_checkpoint(body, tmp_path / "checkpoint.pt")
+    with pytest.raises(mg.MapographError, match="need at least"):
+        mg.Trainer.load(tmp_path, env)

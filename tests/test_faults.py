@@ -286,13 +286,16 @@ def test_a_killed_tuning_worker_is_failed_at_once_retried_and_reported(tmp_path)
     assert retry and retry[0].params == killed.params and retry[0].state != TrialState.FAIL
 
 
-def _slow_worker(journal: str, n_trials: int) -> None:
-    """A tuning worker whose trials take ~0.3 s (forked: starts in milliseconds)."""
+SLOW_WORKER = textwrap.dedent(
+    """
+    import importlib.util, os, sys, time
     import optuna
     from optuna.study import MaxTrialsCallback
-
-    from mapograph.tune import resolve_storage
-    from mapograph.tune._workers import FINISHED
+    from optuna.trial import TrialState
+    # only optuna and mapograph's storage module: the worker starts in about a second
+    spec = importlib.util.spec_from_file_location("storage", sys.argv[2])
+    storage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(storage)
 
     def objective(trial):
         x = trial.suggest_float("x", 0, 1)  # as the Objective: parameters, then the pid
@@ -300,34 +303,52 @@ def _slow_worker(journal: str, n_trials: int) -> None:
         time.sleep(0.3)
         return x
 
-    study = optuna.load_study(study_name="s", storage=resolve_storage(f"journal:{journal}"))
-    study.optimize(objective, callbacks=[MaxTrialsCallback(n_trials, states=FINISHED)])
+    study = optuna.load_study(study_name="s", storage=storage.resolve_storage(sys.argv[1]))
+    study.optimize(objective, callbacks=[MaxTrialsCallback(int(sys.argv[3]),
+                   states=(TrialState.COMPLETE, TrialState.PRUNED))])
+    """
+)
+
+
+class WorkerProcess:
+    """A worker as a plain subprocess, with the Process interface ``supervise`` uses."""
+
+    def __init__(self, args: list[str]) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.popen = subprocess.Popen([sys.executable, "-c", SLOW_WORKER, *args], env=env)
+        self.pid = self.popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self) -> None:
+        self.popen.wait()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.returncode  # -9 after SIGKILL, as multiprocessing reports it
 
 
 def test_the_parent_fails_a_killed_workers_trial_at_once_and_retries_it(tmp_path):
     """Journal storage has no heartbeat: only the parent's watch saves the trial."""
-    import multiprocessing
-
     import optuna
     from optuna.trial import TrialState
 
     from mapograph.tune import resolve_storage, supervise, trial_accounting
 
-    journal = str(tmp_path / "journal.log")
-    study = optuna.create_study(storage=resolve_storage(f"journal:{journal}"), study_name="s")
-    ctx = multiprocessing.get_context("fork")
-    started = []
+    url = f"journal:{tmp_path / 'journal.log'}"
+    study = optuna.create_study(storage=resolve_storage(url), study_name="s")
+    module = str(REPO / "mapograph" / "tune" / "_storage.py")
+    started: list[WorkerProcess] = []
 
-    def start():
-        proc = ctx.Process(target=_slow_worker, args=(journal, 4))
-        proc.start()
-        started.append(proc)
-        return proc
+    def start() -> WorkerProcess:
+        started.append(WorkerProcess([url, module, "4"]))
+        return started[-1]
 
     killed: list[int] = []
 
     def killer() -> None:  # SIGKILL the first worker as soon as it runs a trial
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while time.time() < deadline:
             for t in study.get_trials(states=(TrialState.RUNNING,)):
                 if t.user_attrs.get("worker_pid") == started[0].pid:
