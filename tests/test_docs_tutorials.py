@@ -105,7 +105,7 @@ def _quickstart(cwd: Path, out: str) -> None:
 def _graph(cwd: Path, out: str) -> None:
     for png in ("learned_graph.png", "true_graph.png", "curve.png", "n_batches.png"):
         assert (cwd / png).stat().st_size > 5_000, png
-    assert "true generations:" in out
+    assert "true generations:" in out and "skeleton AUC" in out
 
 
 def _partitions(cwd: Path, out: str) -> None:
