@@ -177,3 +177,37 @@ def test_two_postgres_workers_survive_a_killed_worker(tmp_path):
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_number]
     assert retries and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retries[0].params == killed.params  # no trial lost: the same configuration ran again
+
+
+def test_trials_with_other_rollout_lengths_report_at_the_same_budget_points(tmp_path):
+    from mapograph.tune._objective import budget_tenth
+    from mapograph.tune._optimize import default_pruner
+
+    assert [budget_tenth(s, 1000) for s in (0, 99, 100, 250, 999, 1000, 1200)] == [
+        0,
+        0,
+        100,
+        200,
+        900,
+        1000,
+        1000,
+    ]
+    assert default_pruner(8000)._n_warmup_steps == 2000  # no pruning in the first quarter
+    lengths = iter([8, 24])
+    space = lambda trial: {"rollout_length": next(lengths)}  # noqa: E731
+    total = 8 * 8 * 12
+    study = optimize(
+        ENV,
+        2,
+        steps=total,
+        base_config=mg.TrainConfig(num_envs=8, rollout_length=8, epochs=1),
+        out_dir=tmp_path,
+        space=space,
+        report_every=1,
+        eval_episodes=2,
+        plots=False,
+    )
+    grid = {total * k // 10 for k in range(1, 11)}
+    keys = [set(t.intermediate_values) for t in study.trials]
+    assert all(k <= grid for k in keys)
+    assert len(keys[0] & keys[1]) >= 3  # comparable points despite 64 vs 192 steps/iteration

@@ -20,13 +20,23 @@ class DivergedError(MapographError):
     """Training produced a non-finite value; the trial is marked failed, not scored."""
 
 
+def budget_tenth(steps: int, total: int) -> int:
+    """The last boundary ``total * k // 10`` (k = 0..10) that ``steps`` has reached."""
+    k = min(10, steps * 10 // total)
+    return total * k // 10
+
+
 class Objective:
     """Callable for ``study.optimize``: one trial = one training run.
 
     The trial's parameters override ``base_config``; the run trains for
     ``base_config.total_steps`` env steps, evaluates the execution policy every
-    ``report_every`` iterations on a separate env copy set and reports that return
-    with ``trial.report(return, step)``; a trial the pruner stops raises
+    ``report_every`` iterations on a separate env copy set and reports the first
+    evaluation in each tenth of the budget with ``trial.report(return, step)``, the
+    step being that tenth's boundary (``total_steps * k / 10``): trials whose
+    iterations have different sizes (other rollout lengths or copies) are then
+    compared at the same points, which the pruner's same-step comparison needs.
+    A trial the pruner stops raises
     ``optuna.TrialPruned``. A non-finite loss or return raises :class:`DivergedError`
     (the trial fails). The value is the final evaluation return; with
     ``multi_objective`` the pair ``(return, mean update seconds per iteration)``.
@@ -75,6 +85,7 @@ class Objective:
             trainer = Trainer(env, cfg)
             update_s: list[float] = []
             value = float("nan")
+            reported: set[int] = set()
             while trainer.env_steps < cfg.total_steps:
                 try:
                     row = trainer.train_iteration()
@@ -96,8 +107,10 @@ class Objective:
                         raise DivergedError(
                             f"trial {trial.number} diverged at step {row['step']} (return {value})"
                         )
-                    if not self.multi_objective:
-                        trial.report(value, row["step"])
+                    key = budget_tenth(trainer.env_steps, cfg.total_steps)
+                    if not self.multi_objective and key > 0 and key not in reported:
+                        reported.add(key)
+                        trial.report(value, key)
                         if trial.should_prune():
                             raise optuna.TrialPruned(
                                 f"pruned at step {row['step']} with return {value:.4f}"
