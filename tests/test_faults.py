@@ -264,10 +264,10 @@ def test_a_killed_tuning_worker_is_failed_at_once_retried_and_reported(tmp_path)
     victim, deadline = None, time.time() + 180
     while victim is None and time.time() < deadline and proc.poll() is None:
         running = [t for t in _journal_trials(journal, "s") if t.state == TrialState.RUNNING]
-        pids = [t.user_attrs.get("worker_pid") for t in running if t.user_attrs.get("worker_pid")]
-        if pids:
-            victim = (running[0].number, pids[0])
-            os.kill(pids[0], signal.SIGKILL)
+        with_pid = [t for t in running if t.user_attrs.get("worker_pid")]
+        if with_pid:
+            victim = (with_pid[0].number, with_pid[0].user_attrs["worker_pid"])
+            os.kill(victim[1], signal.SIGKILL)
         time.sleep(0.05)
     out, err = proc.communicate(timeout=300)
     assert victim is not None, "no worker was ever seen running a trial"
