@@ -41,6 +41,7 @@ def run_one(env_id: str, algo: str, seed: int, steps: int, episodes: int) -> dic
         "env": env_id,
         "algo": algo,
         "seed": seed,
+        "budget": steps,
         "steps": trainer.env_steps,
         "wall_s": wall,
         "reference": None if reference is None else reference.name,
@@ -69,7 +70,7 @@ def main() -> None:
     done = []
     if log.exists():
         done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    have = {(r["env"], r["algo"], r["seed"], r["steps"]) for r in done}
+    have = {(r["env"], r["algo"], r["seed"], r.get("budget", r["steps"])) for r in done}
     for env_id in args.envs:
         for seed in args.seeds:
             for algo in args.algos:
@@ -90,7 +91,9 @@ def main() -> None:
             runs = [
                 r
                 for r in done
-                if r["env"] == env_id and r["algo"] == algo and r["steps"] == args.steps
+                if r["env"] == env_id
+                and r["algo"] == algo
+                and r.get("budget", r["steps"]) == args.steps
             ]
             if not runs:
                 continue
