@@ -8,6 +8,7 @@ page talks about.
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import mapograph as mg
@@ -15,6 +16,10 @@ from mapograph.cli import main as mapograph_cli
 
 STEPS = int(os.environ.get("MAPOGRAPH_TUTORIAL_STEPS", 40_000))
 OUT = Path("runs/tutorial1")
+# A trainer refuses to write over a folder that already holds a run: start fresh
+# each time this tutorial runs.
+for folder in (OUT, Path("runs/tutorial1-cli")):
+    shutil.rmtree(folder, ignore_errors=True)
 
 # --8<-- [start:train]
 env = mg.envs.make("coordination:chain-6", num_envs=16, seed=0)
