@@ -59,7 +59,9 @@ def arrow(ax, start, end):
 def draw(path: Path) -> Path:
     dag = example_dag()
     batches = mg.partition.generations(dag)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
+    fig = plt.figure(figsize=(11, 9))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.25, 1], width_ratios=[1, 1.35], hspace=0.3)
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     plot_interdependence(dag, batches=batches, ax=axes[0], title="sampled DAG -> batches")
 
     ax = axes[1]
@@ -76,11 +78,11 @@ def draw(path: Path) -> Path:
             if k
             else f"batch 1: agents {batch}\nPPO on A (no correction)"
         )
-        box(ax, 0.05, y, 0.6, height * 0.75, label, COLOURS[k % len(COLOURS)])
+        box(ax, 0.02, y, 0.6, height * 0.75, label, COLOURS[k % len(COLOURS)], 10)
         if k:
-            arrow(ax, (0.35, y + height), (0.35, y + height * 0.75))
+            arrow(ax, (0.32, y + height), (0.32, y + height * 0.75))
         rho = f"ρ{k + 1} = Π new/old ratio of batch {k + 1}"
-        ax.text(0.68, y + height * 0.37, rho, fontsize=8, va="center", color="0.3")
+        ax.text(0.64, y + height * 0.37, rho, fontsize=9, va="center", color="0.3")
     ax.text(
         0.05,
         0.02,
@@ -97,14 +99,18 @@ def draw(path: Path) -> Path:
     width = 0.8 / len(batches)
     for k, batch in enumerate(batches):
         x = 0.05 + k * width
-        box(ax, x, 0.6, width * 0.8, 0.22, f"forward\nagents {batch}", COLOURS[k % len(COLOURS)], 8)
+        box(
+            ax, x, 0.6, width * 0.8, 0.22, f"forward\nagents {batch}", COLOURS[k % len(COLOURS)], 10
+        )
         if k:
             arrow(ax, (x - width * 0.2, 0.71), (x, 0.71))
-    ax.text(0.05, 0.88, "pi_seq: one forward per batch, children read parents' actions", fontsize=8)
-    box(ax, 0.05, 0.18, 0.8, 0.22, "one batched forward, all agents at once", "#8172b3", 9)
-    ax.text(0.05, 0.46, "pi_ind: distilled from pi_seq, no messages", fontsize=8)
+    ax.text(
+        0.05, 0.88, "pi_seq: one forward per batch, children read parents' actions", fontsize=10
+    )
+    box(ax, 0.05, 0.18, 0.8, 0.22, "one batched forward, all agents at once", "#8172b3", 10)
+    ax.text(0.05, 0.46, "pi_ind: distilled from pi_seq, no messages", fontsize=10)
     arrow(ax, (0.45, 0.58), (0.45, 0.42))
-    ax.text(0.47, 0.49, "KL(pi_seq || pi_ind)", fontsize=8, color="0.3")
+    ax.text(0.47, 0.49, "KL(pi_seq || pi_ind)", fontsize=10, color="0.3")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

@@ -180,3 +180,13 @@ def test_machine_names_the_cpu(bench):
         )
         if model:
             assert text.startswith(model)
+
+
+def test_b2mapo_figure_script_draws_the_concept_figure(tmp_path):
+    """The figure of "B2MAPO explained" comes from benchmarks/b2mapo_figure.py."""
+    figure = _load("b2mapo_figure")
+    path = figure.draw(tmp_path / "b2mapo.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    # the example's batches are the generations of its DAG, as the figure shows them
+    assert figure.mg.partition.generations(figure.example_dag()) == [[0], [1, 2], [3, 4], [5]]
