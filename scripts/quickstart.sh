@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 OUT=${OUT:-runs/quickstart}
-mapograph train --env coordination:chain-6 --algo b2mapo --steps "${STEPS:-40000}" --seed 0 --out "$OUT"
+# --overwrite: rerunning the quick start replaces its own demo run (other runs are protected)
+mapograph train --env coordination:chain-6 --algo b2mapo --steps "${STEPS:-40000}" --seed 0 --out "$OUT" --overwrite
 mapograph graph "$OUT"
