@@ -16,7 +16,8 @@ Variants (every one gets the same env steps and seeds):
 - suspects of the lower layer, all with the true DAG: ``true_noparents``
   (``condition_on_parents=False``), ``true_nokl`` (``kl_coef=0``),
   ``true_nocorr`` (``correction="none"``), ``true_seq`` (evaluates ``pi_seq``, the
-  optimized policy, instead of the distilled ``pi_ind``).
+  optimized policy, instead of the distilled ``pi_ind``), ``true_warmup``
+  (``parent_warmup=50``: ``pi_seq`` reads its parents only after 50 iterations).
 
 "final" is the greedy ``evaluate()`` return (64 episodes) divided by the
 episode limit (1.0 is the optimum of both game families). For learned-graph
@@ -43,6 +44,7 @@ SUSPECTS = {
     "true_nokl": {"kl_coef": 0.0},
     "true_nocorr": {"correction": "none"},
     "true_seq": {},
+    "true_warmup": {"parent_warmup": 50},
 }
 VARIANTS = (
     "mappo",

@@ -224,3 +224,19 @@ def test_estimators_run_on_box_actions(estimator):
     strength = trainer.algorithm.schedule.upper.interaction
     assert strength.shape == (3, 3) and bool(torch.isfinite(strength).all())
     assert float(strength.abs().sum()) > 0
+
+
+def test_parent_warmup_delays_parent_conditioning_and_survives_resume(tmp_path):
+    env = mg.envs.make("contextual:chain-4", num_envs=4, seed=0)
+    cfg = small_b2mapo(env, fixed_dag=[[0, 1], [1, 2]], parent_warmup=2)
+    trainer = mg.Trainer(env, cfg)
+    trainer.train_iteration()
+    assert trainer.plan.edge_index is None  # pi_seq reads no parent yet
+    path = trainer.save(tmp_path / "ckpt.pt")
+    again = mg.Trainer.load(path, mg.envs.make("contextual:chain-4", num_envs=4, seed=0))
+    again.train_iteration()
+    assert again.plan.edge_index is None
+    again.train_iteration()
+    assert sorted(map(tuple, again.plan.edge_index.t().tolist())) == [(0, 1), (1, 2)]
+    with pytest.raises(ValueError, match="parent_warmup"):
+        mg.TrainConfig(algo="b2mapo", parent_warmup=-1)

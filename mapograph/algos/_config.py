@@ -23,6 +23,7 @@ from mapograph._validation import (
     int_list,
     int_lists,
     non_negative_float,
+    non_negative_int,
     optional,
     positive_float,
     positive_int,
@@ -111,6 +112,7 @@ class AlgorithmConfig:
     k: int = field(default=3, metadata=check(positive_int()))
     edge_threshold: float = field(default=0.3, metadata=check(half_open_unit_interval))
     condition_on_parents: bool = field(default=True, metadata=check(boolean))
+    parent_warmup: int = field(default=0, metadata=check(non_negative_int))
     parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
 
     # B2MAPO upper layer: the learned DAG

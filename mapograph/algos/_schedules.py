@@ -295,6 +295,13 @@ class DAGSchedule(Schedule):
         self.partition_fn = P.get_partitioner(context.preset.partition)
         self.partition_kwargs = partition_kwargs(self.partition_fn, context.config)
 
+    def warmed_up(self, plan: Plan) -> Plan:
+        """``plan`` without parent conditioning for the first ``parent_warmup`` proposals."""
+        self.proposals = getattr(self, "proposals", 0) + 1
+        if self.proposals > self.context.config.parent_warmup or plan.edge_index is None:
+            return plan
+        return Plan(plan.batches, None, plan.record)
+
     def plan_for(self, dag: nx.DiGraph, record: Any = None) -> Plan:
         """Partition ``dag``; the crossing edges condition ``pi_seq`` unless disabled."""
         batches = self.partition_fn(dag, **self.partition_kwargs)
@@ -330,7 +337,13 @@ class GivenDAG(DAGSchedule):
         self.fixed = self.plan_for(self.dag)
 
     def propose(self, ts: TimeStep) -> Plan:
-        return self.fixed
+        return self.warmed_up(self.fixed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"proposals": getattr(self, "proposals", 0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.proposals = int(state.get("proposals", 0))
 
     def interdependence(self, ts: TimeStep) -> nx.DiGraph:
         graph = nx.DiGraph()
@@ -388,7 +401,7 @@ class LearnedDAG(DAGSchedule):
 
     def propose(self, ts: TimeStep) -> Plan:
         proposal = self.upper.propose(self._features(ts))
-        return self.plan_for(proposal.dag, proposal)
+        return self.warmed_up(self.plan_for(proposal.dag, proposal))
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
         estimate = self.estimator.update(data) if self.upper.interaction_coef > 0 else None
@@ -413,11 +426,13 @@ class LearnedDAG(DAGSchedule):
             "upper": self.upper.state_dict(),
             "features": self.features,
             "estimator": self.estimator.state_dict(),
+            "proposals": getattr(self, "proposals", 0),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.upper.load_state_dict(state["upper"])
         if "estimator" in state:  # checkpoints written before the estimators had none
             self.estimator.load_state_dict(state["estimator"])
+        self.proposals = int(state.get("proposals", 0))
         features = state["features"]
         self.features = None if features is None else features.to(self.context.device)
