@@ -76,10 +76,12 @@ def plot(records: list[dict], path: Path, title: str) -> None:
         length = min(len(r["returns"]) for r in runs)
         steps = np.array(runs[0]["steps"][:length])
         curves = np.array([r["returns"][:length] for r in runs], dtype=float)
-        mean = np.nanmean(curves, 0)
-        ax.plot(steps, mean, label=f"{algo} ({len(runs)} seeds)")
+        # iterations where some seed finished no episode (long episodes) are skipped
+        keep = np.isfinite(curves).all(0)
+        steps, curves = steps[keep], curves[:, keep]
+        ax.plot(steps, curves.mean(0), marker=".", label=f"{algo} ({len(runs)} seeds)")
         if len(runs) > 1:
-            ax.fill_between(steps, np.nanmin(curves, 0), np.nanmax(curves, 0), alpha=0.2)
+            ax.fill_between(steps, curves.min(0), curves.max(0), alpha=0.15)
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return (training)")
     ax.set_title(title)
