@@ -48,6 +48,7 @@ import torch
 
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._coordination import layout_dag
+from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
 
 #: Layout -> (DAG layout, default fraction of agents with a context).
@@ -58,7 +59,7 @@ MAX_AGENTS = 64
 _TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
 
 
-class ContextualEnv(MultiAgentEnv):
+class ContextualEnv(TensorState, MultiAgentEnv):
     """Vectorized observation-conditioned coordination game (see the module docstring).
 
     Args:
@@ -74,6 +75,12 @@ class ContextualEnv(MultiAgentEnv):
             choice of conditioned agents.
         device: torch device of the tensors.
     """
+
+    state_tensors = (
+        "signal",
+        "context",
+        "steps",
+    )  # with self.generator: the whole state (TensorState)
 
     def __init__(
         self,
@@ -212,23 +219,6 @@ class ContextualEnv(MultiAgentEnv):
         return TimeStep(
             obs=obs, state=state, avail_actions=avail, reward=reward, done=done, truncated=truncated
         )
-
-    # ---------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict:
-        """Signals, contexts, step counters and generator state (for exact resume)."""
-        return {
-            "signal": self.signal.clone(),
-            "context": self.context.clone(),
-            "steps": self.steps.clone(),
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.signal = state["signal"].to(self.device).clone()
-        self.context = state["context"].to(self.device).clone()
-        self.steps = state["steps"].to(self.device).clone()
-        self.generator.set_state(state["generator"])
 
 
 def make_contextual(

@@ -52,6 +52,7 @@ import networkx as nx
 import torch
 
 from mapograph.envs._base import MultiAgentEnv
+from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
 
 LAYOUTS = ("chain", "tree", "random")
@@ -97,7 +98,7 @@ def agent_id_features(n_agents: int, encoding: str, device: torch.device) -> tor
     return ((torch.arange(n_agents, device=device)[:, None] & powers) > 0).float()
 
 
-class CoordinationEnv(MultiAgentEnv):
+class CoordinationEnv(TensorState, MultiAgentEnv):
     """Vectorized coordination game on a known DAG (see the module docstring).
 
     Args:
@@ -113,6 +114,8 @@ class CoordinationEnv(MultiAgentEnv):
             ``binary`` (``ceil(log2 N)`` bits) or ``auto`` (one-hot up to 64 agents).
         device: torch device of the tensors.
     """
+
+    state_tensors = ("signal", "steps")  # with self.generator: the whole state (TensorState)
 
     def __init__(
         self,
@@ -251,21 +254,6 @@ class CoordinationEnv(MultiAgentEnv):
             done=done,
             truncated=truncated,
         )
-
-    # ---------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict:
-        """Signals, step counters and generator state (for exact resume)."""
-        return {
-            "signal": self.signal.clone(),
-            "steps": self.steps.clone(),
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.signal = state["signal"].to(self.device).clone()
-        self.steps = state["steps"].to(self.device).clone()
-        self.generator.set_state(state["generator"])
 
 
 def make_coordination(
