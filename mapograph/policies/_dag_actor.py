@@ -244,12 +244,8 @@ class DAGActor(nn.Module):
             into_batch = torch.isin(edge_index[1], agents)
             logits = base_logits.index_select(-2, agents)
             if bool(into_batch.any()):
-                messages = self.parent_messages(actions, edge_index[:, into_batch]).index_select(
-                    -2, agents
-                )
-                logits = logits + self.parent_out(
-                    torch.tanh(self.parent_hidden(messages, agents)), agents
-                )
+                messages = self.parent_messages(actions, edge_index[:, into_batch])
+                logits = logits + self._parent_term(agents, None, None, messages)
             if avail is not None:
                 logits = masked_logits(logits, avail.index_select(-2, agents))
             a, lp = sample_categorical(logits, deterministic, generator)
