@@ -209,9 +209,13 @@ def test_presets_choose_their_partitions(three_agent_game):
         assert sorted(a for b in seen[algo] for a in b) == [0, 1, 2]
 
 
-def test_share_params_with_several_batches_is_rejected(three_agent_game):
-    with pytest.raises(ValueError, match="share_params"):
-        _train_one_iteration(three_agent_game, algo="happo", share_params=True)
+def test_share_params_with_several_batches_shares_only_the_torso(three_agent_game):
+    trainer = _train_one_iteration(three_agent_game, algo="happo", share_params=True)
+    actor = trainer.actor
+    assert actor.shared_torso and not actor.share_params  # not one network for all agents
+    heads = [p for p in actor.parameters() if all(p is not t for t in actor.torso_parameters())]
+    assert heads and all(p.shape[0] == 3 for p in heads)  # stacked per agent
+    assert trainer.train_iteration()["batches"] != [[0, 1, 2]]
 
 
 def test_unknown_algorithm_lists_known_ones():

@@ -26,17 +26,15 @@ def test_reference_builds_a_valid_config_for_every_algorithm(family):
         cfg = mg.TrainConfig.for_env(f"{family}:task", algo=algo)
         assert cfg.algo == algo
         cfg.validate()  # the preset and the reference's fields work together
-        if cfg.share_params:  # shared parameters need a one-batch schedule
-            assert mg.algos.SCHEDULES.get(cfg.preset().schedule).single_batch
         ref = reference_for(f"{family}:task", algo)
         for name, value in ref.fields.items():
             assert getattr(cfg, name) == value
 
 
-def test_parameter_sharing_only_where_the_schedule_has_one_batch():
-    assert mg.TrainConfig.for_env("smax:3m", algo="mappo").share_params is True
-    for algo in ("happo", "a2po", "b2mapo"):
-        assert mg.TrainConfig.for_env("smax:3m", algo=algo).share_params is False
+def test_smax_shares_parameters_for_every_preset():
+    for algo in ("mappo", "happo", "a2po", "b2mapo"):
+        assert mg.TrainConfig.for_env("smax:3m", algo=algo).share_params is True
+    assert mg.TrainConfig.for_env("mpe:simple_spread_v3", algo="happo").share_params is False
 
 
 def test_overrides_beat_the_reference_and_unknown_families_use_defaults():
@@ -54,7 +52,7 @@ def test_file_fields_override_the_reference_but_only_those_written(tmp_path):
     assert ref is not None and ref.name == "smax"
     assert (cfg.lr, cfg.algo, cfg.seed) == (0.003, "happo", 7)
     assert cfg.epochs == 4 and cfg.clip == 0.1  # kept from the reference
-    assert cfg.share_params is False  # the reference's happo layer (no sharing)
+    assert cfg.share_params is True  # the reference's family layer
     cfg, ref = config_with_reference("smax:3m", path, {}, use_reference=False)
     assert ref is None and cfg.epochs == mg.TrainConfig().epochs
 

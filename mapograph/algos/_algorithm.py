@@ -38,9 +38,10 @@ class Algorithm:
         seed: seeds the initial weights and the random generators.
         device: where every module, optimizer state and generator lives.
 
-    Raises:
-        ValueError: the preset and the config cannot work together (e.g.
-            ``share_params=True`` with a schedule of several batches).
+    ``share_params=True`` gives one-batch schedules (MAPPO) one network for all
+    agents; schedules of several batches (HAPPO, A2PO, B2MAPO's ``pi_seq``) get a
+    shared torso under per-agent heads (the torso trained jointly once per
+    iteration, the heads batch by batch), and B2MAPO's ``pi_ind`` one network.
     """
 
     def __init__(
@@ -50,12 +51,6 @@ class Algorithm:
         self.preset = preset = config.preset()
         self.device = device = torch.device(device)
         schedule_cls = SCHEDULES.get(preset.schedule)
-        if config.share_params and not schedule_cls.single_batch:
-            raise ValueError(
-                f"share_params=True cannot be combined with algo={config.algo!r} (schedule "
-                f"{preset.schedule!r}): batch-by-batch updates need separate per-agent parameters "
-                "(share_params=False)"
-            )
         n, obs_dim, n_actions = spec.n_agents, spec.obs_dim, spec.n_actions
         # Gaussian policies for Box actions; the discrete actors are built exactly as before.
         actor_kwargs = (
@@ -90,6 +85,7 @@ class Algorithm:
                 config.hidden,
                 config.layers,
                 parent_encoding=config.parent_encoding,
+                share_params=config.share_params,
                 **actor_kwargs,
             )
         else:
@@ -100,6 +96,7 @@ class Algorithm:
                 config.hidden,
                 config.layers,
                 config.share_params,
+                per_agent_heads=not schedule_cls.single_batch,
                 **actor_kwargs,
             )
         self.value_norm = ValueNormalizer() if config.value_norm else None
@@ -117,7 +114,15 @@ class Algorithm:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)
             if preset.derived_policy:
-                pi_ind = Actor(n, obs_dim, n_actions, config.hidden, config.layers, **actor_kwargs)
+                pi_ind = Actor(
+                    n,
+                    obs_dim,
+                    n_actions,
+                    config.hidden,
+                    config.layers,
+                    config.share_params,  # trained on all agents at once: one network
+                    **actor_kwargs,
+                )
                 pi_ind = pi_ind.to(device)
                 self.execution: DerivedPolicy | SamePolicy = DerivedPolicy(
                     pi_ind, config, self.generators["update"]

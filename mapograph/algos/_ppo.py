@@ -14,6 +14,14 @@ with ordered batches ``[[agents of batch 1], [batch 2], ...]``:
 
 Agents outside batch k keep their parameters and optimizer state bit-identical.
 
+An actor with a shared torso under per-agent heads (``share_params=True`` with a
+schedule of several batches) keeps its torso frozen during the batch loop (only
+the heads, parent heads and log-stds of batch k move), then:
+
+3. one joint pass (:meth:`BatchSequentialPPO.update_torso`) trains the torso alone on
+   all agents at once with MAPPO's clipped surrogate (ratios against the behaviour
+   policy, so the heads' moves of step 2 count in the trust region).
+
 Recurrent actors and critics train on chunks of ``chunk_length`` steps that start
 from the hidden states stored at collection (:mod:`~mapograph.algos._chunks`);
 the loop is the same, only the layout of the samples differs.
@@ -74,14 +82,21 @@ class BatchSequentialPPO:
         self.correction_clip = correction_clip
         self.generator = generator
         self.shared_actor = bool(getattr(actor, "share_params", False))
+        # a shared torso under per-agent heads: the torso steps once per iteration, jointly
+        self.torso: list[torch.nn.Parameter] = list(getattr(actor, "torso_parameters", list)())
+        self.torso_optim: torch.optim.Optimizer | None = None
+        torso = {id(p) for p in self.torso}
+        self.heads = [p for p in actor.parameters() if id(p) not in torso]
         if self.shared_actor:
             self.actor_optim: torch.optim.Optimizer = torch.optim.Adam(
                 actor.parameters(), lr=config.lr, eps=1e-5
             )
         else:
             self.actor_optim = AgentMaskedAdam(
-                actor.parameters(), n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
+                self.heads, n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
             )
+            if self.torso:
+                self.torso_optim = torch.optim.Adam(self.torso, lr=config.lr, eps=1e-5)
         self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.critic_lr, eps=1e-5)
         self.recurrent_critic = bool(getattr(critic, "recurrent", False))
         self.critic_hidden: torch.Tensor | None = None  # carried across rollouts
@@ -191,6 +206,7 @@ class BatchSequentialPPO:
         context = {k: layout.from_flat(v) for k, v in context.items()}
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
         policy_losses, entropies, clip_fracs = [], [], []
+        _requires_grad(self.torso, False)  # a shared torso does not move during the batches
         for agents in plan.indices(flat_obs.device):
             # (a) correct for the batches already updated this iteration
             rho_c = None if rho is None else self.clip_ratio(rho)
@@ -231,6 +247,17 @@ class BatchSequentialPPO:
                 flat_obs, flat_avail, flat_actions, flat_old, agents, context, layout
             )
             rho = batch_ratio if rho is None else rho * batch_ratio
+        _requires_grad(self.torso, True)
+        if self.torso_optim is not None:
+            stats["torso_loss"] = self.update_torso(
+                flat_obs,
+                flat_avail,
+                flat_actions,
+                flat_old,
+                layout.arrange(base_adv),
+                context,
+                layout,
+            )
         joint_gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
         stats.update(
             policy_loss=_mean(policy_losses),
@@ -240,6 +267,56 @@ class BatchSequentialPPO:
             n_batches=float(len(plan.batches)),
         )
         return stats
+
+    def update_torso(
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor,
+        actions: torch.Tensor,
+        old_log_probs: torch.Tensor,
+        advantages: torch.Tensor,
+        context: dict,
+        layout: FlatLayout,
+    ) -> float:
+        """Train the shared torso alone on all agents at once (MAPPO's surrogate).
+
+        The heads are frozen; every agent's clipped ratio (against the behaviour
+        policy) weighs the normalized plain advantage. Inputs are arranged by
+        ``layout`` as in :meth:`update`.
+
+        Returns:
+            The mean loss of the pass.
+        """
+        cfg = self.config
+        adv = normalize(advantages)
+        losses = []
+        _requires_grad(self.heads, False)
+        try:
+            for _ in range(cfg.epochs):
+                for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
+                    dist = self.actor.distribution(
+                        layout.take(obs, idx),
+                        layout.take(avail, idx),
+                        **{k: layout.take(v, idx) for k, v in context.items()},
+                        **layout.memory(idx),
+                    )
+                    surrogate, _ = clipped_surrogate(
+                        layout.samples(dist.log_prob(layout.take(actions, idx))),
+                        layout.samples(layout.take(old_log_probs, idx)),
+                        layout.samples(layout.take(adv, idx)).unsqueeze(-1),
+                        cfg.clip,
+                    )  # [B, N]
+                    entropy = layout.samples(dist.entropy())
+                    loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
+                    self.torso_optim.zero_grad()
+                    loss.backward()
+                    if cfg.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(self.torso, cfg.max_grad_norm)
+                    self.torso_optim.step()
+                    losses.append(loss.detach())
+        finally:
+            _requires_grad(self.heads, True)
+        return _mean(losses)
 
     def _step_actor(self, agents: torch.Tensor) -> None:
         if self.shared_actor:
@@ -333,6 +410,8 @@ class BatchSequentialPPO:
             "actor_optim": self.actor_optim.state_dict(),
             "critic_optim": self.critic_optim.state_dict(),
         }
+        if self.torso_optim is not None:
+            state["torso_optim"] = self.torso_optim.state_dict()
         if self.critic_hidden is not None:
             state["critic_hidden"] = self.critic_hidden
         return state
@@ -341,10 +420,20 @@ class BatchSequentialPPO:
         """Restore :meth:`state_dict`."""
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
+        if self.torso_optim is not None:
+            if "torso_optim" not in state:
+                raise ValueError("the checkpoint has no optimizer state of the shared torso")
+            self.torso_optim.load_state_dict(state["torso_optim"])
         hidden = state.get("critic_hidden")
         if hidden is not None:
             device = next(self.critic.parameters()).device
             self.critic_hidden = hidden.to(device)
+
+
+def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
+    """Switch gradients of ``params`` on or off (frozen parameters get no ``.grad``)."""
+    for p in params:
+        p.requires_grad_(flag)
 
 
 def _mean(values: list[torch.Tensor]) -> float:

@@ -104,7 +104,8 @@ class Schedule:
     Class attributes:
         uses_dag: the schedule partitions a DAG (``partition`` applies).
         uses_order: the schedule orders agents with an :data:`ORDERS` rule.
-        single_batch: every plan is one batch (only then may agents share parameters).
+        single_batch: every plan is one batch (then ``share_params`` gives one network for
+            all agents; otherwise a shared torso under per-agent heads).
         requires: config fields that must be set (e.g. ``("fixed_partition",)``).
     """
 

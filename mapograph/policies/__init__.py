@@ -6,7 +6,7 @@ from mapograph.policies._dag_actor import DAGActor
 from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
 from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
-from mapograph.policies._stacked import SharedMLP, StackedLinear, StackedMLP
+from mapograph.policies._stacked import SharedMLP, SharedTorsoMLP, StackedLinear, StackedMLP
 from mapograph.policies._value_norm import ValueNormalizer
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "RecurrentNet",
     "StackedGRU",
     "SharedMLP",
+    "SharedTorsoMLP",
     "StackedLinear",
     "StackedMLP",
     "ValueNormalizer",

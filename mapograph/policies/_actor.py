@@ -31,7 +31,7 @@ from mapograph.policies._gaussian import (
     sample_gaussian,
 )
 from mapograph.policies._recurrent import RecurrentNet
-from mapograph.policies._stacked import SharedMLP, StackedMLP
+from mapograph.policies._stacked import SharedMLP, SharedTorsoMLP, StackedMLP
 
 
 class Actor(nn.Module):
@@ -45,7 +45,11 @@ class Actor(nn.Module):
         hidden: hidden width.
         layers: number of hidden layers.
         share_params: one network for all agents (plus agent one-hot) instead of
-            ``N`` stacked networks. Batch-sequential updates need separate parameters.
+            ``N`` stacked networks.
+        per_agent_heads: with ``share_params``, share only the torso (hidden layers, or
+            input layer and GRU) and keep one output layer per agent, so that a
+            batch-by-batch update can move some agents' heads and not others'
+            (:meth:`torso_parameters` are trained jointly; see docs, "Homogeneous teams").
         continuous: Gaussian policy over ``d``-dimensional actions.
         state_dependent_std: the log-std is an output of the network (continuous only).
         log_std_init: initial log-std of the state-independent Gaussian.
@@ -64,11 +68,14 @@ class Actor(nn.Module):
         state_dependent_std: bool = False,
         log_std_init: float = -0.5,
         recurrent: bool = False,
+        per_agent_heads: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.n_actions = n_actions
-        self.share_params = share_params
+        self.shared_torso = share_params and per_agent_heads
+        # a shared torso under per-agent heads is not "one network for all agents"
+        self.share_params = share_params and not self.shared_torso
         self.continuous = continuous
         self.state_dependent_std = continuous and state_dependent_std
         self.recurrent = recurrent
@@ -76,10 +83,17 @@ class Actor(nn.Module):
         out_dim = 2 * n_actions if self.state_dependent_std else n_actions
         if recurrent:
             self.net: nn.Module = RecurrentNet(
-                n_agents, obs_dim, hidden, out_dim, out_scale=0.01, share_params=share_params
+                n_agents,
+                obs_dim,
+                hidden,
+                out_dim,
+                out_scale=0.01,
+                share_params=share_params,
+                per_agent_out=self.shared_torso,
             )
         else:
-            net_cls = SharedMLP if share_params else StackedMLP
+            net_cls = SharedTorsoMLP if self.shared_torso else StackedMLP
+            net_cls = SharedMLP if self.share_params else net_cls
             self.net = net_cls(n_agents, obs_dim, [hidden] * layers, out_dim, out_scale=0.01)
         if continuous and not self.state_dependent_std:
             self.log_std = nn.Parameter(torch.full((n_agents, n_actions), float(log_std_init)))
@@ -88,6 +102,14 @@ class Actor(nn.Module):
                 out = self.net.net[-1] if isinstance(self.net, SharedMLP) else self.net.out_layer
                 bias = out.bias
                 bias[..., n_actions:] = float(log_std_init)
+
+    def torso_parameters(self) -> list[nn.Parameter]:
+        """The parameters a shared torso gives every agent (empty unless ``per_agent_heads``).
+
+        All other parameters are stacked per agent (leading dimension ``N``) or, with
+        ``share_params`` and no per-agent heads, shared by the whole network.
+        """
+        return self.net.torso_parameters() if self.shared_torso else []
 
     def features(
         self,

@@ -47,6 +47,9 @@ class DAGActor(nn.Module):
             to its output).
         parent_encoding: ``auto``, ``slots`` or ``embedded`` (see
             :mod:`mapograph.policies._parent_encoding`).
+        share_params: the inner actor's torso is shared by all agents (agent one-hot in
+            its input) under per-agent output heads; the parent heads stay per agent
+            (see :meth:`torso_parameters`).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class DAGActor(nn.Module):
         log_std_init: float = -0.5,
         recurrent: bool = False,
         parent_encoding: str = "auto",
+        share_params: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -74,11 +78,12 @@ class DAGActor(nn.Module):
             n_actions,
             hidden,
             layers,
-            share_params=False,
+            share_params=share_params,
             continuous=continuous,
             state_dependent_std=state_dependent_std,
             log_std_init=log_std_init,
             recurrent=recurrent,
+            per_agent_heads=True,
         )
         self.aggregate = SimpleConv(aggr="sum")
         self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)
@@ -86,6 +91,10 @@ class DAGActor(nn.Module):
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
         with torch.no_grad():
             self.parent_out.weight.zero_()
+
+    def torso_parameters(self) -> list[nn.Parameter]:
+        """The inner actor's shared torso (empty with per-agent parameters)."""
+        return self.base.torso_parameters()
 
     def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:
         """Keyword arguments of :meth:`logits` for fixed data: the precomputed messages."""

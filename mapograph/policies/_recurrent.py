@@ -68,6 +68,8 @@ class RecurrentNet(nn.Module):
         out_dim: output size.
         out_scale: orthogonal gain of the output layer.
         share_params: one network for all agents, the agent's one-hot appended to its input.
+        per_agent_out: with ``share_params``, keep one output layer per agent (a shared
+            torso, input layer and GRU, under per-agent heads; see :meth:`torso_parameters`).
     """
 
     def __init__(
@@ -78,18 +80,30 @@ class RecurrentNet(nn.Module):
         out_dim: int,
         out_scale: float = 1.0,
         share_params: bool = False,
+        per_agent_out: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.hidden = hidden
         self.share_params = share_params
+        self.per_agent_out = share_params and per_agent_out
         rows = 1 if share_params else n_agents
         self.inp = StackedLinear(
             rows, in_dim + (n_agents if share_params else 0), hidden, init_scale=math.sqrt(2)
         )
         self.gru = StackedGRU(rows, hidden, hidden)
-        self.out_layer = StackedLinear(rows, hidden, out_dim, init_scale=out_scale)
+        out_rows = n_agents if self.per_agent_out else rows
+        self.out_layer = StackedLinear(out_rows, hidden, out_dim, init_scale=out_scale)
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
+
+    def torso_parameters(self) -> list[nn.Parameter]:
+        """The parameters all agents share under per-agent heads (input layer and GRU).
+
+        Empty unless ``share_params`` and ``per_agent_out``.
+        """
+        if not self.per_agent_out:
+            return []
+        return [*self.inp.parameters(), *self.gru.parameters()]
 
     def _rows(self, agents: torch.Tensor | None, n: int, device: torch.device):
         if not self.share_params:
@@ -109,7 +123,7 @@ class RecurrentNet(nn.Module):
         ha = h.reshape(-1, n, self.hidden).transpose(0, 1)
         feat = torch.tanh(self.inp.forward_agent_major(xa, rows))
         ha = self.gru(feat, ha, rows)
-        out = self.out_layer.forward_agent_major(ha, rows)
+        out = self.out_layer.forward_agent_major(ha, agents if self.per_agent_out else rows)
         return (
             out.transpose(0, 1).reshape(*lead, n, out.shape[-1]),
             ha.transpose(0, 1).reshape(*lead, n, self.hidden),

@@ -173,3 +173,46 @@ class SharedMLP(nn.Module):
         ids = self.agent_ids if agents is None else self.agent_ids[agents]
         ids = ids.expand(*x.shape[:-1], self.n_agents)
         return self.net(torch.cat([x, ids], dim=-1))
+
+
+class SharedTorsoMLP(nn.Module):
+    """One torso shared by all agents (agent one-hot appended) and a per-agent output layer.
+
+    The hidden layers are those of :class:`SharedMLP`; the last layer is a
+    :class:`StackedLinear`, one head per agent. Batch-by-batch updates step the
+    heads of a batch's agents only and the torso jointly for all agents (see
+    :meth:`torso_parameters`). Same call signature as :class:`StackedMLP`.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        out_scale: float = 1.0,
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        sizes = [in_dim + n_agents, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            linear = nn.Linear(a, b)
+            nn.init.orthogonal_(linear.weight, gain=math.sqrt(2))
+            nn.init.zeros_(linear.bias)
+            layers += [linear, activation()]
+        self.torso = nn.Sequential(*layers)
+        self.out_layer = StackedLinear(n_agents, sizes[-1], out_dim, init_scale=out_scale)
+        self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
+
+    def torso_parameters(self) -> list[nn.Parameter]:
+        """The parameters every agent shares (the hidden layers)."""
+        return list(self.torso.parameters())
+
+    def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[..., N, in] -> [..., N, out]`` (or only ``agents``' heads) with agent one-hots."""
+        ids = self.agent_ids if agents is None else self.agent_ids[agents]
+        ids = ids.expand(*x.shape[:-1], self.n_agents)
+        h = self.torso(torch.cat([x, ids], dim=-1))
+        return self.out_layer(h, agents)

@@ -17,20 +17,38 @@ from typing import Any
 import torch
 
 from mapograph._errors import MapographError
+from mapograph.algos import SCHEDULES
 
 FLOAT_BYTES = 4
 #: parameter + gradient + Adam's two moments
 COPIES_PER_PARAMETER = 4
 
 
+def actor_parameters(spec: Any, cfg: Any, per_agent_heads: bool) -> int:
+    """Parameters of one actor: ``N`` stacked networks, or one network for all agents.
+
+    With ``share_params`` the torso (hidden layers) exists once, its input widened by
+    the agents' one-hot; the output layer exists once, or once per agent with
+    ``per_agent_heads`` (the batch-by-batch presets' shared torso).
+    """
+    h, layers, n = cfg.hidden, cfg.layers, spec.n_agents
+    torso = (layers - 1) * h * h + (spec.obs_dim + layers) * h
+    head = (spec.n_actions + 1) * h
+    if not cfg.share_params:
+        return n * (torso + head)
+    return torso + n * h + (n if per_agent_heads else 1) * head
+
+
 def estimate_bytes(spec: Any, cfg: Any, num_envs: int) -> int:
     """A lower bound of the bytes a run of ``cfg`` on an env with ``spec`` allocates."""
     h, layers, n = cfg.hidden, cfg.layers, spec.n_agents
-    actor = (layers - 1) * h * h + (spec.obs_dim + spec.n_actions + layers + 1) * h
-    actors = 1 if cfg.share_params else n
-    critic = (layers - 1) * h * h + (spec.state_dim + layers + 1) * h
-    parameters = actors * actor + critic
-    if cfg.preset().schedule == "learned_dag":
+    preset = cfg.preset()
+    one_batch = SCHEDULES.get(preset.schedule).single_batch and not preset.derived_policy
+    parameters = actor_parameters(spec, cfg, per_agent_heads=not one_batch)
+    if preset.derived_policy:  # pi_ind: trained on all agents at once, shared when asked
+        parameters += actor_parameters(spec, cfg, per_agent_heads=False)
+    parameters += (layers - 1) * h * h + (spec.state_dim + layers + 1) * h  # the critic
+    if preset.schedule == "learned_dag":
         parameters += 3 * cfg.generator_hidden * cfg.generator_hidden
     rollout = (
         cfg.rollout_length * num_envs * (n * (spec.obs_dim + spec.n_actions + 3) + spec.state_dim)

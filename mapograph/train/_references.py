@@ -6,8 +6,9 @@ mapograph tuning study with its command) and holds
 
 - ``config``: TrainConfig fields for every task of the family and every algorithm;
 - ``algos``: per-algorithm fields on top (e.g. ``mappo: {share_params: true}``:
-  parameter sharing suits one-batch updates; batch-by-batch presets keep
-  per-agent parameters);
+  one network for MAPPO while the batch-by-batch presets keep per-agent
+  parameters; with ``share_params`` in ``config`` they get a shared torso under
+  per-agent heads instead);
 - ``tasks``: per-task entries (``3m: {source: ..., config: {...}, algos: {...}}``)
   applied after the family's.
 
