@@ -23,9 +23,18 @@ from _bench import command_line, mean_ci95, print_table
 import mapograph as mg
 
 
-def run_one(env_id: str, algo: str, seed: int, steps: int, episodes: int) -> dict:
+def run_one(
+    env_id: str, algo: str, seed: int, steps: int, episodes: int, **overrides: object
+) -> dict:
+    """Train one (env, algo, seed) at the reference config (plus ``overrides``) and evaluate it."""
     cfg = mg.TrainConfig.for_env(
-        env_id, algo=algo, total_steps=steps, seed=seed, progress=False, tensorboard=False
+        env_id,
+        algo=algo,
+        total_steps=steps,
+        seed=seed,
+        progress=False,
+        tensorboard=False,
+        **overrides,
     )
     env = mg.envs.make(env_id, num_envs=cfg.env_copies(), seed=seed)
     try:
@@ -45,6 +54,7 @@ def run_one(env_id: str, algo: str, seed: int, steps: int, episodes: int) -> dic
         "steps": trainer.env_steps,
         "wall_s": wall,
         "reference": None if reference is None else reference.name,
+        "overrides": overrides,
         "eval_return": evaluation["return_mean"],
         "eval_win_rate": evaluation.get("win_rate"),
         "curve": [
