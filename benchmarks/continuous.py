@@ -2,6 +2,7 @@
 
     python benchmarks/continuous.py --env mamujoco:HalfCheetah-6x1 --steps 200000 \
         --seeds 0 1 2 [--algos mappo happo a2po b2mapo] [--reference] \
+        [--config '{"share_params": true}' --label " shared"] \
         [--out benchmarks/results/continuous]
 
 Each (algo, seed) run trains for ``--steps`` env steps (summed over copies) and
@@ -10,7 +11,9 @@ so the script resumes): the learning curve (mean return of the episodes that
 ended in each iteration), the final greedy evaluation of the execution policy
 and the wall time. It then prints final returns (mean +- 95% CI over seeds) and
 draws ``OUT/<env>.png`` (mean curve per algorithm, the band spans the seeds).
-``--reference`` starts from the env family's shipped reference configuration.
+``--reference`` starts from the env family's shipped reference configuration;
+``--config`` overrides fields of it (JSON), and ``--label`` names such runs
+(``mappo shared``) so that they sit beside the plain ones in the same file.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def run(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> dict:
         "rollout_length": args.rollout_length,
         "progress": False,
         "tensorboard": False,
+        **(json.loads(args.config) if args.config else {}),
     }
     try:
         if args.reference:
@@ -52,7 +56,8 @@ def run(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> dict:
         env.close()
     return {
         "env": env_id,
-        "algo": algo,
+        "algo": algo + args.label,
+        "config": args.config,
         "seed": seed,
         "steps": [h["step"] for h in result.history],
         "returns": [h["return_mean"] for h in result.history],
@@ -102,6 +107,8 @@ def main() -> None:
     parser.add_argument("--rollout-length", type=int, default=200)
     parser.add_argument("--eval-episodes", type=int, default=8)
     parser.add_argument("--reference", action="store_true")
+    parser.add_argument("--config", default="", help="JSON config overrides")
+    parser.add_argument("--label", default="", help="appended to the algo's name in records")
     parser.add_argument("--out", default="benchmarks/results/continuous")
     args = parser.parse_args()
     single_thread()
@@ -113,26 +120,29 @@ def main() -> None:
     done = {
         (r["algo"], r["seed"]) for r in records if len(r["steps"]) and r["steps"][-1] >= args.steps
     }
+    names = [algo + args.label for algo in args.algos]
     for seed in args.seeds:  # seed-major: every algorithm gets seed 0 first
         for algo in args.algos:
-            if (algo, seed) in done:
+            if (algo + args.label, seed) in done:
                 continue
             record = run(args.env, algo, seed, args)
             records.append(record)
             with log.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             print(
-                f"  {algo} seed {seed}: final eval {record['eval_return']:.1f} "
+                f"  {record['algo']} seed {seed}: final eval {record['eval_return']:.1f} "
                 f"({record['steps_per_s']:.0f} steps/s)",
                 flush=True,
             )
-    records = [r for r in records if r["algo"] in args.algos and r["seed"] in args.seeds]
+    if args.label:  # the labeled runs beside the plain ones already in the file
+        names = [*dict.fromkeys([*args.algos, *(r["algo"] for r in records), *names])]
+    records = [r for r in records if r["algo"] in names and r["seed"] in args.seeds]
     rows = []
-    for algo in args.algos:
+    for algo in names:
         runs = [r for r in records if r["algo"] == algo]
         if not runs:
             continue
-        final = [next(v for v in reversed(r["returns"]) if v == v) for r in runs]
+        final = [next((v for v in reversed(r["returns"]) if v == v), float("nan")) for r in runs]
         train_mean, train_ci = mean_ci95(final)
         eval_mean, eval_ci = mean_ci95([r["eval_return"] for r in runs])
         speed = sum(r["steps_per_s"] for r in runs) / len(runs)

@@ -102,6 +102,20 @@ def test_masked_adam_is_a_torch_optimizer_that_lr_schedulers_drive():
     assert torch.equal(other.steps, torch.full((3,), 2.0, dtype=torch.float64))
 
 
+def test_masked_adam_survives_deepcopy_with_its_clip_and_agent_count():
+    # torch.optim.Optimizer pickles only defaults/state/param_groups: a copy that lost
+    # n_agents and max_grad_norm could not step (or would stop clipping)
+    w = torch.nn.Parameter(torch.zeros(2, 3))
+    opt = AgentMaskedAdam([w], 2, lr=0.1, max_grad_norm=1e-3)
+    copied = copy.deepcopy(opt)
+    assert (copied.n_agents, copied.max_grad_norm) == (2, 1e-3)
+    w2 = copied.param_groups[0]["params"][0]
+    (w2 * torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])).sum().backward()
+    copied.step(torch.tensor([0]))
+    assert torch.equal(w2[1], torch.zeros(3)) and not torch.equal(w2[0], torch.zeros(3))
+    assert torch.equal(w, torch.zeros(2, 3))  # the original is untouched
+
+
 def _train_one_iteration(env, **overrides):
     cfg = mg.TrainConfig(
         total_steps=env.num_envs * 32,

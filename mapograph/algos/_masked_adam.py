@@ -60,6 +60,12 @@ class AgentMaskedAdam(torch.optim.Optimizer):
                 "agent_step": torch.zeros(n_agents, dtype=torch.float64, device=p.device),
             }
 
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's optimizer state plus the agent count and the clip (copy/pickle keep them)."""
+        state = super().__getstate__()
+        state.update(n_agents=self.n_agents, max_grad_norm=self.max_grad_norm)
+        return state
+
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
