@@ -52,7 +52,13 @@ class PairPayoff(MessagePassing):
     """Low-rank pairwise payoffs on the edges of a batched agent graph (summed onto targets).
 
     Node inputs: observation embeddings ``h`` ``[V, hidden]`` and action meanings
-    ``phi`` ``[V, rank]``; an edge's payoff is ``sum_k w_k(h_src, h_dst) phi_src,k phi_dst,k``.
+    ``phi`` ``[V, rank]``; an edge's payoff is ``sum_k w_k(h_src, h_dst) phi_src,k phi_dst,k``
+    with ``w = MLP([h_src, h_dst])`` (one hidden tanh layer).
+
+    The MLP's first layer is linear in the concatenation, ``W [h_src, h_dst] + b =
+    W_src h_src + (W_dst h_dst + b)``, so it is applied once per *node* (two
+    projections) and the edges only gather and add them: ``O(V * hidden^2)``
+    instead of ``O(E * hidden^2)`` for that layer (same function, same parameters).
 
     Args:
         hidden: size of the agents' embeddings.
@@ -61,21 +67,33 @@ class PairPayoff(MessagePassing):
 
     def __init__(self, hidden: int, rank: int) -> None:
         super().__init__(aggr="add")
+        self.hidden = hidden
         self.weights = MLP([2 * hidden, hidden, rank], act="tanh", norm=None)
+
+    def projections(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-node halves of the first layer: ``(W_src h, W_dst h + b)``, each ``[..., hidden]``."""
+        first = self.weights.lins[0]
+        w_src, w_dst = first.weight.split(self.hidden, dim=1)
+        return h @ w_src.t(), torch.nn.functional.linear(h, w_dst, first.bias)
+
+    def edge_weights(self, p_src: torch.Tensor, p_dst: torch.Tensor) -> torch.Tensor:
+        """``[..., rank]`` pair weights from the endpoints' :meth:`projections`."""
+        return self.weights.lins[1](torch.tanh(p_src + p_dst))
 
     def pair_weights(self, h_src: torch.Tensor, h_dst: torch.Tensor) -> torch.Tensor:
         """``[..., rank]`` weights of the pairs ``(src, dst)``."""
-        return self.weights(torch.cat([h_src, h_dst], -1))
+        return self.edge_weights(self.projections(h_src)[0], self.projections(h_dst)[1])
 
     def forward(self, h: torch.Tensor, phi: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Per-node sums ``[V]`` of the payoffs of the edges that end there."""
-        return self.propagate(edge_index, h=h, phi=phi).squeeze(-1)
+        p_src, p_dst = self.projections(h)
+        return self.propagate(edge_index, p_src=p_src, p_dst=p_dst, phi=phi).squeeze(-1)
 
     def message(
-        self, h_j: torch.Tensor, h_i: torch.Tensor, phi_j: torch.Tensor, phi_i: torch.Tensor
+        self, p_src_j: torch.Tensor, p_dst_i: torch.Tensor, phi_j: torch.Tensor, phi_i: torch.Tensor
     ) -> torch.Tensor:
         # PyG: ``_j`` is the edge's source, ``_i`` its target.
-        return (self.pair_weights(h_j, h_i) * phi_j * phi_i).sum(-1, keepdim=True)
+        return (self.edge_weights(p_src_j, p_dst_i) * phi_j * phi_i).sum(-1, keepdim=True)
 
 
 class PairwisePayoffCritic(nn.Module):
@@ -147,7 +165,8 @@ class PairwisePayoffCritic(nn.Module):
             h[:, :, None, :].expand(b, n, m, -1), grid.expand(b, n, m, grid.shape[-1])
         )  # [B, N, M, K]
         src, dst = pairs
-        w = self.pair.pair_weights(h[:, src], h[:, dst])  # [B, P, K]
+        p_src, p_dst = self.pair.projections(h)
+        w = self.pair.edge_weights(p_src[:, src], p_dst[:, dst])  # [B, P, K]
         table = torch.einsum("bpk,bpmk,bplk->bpml", w, phi[:, src], phi[:, dst])
         row, col = table.mean(-1), table.mean(-2)  # [B, P, M]
         centred = table - row[..., None] - col[..., None, :] + table.mean((-1, -2))[..., None, None]
