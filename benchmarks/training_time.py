@@ -26,6 +26,8 @@ from _reference_a2po import LoopA2PO
 import mapograph as mg
 
 ALGOS = ("mappo", "a2po", "b2mapo")
+#: Where a B2MAPO update's time goes (``Trainer.train_iteration`` statistics).
+PARTS = ("policy_update_s", "schedule_update_s", "execution_update_s")
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads == 1:
         single_thread()
-    rows = []
+    rows, split = [], []
     for n in args.agents:
         trainers = {}
         for algo in ALGOS:
@@ -52,14 +54,19 @@ def main() -> None:
         steps = {**{a: t.train_iteration for a, t in trainers.items()}, "a2po_loop": loop.iteration}
         update = {a: [] for a in steps}
         total = {a: [] for a in steps}
+        parts = {p: [] for p in PARTS}
         for _ in range(args.repeats):
             for algo, step in steps.items():
                 row = step()
                 update[algo].append(row["update_s"])
                 total[algo].append(row["total_s"])
+                if algo == "b2mapo":
+                    for part in PARTS:
+                        parts[part].append(row[part])
         med_u = {a: statistics.median(v) for a, v in update.items()}
         med_t = {a: statistics.median(v) for a, v in total.items()}
         batches = trainers["b2mapo"].history[-1]["n_batches"]
+        split.append([n, med_u["mappo"], *(statistics.median(parts[p]) for p in PARTS)])
         rows.append(
             [
                 n,
@@ -92,8 +99,25 @@ def main() -> None:
         "B2MAPO batches",
     ]
     print_table(header, rows)
+    split_header = [
+        "N",
+        "MAPPO update s",
+        "B2MAPO pi_seq + critic s",
+        "B2MAPO generator + estimator s",
+        "B2MAPO pi_ind s",
+    ]
+    print("\nWhere B2MAPO's update time goes (medians):")
+    print_table(split_header, split)
     write_result(
-        args.out, {"header": header, "rows": rows, "repeats": args.repeats, "threads": args.threads}
+        args.out,
+        {
+            "header": header,
+            "rows": rows,
+            "split_header": split_header,
+            "split": split,
+            "repeats": args.repeats,
+            "threads": args.threads,
+        },
     )
     print(
         f"\nmedian of {args.repeats} interleaved iterations, {args.threads} thread(s); command: {command_line()}"

@@ -240,3 +240,52 @@ def test_parent_warmup_delays_parent_conditioning_and_survives_resume(tmp_path):
     assert sorted(map(tuple, again.plan.edge_index.t().tolist())) == [(0, 1), (1, 2)]
     with pytest.raises(ValueError, match="parent_warmup"):
         mg.TrainConfig(algo="b2mapo", parent_warmup=-1)
+
+
+def test_pair_strength_is_the_double_centred_payoff_of_the_critics_own_forward():
+    """The strengths (computed with per-node projections and one meaning per state) equal
+    the non-additive part of each pair's payoff read off the critic's message-passing
+    forward: Q with the pair minus Q without it, over every joint action of the pair."""
+    torch.manual_seed(0)
+    n, n_actions, b = 4, 3, 5
+    critic = PairwisePayoffCritic(6, n_actions, n, hidden=16, rank=3)
+    obs = torch.randn(b, n, 6)
+    pairs = torch.tensor([[0, 1, 2], [2, 3, 3]])
+    strength, _ = critic.pair_strength(obs, pairs, torch.eye(n_actions))
+    base = torch.zeros(b, n, dtype=torch.long)
+    for p in range(pairs.shape[1]):
+        i, j = pairs[:, p].tolist()
+        table = torch.empty(b, n_actions, n_actions)
+        for a in range(n_actions):
+            for c in range(n_actions):
+                joint = base.clone()
+                joint[:, i], joint[:, j] = a, c
+                act = action_vectors(joint, n_actions)
+                with torch.no_grad():
+                    table[:, a, c] = critic(obs, act, pairs[:, p : p + 1]) - critic(
+                        obs, act, pairs[:, :0]
+                    )
+        centred = (
+            table
+            - table.mean(-1, keepdim=True)
+            - table.mean(-2, keepdim=True)
+            + table.mean((-1, -2), keepdim=True)
+        )
+        assert torch.allclose(strength[p], centred.pow(2).mean(), rtol=1e-4, atol=1e-7)
+        assert strength[p] > 0
+
+
+def test_estimator_work_per_iteration_is_a_fixed_number_of_steps_whatever_the_rollout():
+    cfg = mg.TrainConfig(algo="b2mapo", estimator_steps=5, progress=False, tensorboard=False)
+    for copies in (2, 32):
+        env = mg.envs.make("contextual:chain-4", num_envs=copies, seed=0)
+        trainer = mg.Trainer(env, cfg)
+        estimator = trainer.algorithm.schedule.estimator
+        batches = estimator.minibatches(copies * cfg.rollout_length)
+        assert len(batches) == 5
+        assert all(len(idx) == min(estimator.batch_size, copies * cfg.rollout_length) for idx in batches)
+        flat = torch.cat(batches)
+        if flat.numel() <= copies * cfg.rollout_length:  # within one pass: no sample twice
+            assert flat.unique().numel() == flat.numel()
+    with pytest.raises(ValueError, match="estimator_steps"):
+        mg.TrainConfig(estimator_steps=0)

@@ -73,6 +73,9 @@ class InteractionEstimator:
         """Restore :meth:`state_dict`."""
 
 
+#: Most pair payoffs one step of the pairwise estimator evaluates (samples x pairs).
+EDGE_BUDGET = 65_536
+
 #: Interdependence estimators by name; each is built as ``cls(context)``.
 ESTIMATORS: Registry[type[InteractionEstimator]] = Registry("interaction estimator")
 
@@ -101,18 +104,22 @@ class PooledAnova(InteractionEstimator):
 class PairwisePayoffEstimator(InteractionEstimator):
     """Pairwise-payoff critic (DCG-style, low rank) with CASEC-style edge strengths.
 
-    Each iteration: ``epochs`` passes of Adam over the rollout in minibatches of
-    ``batch_size`` samples, regressing ``Q(o, a)`` on the standardized team reward
-    of the step (``pairwise_td``: on the one-step advantage ``r + gamma V(s') - V(s)``
-    with the trainer's critic, for rewards that come late; its critic's errors are
-    noise to the regression, see docs/design-choices.md); then the strengths of the candidate pairs on
-    ``strength_samples`` states, smoothed over iterations with rate ``smoothing``.
-    With more than ``estimator_max_pairs`` pairs the candidates are the strongest
-    half of the budget by the running estimate plus random others (every pair is
-    visited over time).
+    Each iteration: ``estimator_steps`` Adam steps (``TrainConfig``), each on a
+    minibatch of ``batch_size`` samples (fewer with many candidate pairs, so that a
+    step evaluates at most :data:`EDGE_BUDGET` pair payoffs) drawn without
+    replacement from the rollout (a fresh permutation whenever one is used up), regressing ``Q(o, a)`` on the
+    standardized team reward of the step (``pairwise_td``: on the one-step
+    advantage ``r + gamma V(s') - V(s)`` with the trainer's critic, for rewards that
+    come late; its critic's errors are noise to the regression, see
+    docs/design-choices.md). A fixed number of steps, not epochs over the rollout:
+    the critic persists across iterations (an online regression), so its work per
+    iteration is bounded whatever the rollout size. Then the strengths of the
+    candidate pairs on ``strength_samples`` states, smoothed over iterations with
+    rate ``smoothing``. With more than ``estimator_max_pairs`` pairs the candidates
+    are the strongest half of the budget by the running estimate plus random others
+    (every pair is visited over time).
     """
 
-    epochs = 8
     batch_size = 256
     lr = 3e-3
     smoothing = 0.3
@@ -166,13 +173,11 @@ class PairwisePayoffEstimator(InteractionEstimator):
         target = (target - target.mean()) / (target.std(unbiased=False) + 1e-8)
         pairs = self.candidates()
         s = obs.shape[0]
-        for _ in range(self.epochs):
-            perm = torch.randperm(s, generator=self.generator, device=self.device)
-            for idx in perm.split(self.batch_size):
-                loss = (self.critic(obs[idx], act[idx], pairs) - target[idx]).pow(2).mean()
-                self.optim.zero_grad()
-                loss.backward()
-                self.optim.step()
+        for idx in self.minibatches(s, pairs.shape[1]):
+            loss = (self.critic(obs[idx], act[idx], pairs) - target[idx]).pow(2).mean()
+            self.optim.zero_grad()
+            loss.backward()
+            self.optim.step()
         grid = self.action_grid(act, discrete=not rollout.continuous)
         sample = torch.randperm(s, generator=self.generator, device=self.device)
         sample = sample[: self.strength_samples]
@@ -189,6 +194,21 @@ class PairwisePayoffEstimator(InteractionEstimator):
         self.own = (1 - rate) * self.own + rate * own
         order = priority_order(self.strength, self.own)
         return Interdependence(self.strength.clone(), cumulative=False, order=order)
+
+    def minibatches(self, samples: int, pairs: int = 1) -> list[torch.Tensor]:
+        """``estimator_steps`` index tensors of up to ``batch_size`` samples each, drawn
+        without replacement (a fresh permutation whenever the rollout is used up).
+
+        With many candidate ``pairs`` a minibatch holds fewer samples, so that one step
+        evaluates at most :data:`EDGE_BUDGET` pair payoffs (at least 16 samples).
+        """
+        size = min(self.batch_size, samples, max(16, EDGE_BUDGET // max(pairs, 1)))
+        needed = self.context.config.estimator_steps * size
+        perms = [
+            torch.randperm(samples, generator=self.generator, device=self.device)
+            for _ in range(-(-needed // samples))
+        ]
+        return list(torch.cat(perms)[:needed].split(size))
 
     def action_grid(self, act: torch.Tensor, discrete: bool) -> torch.Tensor:
         """Action vectors ``[M, D]`` the payoff tables are evaluated on: every one-hot for

@@ -158,12 +158,9 @@ class PairwisePayoffCritic(nn.Module):
             table double-centred over the grid, and ``E_s Var_a`` of agent ``i``'s
             additive term (its unary payoff plus the row means of its pairs' tables).
         """
-        b, n, _ = obs.shape
-        m = grid.shape[0]
         h = self.embeddings(obs)  # [B, N, H]
-        phi = self.meanings(
-            h[:, :, None, :].expand(b, n, m, -1), grid.expand(b, n, m, grid.shape[-1])
-        )  # [B, N, M, K]
+        matrix = self.meaning(h).unflatten(-1, (self.rank, self.action_dim))  # [B, N, K, D]
+        phi = torch.einsum("bnkd,md->bnmk", matrix, grid)  # [B, N, M, K], as meanings()
         src, dst = pairs
         p_src, p_dst = self.pair.projections(h)
         w = self.pair.edge_weights(p_src[:, src], p_dst[:, dst])  # [B, P, K]

@@ -47,7 +47,10 @@ class TrainResult:
 
     Attributes:
         history: one dict per iteration with at least ``step``, ``return_mean``,
-            ``collect_s``, ``update_s`` and ``batches`` (the partition used).
+            ``collect_s``, ``update_s`` (split into ``policy_update_s``: the
+            batch-by-batch update and the critic; ``schedule_update_s``: B2MAPO's
+            upper layer and interdependence estimator; ``execution_update_s``:
+            ``pi_ind``) and ``batches`` (the partition used).
         out_dir: the run folder, if any.
         wall_s: wall-clock seconds of this call.
     """
@@ -285,10 +288,13 @@ class Trainer:
         self.plan = algo.schedule.plan(acting, data)
 
         # 4. batch-by-batch update of the policy being optimized
+        start = time.perf_counter()
         stats = algo.optimizer.update(rollout, self.plan, values, data.advantages)
+        policy_done = time.perf_counter()
 
         # 5. the schedule learns from the update (B2MAPO's upper layer)
         stats.update(algo.schedule.learn(self.plan, data, stats))
+        schedule_done = time.perf_counter()
 
         # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation)
         teacher_context = algo.actor.context(rollout.flat(rollout.actions), self.plan.edge_index)
@@ -297,6 +303,10 @@ class Trainer:
                 rollout, data.advantages, algo.actor, teacher_context, self.iteration
             )
         )
+        # where the update's time went (each step ends with a host sync of its statistics)
+        stats["policy_update_s"] = policy_done - start
+        stats["schedule_update_s"] = schedule_done - policy_done
+        stats["execution_update_s"] = time.perf_counter() - schedule_done
         return stats
 
     # ------------------------------------------------------------ execution
