@@ -283,7 +283,9 @@ def test_estimator_work_per_iteration_is_a_fixed_number_of_steps_whatever_the_ro
         estimator = trainer.algorithm.schedule.estimator
         batches = estimator.minibatches(copies * cfg.rollout_length)
         assert len(batches) == 5
-        assert all(len(idx) == min(estimator.batch_size, copies * cfg.rollout_length) for idx in batches)
+        assert all(
+            len(idx) == min(estimator.batch_size, copies * cfg.rollout_length) for idx in batches
+        )
         flat = torch.cat(batches)
         if flat.numel() <= copies * cfg.rollout_length:  # within one pass: no sample twice
             assert flat.unique().numel() == flat.numel()
