@@ -291,3 +291,45 @@ def test_estimator_work_per_iteration_is_a_fixed_number_of_steps_whatever_the_ro
             assert flat.unique().numel() == flat.numel()
     with pytest.raises(ValueError, match="estimator_steps"):
         mg.TrainConfig(estimator_steps=0)
+
+
+def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring():
+    """Pairwise payoffs are identified only where joint actions vary: a rollout of a
+    (nearly) deterministic policy must neither train the payoff critic nor move the
+    strengths, whatever its rewards (which, standardized, would be mostly noise)."""
+    import dataclasses
+
+    from mapograph.algos import ESTIMATORS
+    from mapograph.algos._estimators import PairwisePayoffEstimator
+
+    seen = []
+
+    class Recording(PairwisePayoffEstimator):
+        def update(self, data):
+            seen.append(data)
+            return super().update(data)
+
+    ESTIMATORS.register("test_recording", Recording)
+    try:
+        env = mg.envs.make("contextual:chain-4", num_envs=4, seed=0)
+        trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator="test_recording"))
+        trainer.train()
+    finally:
+        ESTIMATORS.unregister("test_recording")
+    estimator = trainer.algorithm.schedule.estimator
+    data = seen[-1]
+    assert 0.5 < estimator.exploration(data.rollout) <= 1.0  # fresh policies: near uniform
+    frozen = dataclasses.replace(
+        data.rollout,
+        log_probs=torch.zeros_like(data.rollout.log_probs),
+        rewards=data.rollout.rewards * 100.0 + torch.randn_like(data.rollout.rewards),
+    )
+    assert estimator.exploration(frozen) == 0.0
+    before = estimator.strength.clone()
+    params = [p.detach().clone() for p in estimator.critic.parameters()]
+    estimate = estimator.update(dataclasses.replace(data, rollout=frozen))
+    assert torch.equal(estimate.strength, before)
+    assert all(torch.equal(p, q) for p, q in zip(params, estimator.critic.parameters()))
+    # an exploring rollout still moves it
+    estimator.update(data)
+    assert not torch.equal(estimator.strength, before)

@@ -76,6 +76,10 @@ class InteractionEstimator:
 #: Most pair payoffs one step of the pairwise estimator evaluates (samples x pairs).
 EDGE_BUDGET = 65_536
 
+#: Below this exploration (see :meth:`PairwisePayoffEstimator.exploration`) an
+#: iteration is skipped by the pairwise estimator.
+MIN_EXPLORATION = 0.05
+
 #: Interdependence estimators by name; each is built as ``cls(context)``.
 ESTIMATORS: Registry[type[InteractionEstimator]] = Registry("interaction estimator")
 
@@ -107,17 +111,25 @@ class PairwisePayoffEstimator(InteractionEstimator):
     Each iteration: ``estimator_steps`` Adam steps (``TrainConfig``), each on a
     minibatch of ``batch_size`` samples (fewer with many candidate pairs, so that a
     step evaluates at most :data:`EDGE_BUDGET` pair payoffs) drawn without
-    replacement from the rollout (a fresh permutation whenever one is used up), regressing ``Q(o, a)`` on the
-    standardized team reward of the step (``pairwise_td``: on the one-step
-    advantage ``r + gamma V(s') - V(s)`` with the trainer's critic, for rewards that
-    come late; its critic's errors are noise to the regression, see
-    docs/design-choices.md). A fixed number of steps, not epochs over the rollout:
-    the critic persists across iterations (an online regression), so its work per
-    iteration is bounded whatever the rollout size. Then the strengths of the
-    candidate pairs on ``strength_samples`` states, smoothed over iterations with
-    rate ``smoothing``. With more than ``estimator_max_pairs`` pairs the candidates
-    are the strongest half of the budget by the running estimate plus random others
-    (every pair is visited over time).
+    replacement from the rollout (a fresh permutation whenever one is used up),
+    regressing ``Q(o, a)`` on the team reward of the step (``pairwise_td``: on the
+    one-step advantage ``r + gamma V(s') - V(s)`` with the trainer's critic, for
+    rewards that come late; its critic's errors are noise to the regression, see
+    docs/design-choices.md), scaled by running statistics (rate ``smoothing``) so
+    that the strengths of different iterations share one scale. A fixed number of
+    steps, not epochs over the rollout: the critic persists across iterations (an
+    online regression), so its work per iteration is bounded whatever the rollout
+    size. Then the strengths of the candidate pairs on ``strength_samples`` states,
+    smoothed over iterations with rate ``smoothing * exploration``.
+
+    ``exploration`` (:meth:`exploration`, in ``[0, 1]``) is how much the behaviour
+    policy still varies its actions: pairwise payoffs are only identified where the
+    joint actions vary, and once the policies are nearly deterministic the critic
+    extrapolates over the action grid, so those iterations barely move the
+    estimate; below :data:`MIN_EXPLORATION` the iteration is skipped altogether (no
+    training, the estimate kept). With more than ``estimator_max_pairs`` pairs the
+    candidates are the strongest half of the budget by the running estimate plus
+    random others (every pair is visited over time).
     """
 
     batch_size = 256
@@ -146,6 +158,39 @@ class PairwisePayoffEstimator(InteractionEstimator):
         self.own = torch.zeros(n, device=device)
         self.seen = torch.zeros(n, n, dtype=torch.bool, device=device)
         self.generator = context.generators["dag"]
+        # running mean and variance of the regression target; reference entropy (Box)
+        self.target_stats: torch.Tensor | None = None
+        self.entropy_reference: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def exploration(self, rollout) -> float:
+        """How much the behaviour policy varies its actions, in ``[0, 1]``.
+
+        Discrete actions: the entropy estimate ``-mean log pi(a)`` over the rollout
+        divided by ``log`` of the available actions (1 for a uniform policy, 0 for a
+        deterministic one). Box actions: the geometric-mean standard deviation
+        relative to the first rollout's, ``exp((H - H_first) / d)`` per agent with
+        ``d`` the agent's action dimensions, clipped to 1.
+        """
+        entropy = -rollout.log_probs.float().mean((0, 1))  # [N]
+        if rollout.continuous:
+            dims = rollout.avail[0, 0].float().sum(-1).clamp(min=1)  # [N]
+            if self.entropy_reference is None:
+                self.entropy_reference = entropy.clone()
+            ratio = torch.exp((entropy - self.entropy_reference) / dims).clamp(max=1.0)
+            return float(ratio.mean())
+        most = torch.log(rollout.avail.float().sum(-1).clamp(min=1)).mean((0, 1))  # [N]
+        return float((entropy.sum() / most.sum().clamp(min=1e-8)).clamp(0.0, 1.0))
+
+    def scaled_target(self, target: torch.Tensor) -> torch.Tensor:
+        """``target`` centred and scaled by running statistics (first call: its own)."""
+        batch = torch.stack([target.mean(), target.var(unbiased=False)])
+        if self.target_stats is None:
+            self.target_stats = batch
+        else:
+            self.target_stats = (1 - self.smoothing) * self.target_stats + self.smoothing * batch
+        mean, var = self.target_stats
+        return (target - mean) / (var.sqrt() + 1e-8)
 
     def candidates(self) -> torch.Tensor:
         """Pairs ``[2, P]`` to fit this iteration (all of them when within the budget)."""
@@ -163,6 +208,14 @@ class PairwisePayoffEstimator(InteractionEstimator):
 
     def update(self, data: ScheduleData) -> Interdependence:
         rollout = data.rollout
+        explore = self.exploration(rollout)
+        if explore < MIN_EXPLORATION and bool(self.seen.any()):
+            # nearly deterministic policies: nothing to learn about pairs; keep the estimate
+            return Interdependence(
+                self.strength.clone(),
+                cumulative=False,
+                order=priority_order(self.strength, self.own),
+            )
         obs = rollout.flat(rollout.obs).float()  # [S, N, obs_dim]
         act = action_vectors(rollout.flat(rollout.actions), self.n_actions)  # [S, N, D]
         target = rollout.rewards
@@ -170,7 +223,7 @@ class PairwisePayoffEstimator(InteractionEstimator):
             after = data.values[1:] * (~rollout.dones).float()
             target = target + self.context.config.gamma * after - data.values[:-1]
         target = target.reshape(-1)
-        target = (target - target.mean()) / (target.std(unbiased=False) + 1e-8)
+        target = self.scaled_target(target)
         pairs = self.candidates()
         s = obs.shape[0]
         for idx in self.minibatches(s, pairs.shape[1]):
@@ -185,12 +238,13 @@ class PairwisePayoffEstimator(InteractionEstimator):
         src, dst = pairs
         old = self.strength[src, dst]
         fresh = ~self.seen[src, dst]
-        rate = torch.where(fresh, torch.ones_like(old), torch.full_like(old, self.smoothing))
+        smoothing = self.smoothing * explore
+        rate = torch.where(fresh, torch.ones_like(old), torch.full_like(old, smoothing))
         new = (1 - rate) * old + rate * strength
         self.strength[src, dst] = new
         self.strength[dst, src] = new
         self.seen[src, dst] = self.seen[dst, src] = True
-        rate = 1.0 if not bool(self.own.any()) else self.smoothing
+        rate = 1.0 if not bool(self.own.any()) else smoothing
         self.own = (1 - rate) * self.own + rate * own
         order = priority_order(self.strength, self.own)
         return Interdependence(self.strength.clone(), cumulative=False, order=order)
@@ -226,6 +280,8 @@ class PairwisePayoffEstimator(InteractionEstimator):
             "strength": self.strength.clone(),
             "own": self.own.clone(),
             "seen": self.seen.clone(),
+            "target_stats": self.target_stats,
+            "entropy_reference": self.entropy_reference,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -234,6 +290,9 @@ class PairwisePayoffEstimator(InteractionEstimator):
         self.strength = state["strength"].to(self.device)
         self.own = state["own"].to(self.device)
         self.seen = state["seen"].to(self.device)
+        for name in ("target_stats", "entropy_reference"):  # absent in older checkpoints
+            value = state.get(name)
+            setattr(self, name, None if value is None else value.to(self.device))
 
 
 @ESTIMATORS.register("pairwise_td")
