@@ -132,7 +132,7 @@ class PairwisePayoffEstimator(InteractionEstimator):
     random others (every pair is visited over time).
     """
 
-    batch_size = 256
+    batch_size = 128
     lr = 3e-3
     smoothing = 0.3
     strength_samples = 256
