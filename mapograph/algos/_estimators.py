@@ -148,7 +148,7 @@ class PairwisePayoffEstimator(InteractionEstimator):
             context.obs_dim,
             context.n_actions,
             n,
-            hidden=cfg.generator_hidden,
+            hidden=cfg.estimator_hidden,
             rank=cfg.estimator_rank,
         ).to(device)
         self.optim = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
