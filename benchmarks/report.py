@@ -240,6 +240,10 @@ def section_training_time(data: dict | None, img: Path, rel: str) -> str | None:
         f"{data.get('repeats', '?')} interleaved iterations, {data.get('threads', 1)} thread(s).\n\n"
         + table(data["header"], data["rows"])
     )
+    if data.get("split"):
+        text += "\n\nWhere B2MAPO's update time goes:\n\n" + table(
+            data["split_header"], data["split"]
+        )
     return (
         text
         + f"\n\n![training time]({rel}/bench_training_time.png)\n\n"
