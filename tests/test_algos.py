@@ -149,6 +149,30 @@ def test_agents_outside_the_batch_are_untouched(three_agent_game):
             assert not torch.equal(state_before[i][key][[0, 2]], param_state[key][[0, 2]])
 
 
+def test_separate_parameters_make_uncorrected_sequential_updates_equal_mappo(three_agent_game):
+    """With separate per-agent parameters MAPPO's loss splits into per-agent terms, so an
+    agent-by-agent update without correction is MAPPO's update: only HAPPO's factor differs."""
+    from mapograph.algos import CORRECTIONS
+
+    trainer = _train_one_iteration(three_agent_game, algo="mappo", lr=1e-2)
+    trainer.train_iteration()  # a policy away from uniform, Adam moments warm
+    rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 32)
+    results = {}
+    for name, plan, correction in (
+        ("mappo", [[0, 1, 2]], "none"),
+        ("sequential", [[2], [0], [1]], "none"),
+        ("happo", [[2], [0], [1]], "factor"),
+    ):
+        ppo = copy.deepcopy(trainer.algorithm.optimizer)
+        ppo.correction = CORRECTIONS.get(correction)
+        ppo.update(rollout, plan)
+        results[name] = ppo.actor.state_dict()
+    for key, tensor in results["mappo"].items():
+        torch.testing.assert_close(results["sequential"][key], tensor, rtol=1e-5, atol=1e-6)
+    moved = [not torch.allclose(results["happo"][k], t) for k, t in results["mappo"].items()]
+    assert any(moved)  # the factor changes the later agents' updates
+
+
 PRESET_CONFIGS = {
     "mappo": {},
     "happo": {},
