@@ -1,7 +1,7 @@
 """MAPPO on SMAX with feed-forward (MLP) and recurrent (GRU) policies, same frames: greedy win rates.
 
     python benchmarks/recurrent_smax.py --envs smax:3m smax:2s3z --seeds 0 1 \
-        --steps 500000 [--eval-episodes 64] [--out benchmarks/results/recurrent_smax]
+        --steps 500000 [--eval-episodes 64] [--out benchmarks/results/recurrent_smax] [--report]
 
 Each (env, torso, seed) trains MAPPO at the shipped reference configuration
 (``mg.TrainConfig.for_env``; ``recurrent=True`` for the GRU torso, chunks of
@@ -9,7 +9,8 @@ Each (env, torso, seed) trains MAPPO at the shipped reference configuration
 evaluates the policy greedily. One JSON line per finished run goes to
 ``OUT/runs.jsonl`` (a rerun skips the runs already there). The script prints
 the greedy win rate (mean +- 95% CI over seeds) and draws ``OUT/recurrent_smax.png``
-(training win rate per iteration, mean over seeds, one panel per env).
+(training win rate per iteration, mean over seeds, one panel per env);
+``--report`` only does the last two, over the runs already in the file.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results/recurrent_smax")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the table and draw the figure"
+    )
     args = parser.parse_args()
     single_thread()
     out = Path(args.out)
@@ -80,7 +84,7 @@ def main() -> None:
     for env_id in args.envs:
         for seed in args.seeds:  # seed-major: both torsos get seed 0 first
             for torso in args.torsos:
-                if (env_id, torso, seed, args.steps) in have:
+                if args.report or (env_id, torso, seed, args.steps) in have:
                     continue
                 record = run_one(
                     env_id,
