@@ -86,9 +86,11 @@ def test_pi_ind_is_one_network_and_pi_seq_one_torso_whatever_the_team_size():
     assert shared[0] < separate[0] and shared[1] - shared[0] < (separate[1] - separate[0]) / 2
 
 
-@pytest.mark.parametrize("algo", ["happo", "b2mapo"])
-def test_heads_outside_the_batch_and_the_torso_stay_bit_identical_during_the_batches(algo):
-    trainer = make_trainer(algo)
+@pytest.mark.parametrize("algo, recurrent", [("happo", False), ("b2mapo", False), ("a2po", True)])
+def test_heads_outside_the_batch_and_the_torso_stay_bit_identical_during_the_batches(
+    algo, recurrent
+):
+    trainer = make_trainer(algo, **({"recurrent": True, "chunk_length": 8} if recurrent else {}))
     ppo = trainer.algorithm.optimizer
     actor = trainer.actor
     rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 16)
