@@ -75,9 +75,11 @@ def test_pi_ind_is_one_network_and_pi_seq_one_torso_whatever_the_team_size():
     assert ind[1] - ind[0] == one_hot
     torso = [_count(p.actor.torso_parameters()) for p in (small, large)]
     assert torso[1] - torso[0] == one_hot
-    # the output heads are per agent: they grow linearly with the team
+    # the output heads are per agent: they grow linearly with the team, and start at
+    # zero, so every agent starts as the shared network
     heads = [_count(p.actor.base.net.out_layer.parameters()) for p in (small, large)]
     assert heads[1] * 3 == heads[0] * 7
+    assert not small.actor.base.net.out_layer.weight.any()
     # the memory estimate counts the shared parts once
     shared = [estimate_bytes(_spec(n), cfg, 1) for n in (3, 7)]
     separate = [

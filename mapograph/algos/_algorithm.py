@@ -39,9 +39,9 @@ class Algorithm:
         device: where every module, optimizer state and generator lives.
 
     ``share_params=True`` gives one-batch schedules (MAPPO) one network for all
-    agents; schedules of several batches (HAPPO, A2PO, B2MAPO's ``pi_seq``) get a
-    shared torso under per-agent heads (the torso trained jointly once per
-    iteration, the heads batch by batch), and B2MAPO's ``pi_ind`` one network.
+    agents; schedules of several batches (HAPPO, A2PO, B2MAPO's ``pi_seq``) get
+    that network plus per-agent output heads (the shared part trained jointly once
+    per iteration, the heads batch by batch), and B2MAPO's ``pi_ind`` one network.
     """
 
     def __init__(

@@ -14,9 +14,10 @@ with ordered batches ``[[agents of batch 1], [batch 2], ...]``:
 
 Agents outside batch k keep their parameters and optimizer state bit-identical.
 
-An actor with a shared torso under per-agent heads (``share_params=True`` with a
-schedule of several batches) keeps its torso frozen during the batch loop (only
-the heads, parent heads and log-stds of batch k move), then:
+An actor with a shared part (the "torso": a network for all agents) and per-agent
+heads (``share_params=True`` with a schedule of several batches) keeps its torso
+frozen during the batch loop (only the heads, parent heads and log-stds of batch
+k move), then:
 
 3. one joint pass (:meth:`BatchSequentialPPO.update_torso`) trains the torso alone on
    all agents at once with MAPPO's clipped surrogate (ratios against the behaviour

@@ -46,10 +46,10 @@ class Actor(nn.Module):
         layers: number of hidden layers.
         share_params: one network for all agents (plus agent one-hot) instead of
             ``N`` stacked networks.
-        per_agent_heads: with ``share_params``, share only the torso (hidden layers, or
-            input layer and GRU) and keep one output layer per agent, so that a
-            batch-by-batch update can move some agents' heads and not others'
-            (:meth:`torso_parameters` are trained jointly; see docs, "Homogeneous teams").
+        per_agent_heads: with ``share_params``, add to the shared network one output
+            layer per agent (zero at initialization), so that a batch-by-batch update
+            can move some agents' heads and not others' while the shared part
+            (:meth:`torso_parameters`) is trained jointly (docs: "Homogeneous teams").
         continuous: Gaussian policy over ``d``-dimensional actions.
         state_dependent_std: the log-std is an output of the network (continuous only).
         log_std_init: initial log-std of the state-independent Gaussian.
@@ -104,7 +104,7 @@ class Actor(nn.Module):
                 bias[..., n_actions:] = float(log_std_init)
 
     def torso_parameters(self) -> list[nn.Parameter]:
-        """The parameters a shared torso gives every agent (empty unless ``per_agent_heads``).
+        """The shared part under per-agent heads (empty unless ``per_agent_heads``).
 
         All other parameters are stacked per agent (leading dimension ``N``) or, with
         ``share_params`` and no per-agent heads, shared by the whole network.

@@ -47,8 +47,8 @@ class DAGActor(nn.Module):
             to its output).
         parent_encoding: ``auto``, ``slots`` or ``embedded`` (see
             :mod:`mapograph.policies._parent_encoding`).
-        share_params: the inner actor's torso is shared by all agents (agent one-hot in
-            its input) under per-agent output heads; the parent heads stay per agent
+        share_params: the inner actor is one network for all agents (agent one-hot in
+            its input) plus per-agent output heads; the parent heads stay per agent
             (see :meth:`torso_parameters`).
     """
 
@@ -93,7 +93,7 @@ class DAGActor(nn.Module):
             self.parent_out.weight.zero_()
 
     def torso_parameters(self) -> list[nn.Parameter]:
-        """The inner actor's shared torso (empty with per-agent parameters)."""
+        """The inner actor's shared part (empty with per-agent parameters)."""
         return self.base.torso_parameters()
 
     def context(self, actions: torch.Tensor, edge_index: torch.Tensor | None) -> dict:

@@ -68,8 +68,8 @@ class RecurrentNet(nn.Module):
         out_dim: output size.
         out_scale: orthogonal gain of the output layer.
         share_params: one network for all agents, the agent's one-hot appended to its input.
-        per_agent_out: with ``share_params``, keep one output layer per agent (a shared
-            torso, input layer and GRU, under per-agent heads; see :meth:`torso_parameters`).
+        per_agent_out: with ``share_params``, add one output layer per agent (zero at
+            initialization) to the shared network's (see :meth:`torso_parameters`).
     """
 
     def __init__(
@@ -92,18 +92,21 @@ class RecurrentNet(nn.Module):
             rows, in_dim + (n_agents if share_params else 0), hidden, init_scale=math.sqrt(2)
         )
         self.gru = StackedGRU(rows, hidden, hidden)
-        out_rows = n_agents if self.per_agent_out else rows
-        self.out_layer = StackedLinear(out_rows, hidden, out_dim, init_scale=out_scale)
+        if self.per_agent_out:  # a shared output layer plus per-agent heads, zero at init
+            self.shared_out = StackedLinear(1, hidden, out_dim, init_scale=out_scale)
+            self.out_layer = StackedLinear(n_agents, hidden, out_dim, init_scale=0.0)
+        else:
+            self.out_layer = StackedLinear(rows, hidden, out_dim, init_scale=out_scale)
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def torso_parameters(self) -> list[nn.Parameter]:
-        """The parameters all agents share under per-agent heads (input layer and GRU).
+        """The parameters all agents share under per-agent heads (all but the heads).
 
         Empty unless ``share_params`` and ``per_agent_out``.
         """
         if not self.per_agent_out:
             return []
-        return [*self.inp.parameters(), *self.gru.parameters()]
+        return [*self.inp.parameters(), *self.gru.parameters(), *self.shared_out.parameters()]
 
     def _rows(self, agents: torch.Tensor | None, n: int, device: torch.device):
         if not self.share_params:
@@ -124,6 +127,8 @@ class RecurrentNet(nn.Module):
         feat = torch.tanh(self.inp.forward_agent_major(xa, rows))
         ha = self.gru(feat, ha, rows)
         out = self.out_layer.forward_agent_major(ha, agents if self.per_agent_out else rows)
+        if self.per_agent_out:
+            out = out + self.shared_out.forward_agent_major(ha, rows)
         return (
             out.transpose(0, 1).reshape(*lead, n, out.shape[-1]),
             ha.transpose(0, 1).reshape(*lead, n, self.hidden),

@@ -176,12 +176,14 @@ class SharedMLP(nn.Module):
 
 
 class SharedTorsoMLP(nn.Module):
-    """One torso shared by all agents (agent one-hot appended) and a per-agent output layer.
+    """A network shared by all agents (agent one-hot appended) plus a per-agent output layer.
 
-    The hidden layers are those of :class:`SharedMLP`; the last layer is a
-    :class:`StackedLinear`, one head per agent. Batch-by-batch updates step the
-    heads of a batch's agents only and the torso jointly for all agents (see
-    :meth:`torso_parameters`). Same call signature as :class:`StackedMLP`.
+    The shared part is a :class:`SharedMLP` (hidden layers and output layer); each
+    agent adds its own linear head on the last hidden layer (a :class:`StackedLinear`,
+    zero at initialization, so all agents start as the shared network).
+    Batch-by-batch updates step the heads of a batch's agents only and the shared
+    part jointly for all agents (see :meth:`torso_parameters`). Same call signature
+    as :class:`StackedMLP`.
     """
 
     def __init__(
@@ -203,16 +205,19 @@ class SharedTorsoMLP(nn.Module):
             nn.init.zeros_(linear.bias)
             layers += [linear, activation()]
         self.torso = nn.Sequential(*layers)
-        self.out_layer = StackedLinear(n_agents, sizes[-1], out_dim, init_scale=out_scale)
+        self.shared_out = nn.Linear(sizes[-1], out_dim)
+        nn.init.orthogonal_(self.shared_out.weight, gain=out_scale)
+        nn.init.zeros_(self.shared_out.bias)
+        self.out_layer = StackedLinear(n_agents, sizes[-1], out_dim, init_scale=0.0)
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def torso_parameters(self) -> list[nn.Parameter]:
-        """The parameters every agent shares (the hidden layers)."""
-        return list(self.torso.parameters())
+        """The parameters every agent shares (hidden layers and shared output layer)."""
+        return [*self.torso.parameters(), *self.shared_out.parameters()]
 
     def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' heads) with agent one-hots."""
         ids = self.agent_ids if agents is None else self.agent_ids[agents]
         ids = ids.expand(*x.shape[:-1], self.n_agents)
         h = self.torso(torch.cat([x, ids], dim=-1))
-        return self.out_layer(h, agents)
+        return self.shared_out(h) + self.out_layer(h, agents)

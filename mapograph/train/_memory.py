@@ -27,16 +27,16 @@ COPIES_PER_PARAMETER = 4
 def actor_parameters(spec: Any, cfg: Any, per_agent_heads: bool) -> int:
     """Parameters of one actor: ``N`` stacked networks, or one network for all agents.
 
-    With ``share_params`` the torso (hidden layers) exists once, its input widened by
-    the agents' one-hot; the output layer exists once, or once per agent with
-    ``per_agent_heads`` (the batch-by-batch presets' shared torso).
+    With ``share_params`` the network exists once, its input widened by the agents'
+    one-hot; ``per_agent_heads`` (the batch-by-batch presets) adds one output
+    layer per agent.
     """
     h, layers, n = cfg.hidden, cfg.layers, spec.n_agents
     torso = (layers - 1) * h * h + (spec.obs_dim + layers) * h
     head = (spec.n_actions + 1) * h
     if not cfg.share_params:
         return n * (torso + head)
-    return torso + n * h + (n if per_agent_heads else 1) * head
+    return torso + n * h + (1 + (n if per_agent_heads else 0)) * head
 
 
 def estimate_bytes(spec: Any, cfg: Any, num_envs: int) -> int:

@@ -7,7 +7,7 @@ mapograph tuning study with its command) and holds
 - ``config``: TrainConfig fields for every task of the family and every algorithm;
 - ``algos``: per-algorithm fields on top (e.g. ``mappo: {share_params: true}``:
   one network for MAPPO while the batch-by-batch presets keep per-agent
-  parameters; with ``share_params`` in ``config`` they get a shared torso under
+  parameters; with ``share_params`` in ``config`` they get a shared network plus
   per-agent heads instead);
 - ``tasks``: per-task entries (``3m: {source: ..., config: {...}, algos: {...}}``)
   applied after the family's.
