@@ -125,7 +125,7 @@ class AlgorithmConfig:
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
     interaction_estimator: str = field(default="pairwise", metadata=check(registered(ESTIMATORS)))
     estimator_rank: int = field(default=4, metadata=check(positive_int(MAX_SIZE)))
-    estimator_hidden: int = field(default=32, metadata=check(positive_int(MAX_SIZE)))
+    estimator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     estimator_max_pairs: int = field(default=1024, metadata=check(positive_int()))
     estimator_steps: int = field(default=32, metadata=check(positive_int(100_000)))
     generator_candidates: int | None = field(default=None, metadata=check(optional(positive_int())))
