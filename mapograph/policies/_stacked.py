@@ -138,6 +138,23 @@ class StackedMLP(nn.Module):
         return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])
 
 
+def orthogonal_linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
+    """An ``nn.Linear`` with orthogonal weights (``gain``) and zero bias."""
+    linear = nn.Linear(in_dim, out_dim)
+    nn.init.orthogonal_(linear.weight, gain=gain)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def hidden_stack(sizes: Sequence[int], activation: type[nn.Module]) -> list[nn.Module]:
+    """Hidden layers ``sizes[0] -> ... -> sizes[-1]``: orthogonal linears (gain sqrt 2),
+    each followed by ``activation``."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [orthogonal_linear(a, b, math.sqrt(2)), activation()]
+    return layers
+
+
 class SharedMLP(nn.Module):
     """One MLP shared by all agents, with the agent id appended as a one-hot.
 
@@ -156,16 +173,8 @@ class SharedMLP(nn.Module):
         super().__init__()
         self.n_agents = n_agents
         sizes = [in_dim + n_agents, *hidden]
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            linear = nn.Linear(a, b)
-            nn.init.orthogonal_(linear.weight, gain=math.sqrt(2))
-            nn.init.zeros_(linear.bias)
-            layers += [linear, activation()]
-        out = nn.Linear(sizes[-1], out_dim)
-        nn.init.orthogonal_(out.weight, gain=out_scale)
-        nn.init.zeros_(out.bias)
-        self.net = nn.Sequential(*layers, out)
+        layers = hidden_stack(sizes, activation)  # built first: same initial weights as before
+        self.net = nn.Sequential(*layers, orthogonal_linear(sizes[-1], out_dim, out_scale))
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
@@ -198,16 +207,8 @@ class SharedTorsoMLP(nn.Module):
         super().__init__()
         self.n_agents = n_agents
         sizes = [in_dim + n_agents, *hidden]
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            linear = nn.Linear(a, b)
-            nn.init.orthogonal_(linear.weight, gain=math.sqrt(2))
-            nn.init.zeros_(linear.bias)
-            layers += [linear, activation()]
-        self.torso = nn.Sequential(*layers)
-        self.shared_out = nn.Linear(sizes[-1], out_dim)
-        nn.init.orthogonal_(self.shared_out.weight, gain=out_scale)
-        nn.init.zeros_(self.shared_out.bias)
+        self.torso = nn.Sequential(*hidden_stack(sizes, activation))
+        self.shared_out = orthogonal_linear(sizes[-1], out_dim, out_scale)
         self.out_layer = StackedLinear(n_agents, sizes[-1], out_dim, init_scale=0.0)
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
