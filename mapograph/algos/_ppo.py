@@ -227,16 +227,9 @@ class BatchSequentialPPO:
                         **{k: layout.take(v, idx) for k, v in context.items()},
                         **layout.memory(idx),
                     )
-                    surrogate, ratio = clipped_surrogate(
-                        layout.samples(dist.log_prob(layout.take(acts, idx))),
-                        layout.samples(layout.take(old, idx)),
-                        layout.samples(layout.take(flat_target, idx)).unsqueeze(-1),
-                        cfg.clip,
-                    )  # [B, nb]
-                    entropy = layout.samples(dist.entropy())
-                    # Sum over the batch's agents of per-agent means: each agent's gradient
-                    # does not depend on how many agents share its batch.
-                    loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
+                    loss, ratio, entropy = self._policy_loss(
+                        dist, layout, idx, acts, old, flat_target
+                    )  # ratio, entropy [B, nb]
                     self.actor_optim.zero_grad()
                     loss.backward()
                     self._step_actor(agents)
@@ -301,14 +294,7 @@ class BatchSequentialPPO:
                         **{k: layout.take(v, idx) for k, v in context.items()},
                         **layout.memory(idx),
                     )
-                    surrogate, _ = clipped_surrogate(
-                        layout.samples(dist.log_prob(layout.take(actions, idx))),
-                        layout.samples(layout.take(old_log_probs, idx)),
-                        layout.samples(layout.take(adv, idx)).unsqueeze(-1),
-                        cfg.clip,
-                    )  # [B, N]
-                    entropy = layout.samples(dist.entropy())
-                    loss = -surrogate.mean(0).sum() - cfg.entropy_coef * entropy.mean(0).sum()
+                    loss, _, _ = self._policy_loss(dist, layout, idx, actions, old_log_probs, adv)
                     self.torso_optim.zero_grad()
                     loss.backward()
                     if cfg.max_grad_norm is not None:
@@ -318,6 +304,23 @@ class BatchSequentialPPO:
         finally:
             _requires_grad(self.heads, True)
         return _mean(losses)
+
+    def _policy_loss(self, dist, layout, idx, actions, old_log_probs, advantages):
+        """PPO's clipped policy loss on minibatch ``idx`` (arranged by ``layout``).
+
+        The sum over the agents in ``dist`` of per-agent means: each agent's gradient
+        does not depend on how many agents share its batch. Returns the loss and the
+        ``[B, n]`` ratios and entropies.
+        """
+        surrogate, ratio = clipped_surrogate(
+            layout.samples(dist.log_prob(layout.take(actions, idx))),
+            layout.samples(layout.take(old_log_probs, idx)),
+            layout.samples(layout.take(advantages, idx)).unsqueeze(-1),
+            self.config.clip,
+        )
+        entropy = layout.samples(dist.entropy())
+        loss = -surrogate.mean(0).sum() - self.config.entropy_coef * entropy.mean(0).sum()
+        return loss, ratio, entropy
 
     def _step_actor(self, agents: torch.Tensor) -> None:
         if self.shared_actor:
