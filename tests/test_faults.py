@@ -197,18 +197,23 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_tmp(tmp_path):
     script = tmp_path / "disk_full.py"
     script.write_text(DISK_FULL)
     cmd = f"mount -t tmpfs -o size=2m tmpfs /mnt && {sys.executable} {script} /mnt"
-    proc = subprocess.run(
+    proc = _in_private_mount_namespace(cmd)
+    assert proc.returncode == 0, proc.stderr
+    assert "ERRNO 28" in proc.stdout  # ENOSPC surfaced, not swallowed
+    assert "ITERATION 1" in proc.stdout  # the checkpoint written before the disk filled
+    files = proc.stdout.split("FILES", 1)[1]
+    assert ".tmp" not in files
+
+
+def _in_private_mount_namespace(cmd: str) -> subprocess.CompletedProcess:
+    """Run the shell command ``cmd`` as root of a user+mount namespace (tmpfs allowed)."""
+    return subprocess.run(
         ["unshare", "-Urm", "sh", "-c", cmd],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "ERRNO 28" in proc.stdout  # ENOSPC surfaced, not swallowed
-    assert "ITERATION 1" in proc.stdout  # the checkpoint written before the disk filled
-    files = proc.stdout.split("FILES", 1)[1]
-    assert ".tmp" not in files
 
 
 def test_cli_reports_a_full_disk_in_one_line(tmp_path):
@@ -220,13 +225,7 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path):
         f"{sys.executable} -m mapograph.cli train --env {ENV} --steps 512 --num-envs 8 "
         "--out /mnt/run --eval-episodes 0"
     )
-    proc = subprocess.run(
-        ["unshare", "-Urm", "sh", "-c", cmd],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        timeout=120,
-    )
+    proc = _in_private_mount_namespace(cmd)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == [lines[0]] and "no space left" in lines[0], proc.stderr

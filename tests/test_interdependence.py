@@ -333,3 +333,13 @@ def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring(
     # an exploring rollout still moves it
     estimator.update(data)
     assert not torch.equal(estimator.strength, before)
+
+
+def test_estimator_hidden_sets_the_payoff_critics_width():
+    env = mg.envs.make("contextual:chain-4", num_envs=2, seed=0)
+    widths = {}
+    for hidden in (8, 24):
+        trainer = mg.Trainer(env, small_b2mapo(env, estimator_hidden=hidden))
+        critic = trainer.algorithm.schedule.estimator.critic
+        widths[hidden] = critic.pair.hidden
+    assert widths == {8: 8, 24: 24}

@@ -158,3 +158,15 @@ def test_win_rate_is_tracked_where_the_env_reports_wins():
     plain.train()
     assert math.isnan(plain.history[-1]["win_rate"])
     assert "win_rate" not in plain.evaluate(episodes=8)
+
+
+@pytest.mark.parametrize("algo", ["mappo", "b2mapo"])
+def test_iteration_stats_split_the_update_time(algo):
+    env = mg.envs.make("coordination:chain-4", num_envs=2, seed=0)
+    cfg = mg.TrainConfig(algo=algo, rollout_length=16, progress=False, tensorboard=False)
+    row = mg.Trainer(env, cfg).train_iteration()
+    parts = [row["policy_update_s"], row["schedule_update_s"], row["execution_update_s"]]
+    assert all(p >= 0 for p in parts)
+    assert sum(parts) <= row["update_s"] + 1e-6
+    if algo == "b2mapo":  # the upper layer and pi_ind do work; MAPPO's policy update is all
+        assert parts[1] > 0 and parts[2] > 0

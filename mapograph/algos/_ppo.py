@@ -305,7 +305,15 @@ class BatchSequentialPPO:
             _requires_grad(self.heads, True)
         return _mean(losses)
 
-    def _policy_loss(self, dist, layout, idx, actions, old_log_probs, advantages):
+    def _policy_loss(
+        self,
+        dist: Any,
+        layout: FlatLayout,
+        idx: torch.Tensor,
+        actions: torch.Tensor,
+        old_log_probs: torch.Tensor,
+        advantages: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """PPO's clipped policy loss on minibatch ``idx`` (arranged by ``layout``).
 
         The sum over the agents in ``dist`` of per-agent means: each agent's gradient
