@@ -10,11 +10,14 @@ import time
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 import mapograph as mg
 from mapograph.cli import main
 from mapograph.tune import optimize, resolve_storage, search_space
+
+from conftest import MatrixGameEnv
 
 ENV = "coordination:chain-4"
 BASE = dict(num_envs=8, rollout_length=16, epochs=2)
@@ -211,3 +214,70 @@ def test_trials_with_other_rollout_lengths_report_at_the_same_budget_points(tmp_
     keys = [set(t.intermediate_values) for t in study.trials]
     assert all(k <= grid for k in keys)
     assert len(keys[0] & keys[1]) >= 3  # comparable points despite 64 vs 192 steps/iteration
+
+
+class _DoubleWinGame(MatrixGameEnv):
+    """Reward 2 (a win, ``info["won"]`` = 1) when both agents play action 1, else 0."""
+
+    def __init__(self, num_envs: int = 8, seed: int = 0, **_: object) -> None:
+        payoff = torch.zeros(2, 2)
+        payoff[1, 1] = 2.0
+        super().__init__(payoff, num_envs=num_envs, seed=seed)
+
+    def step(self, actions: torch.Tensor) -> mg.envs.TimeStep:
+        ts = super().step(actions)
+        ts.info["won"] = (ts.reward == 2.0).float()
+        return ts
+
+
+def test_metric_win_rate_scores_trials_by_their_evaluation_win_rate(tmp_path):
+    mg.envs.register("doublewin", _DoubleWinGame, overwrite=True)
+    base = mg.TrainConfig(num_envs=8, rollout_length=4, epochs=1, lr=3e-2, algo="mappo")
+    space = lambda trial: {"clip": trial.suggest_float("clip", 0.2, 0.2)}  # noqa: E731
+    values = {}
+    for metric in ("return", "win_rate"):
+        study = optimize(
+            "doublewin",
+            1,
+            steps=8 * 4 * 6,
+            base_config=base,
+            out_dir=tmp_path / metric,
+            space=space,
+            report_every=2,
+            eval_episodes=16,
+            plots=False,
+            metric=metric,
+        )
+        values[metric] = study.trials[0].value
+    # the same seeded run: every episode's return is twice its win flag
+    assert 0.0 < values["win_rate"] <= 1.0
+    assert values["return"] == pytest.approx(2 * values["win_rate"])
+    with pytest.raises(ValueError, match="metric 'win_rate'.*reports no wins"):
+        optimize(
+            ENV,
+            1,
+            steps=8 * 16,
+            base_config=mg.TrainConfig(**BASE),
+            out_dir=tmp_path / "x",
+            space=space,
+            report_every=1,
+            eval_episodes=2,
+            plots=False,
+            metric="win_rate",
+        )
+    with pytest.raises(ValueError, match="metric must be one of"):
+        optimize(ENV, 1, out_dir=tmp_path / "y", metric="wins")
+
+
+def test_cli_tunes_the_named_algorithm_on_its_win_rate(tmp_path, capsys):
+    mg.envs.register("doublewin", _DoubleWinGame, overwrite=True)
+    argv = ["tune", "--env", "doublewin", "--trials", "1", "--steps", "64", "--space", "ppo"]
+    argv += ["--algo", "mappo", "--metric", "win_rate", "--eval-episodes", "4", "--seed", "3"]
+    assert main([*argv, "--num-envs", "4", "--out", str(tmp_path)]) == 0
+    best = mg.TrainConfig.from_yaml(tmp_path / "best.yaml")
+    assert best.algo == "mappo" and best.seed == 3  # the CLI's default algorithm is b2mapo
+    study = optuna.load_study(
+        study_name="mapograph-doublewin", storage=resolve_storage(None, tmp_path)
+    )
+    assert 0.0 <= study.trials[0].value <= 1.0
+    assert main([*argv[:-8], "--eval-episodes", "0", "--out", str(tmp_path / "z")]) == 2

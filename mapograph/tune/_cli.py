@@ -21,10 +21,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.eval_episodes < 1:
+        raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
     base, reference = config_with_reference(
         args.env,
         args.config,
-        {"num_envs": args.num_envs or None},
+        {"num_envs": args.num_envs or None, "algo": args.algo, "seed": args.seed},
         not args.no_reference,
         default_algo="b2mapo",
     )
@@ -44,6 +46,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         space=args.space,
         out_dir=args.out,
         workers=args.workers,
+        metric=args.metric,
+        eval_episodes=args.eval_episodes,
     )
     accounting = trial_accounting(study)
     summary = {"study": study.study_name, "trials": accounting}
@@ -96,6 +100,20 @@ def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
         action="store_true",
         help="start from mapograph's defaults instead of the env family's reference config",
     )
+    p.add_argument(
+        "--algo",
+        help="algorithm to tune (its reference applies; default: the --config's, else b2mapo)",
+    )
+    p.add_argument(
+        "--metric",
+        default="return",
+        choices=["return", "win_rate"],
+        help="what trials maximize: greedy evaluation return, or win rate (SMAX, SMACv2, football)",
+    )
+    p.add_argument(
+        "--eval-episodes", type=int, default=16, help="greedy episodes per evaluation (default 16)"
+    )
+    p.add_argument("--seed", type=int, help="training seed of every trial (default: the config's)")
     p.add_argument("--num-envs", type=int)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune)

@@ -20,6 +20,10 @@ class DivergedError(MapographError):
     """Training produced a non-finite value; the trial is marked failed, not scored."""
 
 
+#: Objective metrics (``mapograph tune --metric``) and the evaluation key each one reads.
+METRICS = {"return": "return_mean", "win_rate": "win_rate"}
+
+
 def budget_tenth(steps: int, total: int) -> int:
     """The last boundary ``total * k // 10`` (k = 0..10) that ``steps`` has reached."""
     k = min(10, steps * 10 // total)
@@ -38,8 +42,9 @@ class Objective:
     compared at the same points, which the pruner's same-step comparison needs.
     A trial the pruner stops raises
     ``optuna.TrialPruned``. A non-finite loss or return raises :class:`DivergedError`
-    (the trial fails). The value is the final evaluation return; with
-    ``multi_objective`` the pair ``(return, mean update seconds per iteration)``.
+    (the trial fails). The value is the final evaluation's ``metric`` (the return, or
+    the win rate on envs that report wins: SMAX, SMACv2, football); with
+    ``multi_objective`` the pair ``(metric, mean update seconds per iteration)``.
 
     Args:
         env_id: environment id.
@@ -48,7 +53,8 @@ class Objective:
         report_every: iterations between evaluations.
         eval_episodes: episodes per evaluation.
         env_kwargs: passed to ``make``.
-        multi_objective: return (return, update seconds) and never prune.
+        multi_objective: return (metric, update seconds) and never prune.
+        metric: ``"return"`` or ``"win_rate"`` (of the greedy evaluation).
     """
 
     def __init__(
@@ -60,7 +66,11 @@ class Objective:
         eval_episodes: int = 16,
         env_kwargs: dict[str, Any] | None = None,
         multi_objective: bool = False,
+        metric: str = "return",
     ) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        self.metric = metric
         self.env_id = env_id
         self.base_config = base_config
         self.space = space
@@ -102,10 +112,17 @@ class Objective:
                     )
                 last = trainer.env_steps >= cfg.total_steps
                 if trainer.iteration % self.report_every == 0 or last:
-                    value = trainer.evaluate(self.eval_episodes, env=eval_env)["return_mean"]
+                    evaluation = trainer.evaluate(self.eval_episodes, env=eval_env)
+                    if METRICS[self.metric] not in evaluation:
+                        raise ValueError(
+                            f"metric {self.metric!r}: {self.env_id} reports no wins "
+                            "(use metric 'return')"
+                        )
+                    value = evaluation[METRICS[self.metric]]
                     if not math.isfinite(value):
                         raise DivergedError(
-                            f"trial {trial.number} diverged at step {row['step']} (return {value})"
+                            f"trial {trial.number} diverged at step {row['step']} "
+                            f"({self.metric} {value})"
                         )
                     key = budget_tenth(trainer.env_steps, cfg.total_steps)
                     if not self.multi_objective and key > 0 and key not in reported:
@@ -113,7 +130,7 @@ class Objective:
                         trial.report(value, key)
                         if trial.should_prune():
                             raise optuna.TrialPruned(
-                                f"pruned at step {row['step']} with return {value:.4f}"
+                                f"pruned at step {row['step']} with {self.metric} {value:.4f}"
                             )
             trial.set_user_attr("update_s_per_iteration", statistics.fmean(update_s))
             if self.multi_objective:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from mapograph.train import TrainConfig
 from mapograph.tune._export import export_best
-from mapograph.tune._objective import DivergedError, Objective
+from mapograph.tune._objective import METRICS, DivergedError, Objective
 from mapograph.tune._plots import save_plots
 from mapograph.tune._search_space import SpaceFn
 from mapograph.tune._storage import create_or_load_study, resolve_storage
@@ -66,6 +66,7 @@ def run_worker(
     eval_episodes: int = 16,
     env_kwargs: dict | None = None,
     timeout: float | None = None,
+    metric: str = "return",
 ) -> None:
     """One worker: take trials from the shared study until ``n_trials`` have finished."""
     study = create_study(storage, study_name, multi_objective, sampler, pruner)
@@ -74,7 +75,14 @@ def run_worker(
     if finished >= n_trials and not waiting:
         return  # a replacement worker that arrives after the work is done
     objective = Objective(
-        env_id, base_config, space, report_every, eval_episodes, env_kwargs, multi_objective
+        env_id,
+        base_config,
+        space,
+        report_every,
+        eval_episodes,
+        env_kwargs,
+        multi_objective,
+        metric,
     )
     study.optimize(
         objective,
@@ -110,6 +118,7 @@ def optimize(
     timeout: float | None = None,
     plots: bool = True,
     max_retry: int = 3,
+    metric: str = "return",
 ) -> optuna.Study:
     """Tune B2MAPO's partition hyperparameters (or any space) on ``env_id``.
 
@@ -122,7 +131,7 @@ def optimize(
         sampler: Optuna sampler (default TPE; NSGA-II for multi-objective).
         pruner: Optuna pruner (default ``MedianPruner``). Multi-objective studies
             are never pruned (Optuna cannot prune them).
-        multi_objective: maximize return and minimize update seconds per iteration.
+        multi_objective: maximize ``metric`` and minimize update seconds per iteration.
         steps: env steps per trial (overrides ``base_config.total_steps``).
         base_config: configuration the trial's parameters override.
         space: ``"partition"``, ``"full"`` or a function ``trial -> dict``.
@@ -135,6 +144,8 @@ def optimize(
         plots: write the plots.
         max_retry: how often the trial of a worker that died is retried (``workers > 1``:
             the parent fails it the moment the worker's process exits abnormally).
+        metric: what a trial maximizes: ``"return"`` (the greedy evaluation's mean
+            return) or ``"win_rate"`` (its win rate; SMAX, SMACv2, football).
 
     Returns:
         The study (loaded from the storage after the workers finished). Its trials'
@@ -144,6 +155,8 @@ def optimize(
         raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = (base_config or TrainConfig(algo="b2mapo")).replace(total_steps=steps)
@@ -163,6 +176,7 @@ def optimize(
         eval_episodes=eval_episodes,
         env_kwargs=env_kwargs,
         timeout=timeout,
+        metric=metric,
     )
     # created once here, before any worker starts (and a bad storage fails fast)
     study = create_study(resolved, name, multi_objective, sampler, pruner)
