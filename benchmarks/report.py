@@ -236,8 +236,11 @@ def section_training_time(data: dict | None, img: Path, rel: str) -> str | None:
         data,
     )
     text = (
-        f"`coordination:random-N`, 16 copies × 64 steps per iteration, median of "
-        f"{data.get('repeats', '?')} interleaved iterations, {data.get('threads', 1)} thread(s).\n\n"
+        f"`coordination:random-N`, 16 copies × 64 steps per iteration, "
+        f"{'mean' if 'settle' in data else 'median'} of "
+        f"{data.get('repeats', '?')} interleaved iterations"
+        + (f" (B2MAPO after {data['settle']} training iterations)" if data.get("settle") else "")
+        + f", {data.get('threads', 1)} thread(s).\n\n"
         + table(data["header"], data["rows"])
     )
     if data.get("split"):

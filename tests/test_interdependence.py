@@ -343,3 +343,69 @@ def test_estimator_hidden_sets_the_payoff_critics_width():
         critic = trainer.algorithm.schedule.estimator.critic
         widths[hidden] = critic.pair.hidden
     assert widths == {8: 8, 24: 24}
+
+
+def test_refit_schedule_doubles_its_period_while_the_dag_holds_and_resets_when_it_changes():
+    from mapograph.algos._upper import RefitSchedule
+
+    refit = RefitSchedule(max_period=4)
+    a, b = frozenset({(0, 1)}), frozenset({(1, 0)})
+    pattern = []
+    for mode in (a, a, a, a, b):
+        while not refit.due():
+            pattern.append(0)
+        pattern.append(1)
+        refit.fitted(mode)
+    # first fit: nothing to compare; then periods 2, 4, 4 (capped); a new DAG -> every iteration
+    assert pattern == [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert refit.period == 1 and refit.due()
+    again = RefitSchedule(max_period=4)
+    refit.fitted(b)
+    again.load_state_dict(refit.state_dict())
+    assert (again.period, again.wait, again.last) == (refit.period, refit.wait, refit.last)
+    with pytest.raises(ValueError, match="upper_max_period"):
+        mg.TrainConfig(algo="b2mapo", upper_max_period=0)
+
+
+def _upper_state(schedule) -> list[torch.Tensor]:
+    upper = [*schedule.upper.net.parameters(), *schedule.upper.critic.parameters()]
+    return [p.detach().clone() for p in [*upper, *schedule.estimator.critic.parameters()]] + [
+        schedule.estimator.strength.clone()
+    ]
+
+
+def test_the_upper_layer_skips_training_while_its_dag_holds_and_resumes_exactly(tmp_path):
+    """With a generator that barely moves its DAG holds, so fits back off: skipped
+    iterations leave generator, its critic and the estimator untouched; a run
+    checkpointed mid-wait continues with the same fits and the same parameters."""
+    task = "contextual:chain-4"
+    cfg = dict(upper_max_period=4, generator_lr=1e-9)
+
+    def run(trainer, iterations):
+        fitted = []
+        for _ in range(iterations):
+            before = _upper_state(trainer.algorithm.schedule)
+            row = trainer.train_iteration()
+            after = _upper_state(trainer.algorithm.schedule)
+            unchanged = all(torch.equal(p, q) for p, q in zip(before, after))
+            assert unchanged == (row["upper_fitted"] == 0.0)
+            fitted.append(row["upper_fitted"])
+        return fitted
+
+    env = mg.envs.make(task, num_envs=4, seed=0)
+    trainer = mg.Trainer(env, small_b2mapo(env, **cfg))
+    first = run(trainer, 5)
+    path = trainer.save(tmp_path / "ckpt.pt")
+    rest = run(trainer, 5)
+    assert 0.0 in first + rest and first[:2] == [1.0, 1.0]
+    again = mg.Trainer.load(path, mg.envs.make(task, num_envs=4, seed=0))
+    assert run(again, 5) == rest
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(
+            _upper_state(again.algorithm.schedule), _upper_state(trainer.algorithm.schedule)
+        )
+    )
+    # the paper's schedule: a fit every iteration
+    every = mg.Trainer(env, small_b2mapo(env, **{**cfg, "upper_max_period": 1}))
+    assert run(every, 3) == [1.0, 1.0, 1.0]

@@ -129,6 +129,7 @@ class AlgorithmConfig:
     estimator_max_pairs: int = field(default=1024, metadata=check(positive_int()))
     estimator_steps: int = field(default=32, metadata=check(positive_int(100_000)))
     generator_candidates: int | None = field(default=None, metadata=check(optional(positive_int())))
+    upper_max_period: int = field(default=8, metadata=check(positive_int(1 << 20)))
 
     # B2MAPO derived independent policy
     distill_every: int = field(default=1, metadata=check(positive_int()))

@@ -391,8 +391,10 @@ class LearnedDAG(DAGSchedule):
             device=context.device,
         )
         from mapograph.algos._estimators import ESTIMATORS
+        from mapograph.algos._upper import RefitSchedule
 
         self.estimator = ESTIMATORS.get(cfg.interaction_estimator)(context)
+        self.refit = RefitSchedule(cfg.upper_max_period)
         self.features: torch.Tensor | None = None  # the generator's input for the next proposal
 
     def _features(self, ts: TimeStep) -> torch.Tensor:
@@ -405,10 +407,15 @@ class LearnedDAG(DAGSchedule):
         return self.warmed_up(self.plan_for(proposal.dag, proposal))
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
+        if not self.refit.due():  # the DAG has held: no estimator or generator training now
+            self.features = agent_features(data.rollout.obs, self.n_agents)
+            return {"upper_fitted": 0.0, "upper_period": float(self.refit.period)}
         estimate = self.estimator.update(data) if self.upper.interaction_coef > 0 else None
         out = self.upper.learn(plan.record, stats["joint_ratio_gain"], estimate)
         self.features = agent_features(data.rollout.obs, self.n_agents)
-        return out
+        if self.refit.adaptive:
+            self.refit.fitted(self.upper.mode_edges(self.features))
+        return {**out, "upper_fitted": 1.0, "upper_period": float(self.refit.period)}
 
     def interdependence(self, ts: TimeStep) -> nx.DiGraph:
         probs = self.upper.edge_probabilities(self._features(ts)).cpu()
@@ -428,6 +435,7 @@ class LearnedDAG(DAGSchedule):
             "features": self.features,
             "estimator": self.estimator.state_dict(),
             "proposals": getattr(self, "proposals", 0),
+            "refit": self.refit.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -435,5 +443,7 @@ class LearnedDAG(DAGSchedule):
         if "estimator" in state:  # checkpoints written before the estimators had none
             self.estimator.load_state_dict(state["estimator"])
         self.proposals = int(state.get("proposals", 0))
+        if "refit" in state:  # checkpoints written before the upper layer backed off
+            self.refit.load_state_dict(state["refit"])
         features = state["features"]
         self.features = None if features is None else features.to(self.context.device)

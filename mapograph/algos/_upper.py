@@ -179,12 +179,7 @@ class DAGUpperLayer:
         candidates = self.candidate_pairs()
         dist = self.distribution(features, candidates)
         sample = dist.mode() if deterministic else dist.sample(generator=self.generator)
-        adjacency = sample.adjacency[0]
-        if self.edge_threshold > 0:
-            adjacency = adjacency & (dist.edge_probabilities()[0] >= self.edge_threshold)
-        dag = nx.DiGraph()
-        dag.add_nodes_from(range(self.n_agents))
-        dag.add_edges_from(adjacency.nonzero().tolist())
+        dag = self._as_graph(dist, sample)
         return DAGProposal(
             features=features,
             sample=sample,
@@ -193,6 +188,22 @@ class DAGUpperLayer:
             dag=dag,
             candidates=candidates,
         )
+
+    @torch.no_grad()
+    def mode_edges(self, features: torch.Tensor) -> frozenset[tuple[int, int]]:
+        """The edges of the most likely DAG for ``features`` (no random draw, no side effect)."""
+        dist = self.distribution(features, self.candidate_pairs())
+        return frozenset(self._as_graph(dist, dist.mode()).edges)
+
+    def _as_graph(self, dist, sample) -> nx.DiGraph:
+        """``sample`` as a networkx DAG, edges below ``edge_threshold`` dropped."""
+        adjacency = sample.adjacency[0]
+        if self.edge_threshold > 0:
+            adjacency = adjacency & (dist.edge_probabilities()[0] >= self.edge_threshold)
+        dag = nx.DiGraph()
+        dag.add_nodes_from(range(self.n_agents))
+        dag.add_edges_from(adjacency.nonzero().tolist())
+        return dag
 
     def learn(
         self,
@@ -286,3 +297,56 @@ class DAGUpperLayer:
         self.interaction_updates = int(state["interaction_updates"])
         features = state["features"]
         self.features = None if features is None else features.to(self.device)
+
+
+class RefitSchedule:
+    """When B2MAPO's upper layer (estimator + generator) is fitted: back off while its DAG holds.
+
+    The upper layer is fitted every iteration at first. After each fit the most
+    likely DAG (:meth:`DAGUpperLayer.mode_edges`) is compared with the one after
+    the previous fit: unchanged, the period until the next fit doubles (up to
+    ``max_period`` iterations); changed, it falls back to 1. Between fits the
+    generator still samples a DAG every iteration from its (unchanged)
+    distribution; only the estimator's and the generator's training are skipped.
+    ``max_period=1`` fits every iteration (the paper's schedule).
+
+    Args:
+        max_period: the longest gap between two fits, in iterations (>= 1).
+    """
+
+    def __init__(self, max_period: int) -> None:
+        self.max_period = max_period
+        self.period = 1
+        self.wait = 0  # iterations to skip before the next fit
+        self.last: frozenset[tuple[int, int]] | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether fits can be skipped at all (``max_period > 1``)."""
+        return self.max_period > 1
+
+    def due(self) -> bool:
+        """Whether this iteration fits the upper layer; counts a skipped iteration otherwise."""
+        if self.wait > 0:
+            self.wait -= 1
+            return False
+        return True
+
+    def fitted(self, mode: frozenset[tuple[int, int]]) -> None:
+        """Record the most likely DAG after a fit and set the gap to the next one."""
+        stable = self.last is not None and mode == self.last
+        self.period = min(2 * self.period, self.max_period) if stable else 1
+        self.wait = self.period - 1
+        self.last = mode
+
+    def state_dict(self) -> dict:
+        """Period, remaining wait and the last fit's DAG (for bit-exact resume)."""
+        last = None if self.last is None else sorted(self.last)
+        return {"period": self.period, "wait": self.wait, "last": last}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.period = int(state["period"])
+        self.wait = int(state["wait"])
+        last = state["last"]
+        self.last = None if last is None else frozenset(tuple(edge) for edge in last)
