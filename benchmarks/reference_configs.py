@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench import command_line, mean_ci95, print_table
+from _bench import command_line, machine, mean_ci95, print_table
 
 import mapograph as mg
 
@@ -54,6 +54,7 @@ def run_one(
         "steps": trainer.env_steps,
         "wall_s": wall,
         "reference": None if reference is None else reference.name,
+        "machine": machine(),
         "overrides": overrides,
         "eval_return": evaluation["return_mean"],
         "eval_win_rate": evaluation.get("win_rate"),

@@ -12,6 +12,7 @@ Reads what the scripts in ``benchmarks/`` write under ``--results``:
 | ``latency`` | ``latency.json`` | ``latency.py`` |
 | ``tuning`` | ``tune/summary.json`` | ``tune_study.py`` |
 | ``scale`` | ``partition.json`` | ``partition.py`` |
+| ``references`` | ``references/*.jsonl`` (one JSON line per run) | ``reference_configs.py`` |
 
 The page is the template (by default the page itself) with the text between
 ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` replaced by the tables and
@@ -68,6 +69,26 @@ def load_returns(folder: Path) -> list[dict]:
             raise SystemExit(f"{path}: not a returns.py record (missing {sorted(missing)})")
         records.append(record)
     return records
+
+
+def load_reference_runs(folder: Path) -> list[dict]:
+    """The runs of ``reference_configs.py`` (one JSON object per line, any ``*.jsonl`` file)."""
+    runs = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                run = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{number} is not valid JSON: {exc}") from None
+            missing = {"env", "algo", "seed", "eval_return", "curve"} - set(run)
+            if missing:
+                raise SystemExit(
+                    f"{path}:{number}: not a reference_configs.py run (missing {sorted(missing)})"
+                )
+            runs.append(run)
+    return runs
 
 
 def setting_of(record: dict) -> str:
@@ -362,6 +383,100 @@ def section_scale(data: dict | None, img: Path, rel: str) -> str | None:
     )
 
 
+def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
+    """Table (greedy return and win rate, mean ± 95% CI over seeds) and learning curves of the
+    presets at the shipped reference configurations, one figure per environment and budget."""
+    if not runs:
+        return None
+    groups: dict[tuple[str, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        if run.get("overrides"):
+            continue  # screening runs with changed settings are not the reference
+        groups[(run["env"], run.get("budget", run.get("steps")))][run["algo"]].append(run)
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "—"
+        mean, half = mean_ci95(values)
+        return f"{mean:.3f}" if math.isnan(half) else f"{mean:.3f} ± {half:.3f}"
+
+    header = [
+        "env",
+        "env steps",
+        "preset",
+        "seeds",
+        "greedy return",
+        "greedy win rate",
+        "reference",
+    ]
+    rows, figures = [], []
+    for (env_id, budget), by_algo in groups.items():
+        algos = [a for a in ALGO_NAMES if a in by_algo] + sorted(set(by_algo) - set(ALGO_NAMES))
+        for algo in algos:
+            group = sorted(by_algo[algo], key=lambda r: r["seed"])
+            wins = [r["eval_win_rate"] for r in group if r.get("eval_win_rate") is not None]
+            rows.append(
+                [
+                    env_id,
+                    f"{budget:,}",
+                    ALGO_NAMES.get(algo, algo),
+                    ", ".join(str(r["seed"]) for r in group),
+                    cell([r["eval_return"] for r in group]),
+                    cell(wins),
+                    group[0].get("reference") or "—",
+                ]
+            )
+        metric = (
+            "win_rate"
+            if any(
+                p.get("win_rate") is not None
+                for v in by_algo.values()
+                for r in v
+                for p in r["curve"]
+            )
+            else "return_mean"
+        )
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for algo in algos:
+            curves = [
+                [(p["step"], p[metric]) for p in r["curve"] if p.get(metric) is not None]
+                for r in by_algo[algo]
+            ]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            xs, mean, half = curve_band(curves)
+            (line,) = ax.plot(xs, mean, label=f"{ALGO_NAMES.get(algo, algo)} ({len(curves)} seeds)")
+            lo = [m - h for m, h in zip(mean, half)]
+            hi = [m + h for m, h in zip(mean, half)]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("training " + ("win rate" if metric == "win_rate" else "return"))
+        ax.set_title(f"{env_id} at the reference: mean and 95% CI over seeds")
+        ax.legend(fontsize=8)
+        seeds = sorted({r["seed"] for v in by_algo.values() for r in v})
+        command = (
+            f"python benchmarks/reference_configs.py --envs {env_id} --algos {' '.join(algos)} "
+            f"--seeds {' '.join(map(str, seeds))} --steps {budget}"
+        )
+        first = next(iter(by_algo.values()))[0]
+        machine = first.get("machine", "the 2-core CPU development machine (no GPU)")
+        stamp(fig, machine, command)
+        name = f"bench_reference_{slug(env_id)}_{budget}.png"
+        save(fig, img / name)
+        figures.append(
+            f"![{env_id} learning curves]({rel}/{name})\n\n{caption(machine, [command])}"
+        )
+    lines = [
+        "Greedy evaluation of the execution policy (`pi_ind` for B2MAPO) after training at "
+        "the shipped reference configuration (`mg.TrainConfig.for_env`), mean ± 95% CI over "
+        "seeds; curves: the training return (win rate on SMAX) of the last rollouts.",
+        "",
+        table(header, rows),
+    ]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(figures) + "\n"
+
+
 # ----------------------------------------------------------------- page
 
 
@@ -373,6 +488,7 @@ def build_sections(results: Path, img: Path, rel: str) -> dict[str, str]:
         "latency": section_latency(read_json(results / "latency.json"), img, rel),
         "tuning": section_tuning(read_json(results / "tune" / "summary.json"), img, rel),
         "scale": section_scale(read_json(results / "partition.json"), img, rel),
+        "references": section_references(load_reference_runs(results / "references"), img, rel),
     }
     return {name: text for name, text in made.items() if text is not None}
 

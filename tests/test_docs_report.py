@@ -190,3 +190,66 @@ def test_b2mapo_figure_script_draws_the_concept_figure(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     # the example's batches are the generations of its DAG, as the figure shows them
     assert figure.mg.partition.generations(figure.example_dag()) == [[0], [1, 2], [3, 4], [5]]
+
+
+def _reference_run(env: str, algo: str, seed: int, ret: float, win: float | None, **extra) -> dict:
+    curve = [
+        {"step": 1000 * (i + 1), "return_mean": ret * (i + 1) / 3, "win_rate": win}
+        for i in range(3)
+    ]
+    return {
+        "env": env,
+        "algo": algo,
+        "seed": seed,
+        "budget": 3000,
+        "steps": 3072,
+        "reference": env.split(":")[0],
+        "overrides": {},
+        "eval_return": ret,
+        "eval_win_rate": win,
+        "curve": curve,
+        "machine": "Test CPU 9000, 2 cores",
+        **extra,
+    }
+
+
+def test_report_tabulates_and_plots_the_reference_runs(tmp_path, report):
+    folder = tmp_path / "results" / "references"
+    folder.mkdir(parents=True)
+    runs = [
+        _reference_run("smax:3m", "mappo", 0, 1.0, 1.0),
+        _reference_run("smax:3m", "mappo", 1, 0.9, 0.9),
+        _reference_run("smax:3m", "mappo", 2, 0.8, 0.8),
+        _reference_run("smax:3m", "b2mapo", 0, 0.5, 0.5),
+        _reference_run("smax:3m", "mappo", 3, 0.0, 0.0, overrides={"lr": 1.0}),  # screening
+        _reference_run("mpe:simple_spread_v3", "mappo", 0, -30.0, None),
+    ]
+    (folder / "a.jsonl").write_text("\n".join(json.dumps(r) for r in runs[:3]) + "\n")
+    (folder / "b.jsonl").write_text("\n".join(json.dumps(r) for r in runs[3:]) + "\n\n")
+    page_path = tmp_path / "docs" / "benchmarks.md"
+    made = report.main(
+        [
+            "--results",
+            str(tmp_path / "results"),
+            "--page",
+            str(page_path),
+            "--template",
+            str(ROOT / "docs" / "benchmarks.md"),
+        ]
+    )
+    assert set(made) == {"references"}
+    section = _section(page_path.read_text(), "references")
+    # seeds 0-2 only (the run with overrides is not the reference): 0.900 ± 0.248
+    assert "| smax:3m | 3,000 | MAPPO | 0, 1, 2 | 0.900 ± 0.248 | 0.900 ± 0.248 | smax |" in section
+    assert "| smax:3m | 3,000 | B2MAPO | 0 | 0.500 | 0.500 | smax |" in section
+    assert "| mpe:simple_spread_v3 | 3,000 | MAPPO | 0 | -30.000 | — | mpe |" in section
+    for png in (
+        "bench_reference_smax_3m_3000.png",
+        "bench_reference_mpe_simple_spread_v3_3000.png",
+    ):
+        data = (page_path.parent / "img" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and f"](img/{png})" in section
+    assert "Test CPU 9000, 2 cores" in section
+    (folder / "b.jsonl").write_text('{"env": "smax:3m"}\n')
+    with pytest.raises(SystemExit, match=r"b.jsonl:1: not a reference_configs.py run"):
+        report.main(["--results", str(tmp_path / "results"), "--page", str(tmp_path / "p.md")])
