@@ -17,9 +17,17 @@ Variants (every one gets the same env steps and seeds):
   (``condition_on_parents=False``), ``true_nokl`` (``kl_coef=0``),
   ``true_nocorr`` (``correction="none"``), ``true_seq`` (evaluates ``pi_seq``, the
   optimized policy, instead of the distilled ``pi_ind``), ``true_warmup``
-  (``parent_warmup=50``: ``pi_seq`` reads its parents only after 50 iterations).
+  (``parent_warmup=50``: ``pi_seq`` reads its parents only after 50 iterations),
+  ``true_parentobs`` (``parent_obs=True``: the parent head also reads the agent's
+  observation).
 
-"final" is the greedy ``evaluate()`` return (64 episodes) divided by the
+On the observation-conditioned games (``contextual:*``) each run also probes the
+greedy joint policy of ``pi_ind`` on 4096 fresh states (:func:`equilibrium`): the
+share of states where it is optimal, where it is a Nash profile (no agent gains by
+changing its own action alone) and where it is a *suboptimal* Nash profile.
+
+A run whose result file is already in ``--out`` is not repeated (the
+script resumes). "final" is the greedy ``evaluate()`` return (64 episodes) divided by the
 episode limit (1.0 is the optimum of both game families). For learned-graph
 variants the skeleton AUC and direction accuracy (fraction of true edges with
 ``p(i->j) > p(j->i)``) of ``trainer.interdependence()`` are recorded, and for the
@@ -45,6 +53,7 @@ SUSPECTS = {
     "true_nocorr": {"correction": "none"},
     "true_seq": {},
     "true_warmup": {"parent_warmup": 50},
+    "true_parentobs": {"parent_obs": True},
 }
 VARIANTS = (
     "mappo",
@@ -115,7 +124,42 @@ def estimator_scores(trainer, true_dag) -> dict:
     }
 
 
+def profile_equilibrium(env, actions: torch.Tensor) -> dict:
+    """Joint actions ``[E, N]`` for the current states of a contextual game ``env``: the
+    shares of states where they are optimal, a Nash profile (no agent gains by changing
+    its own action alone) and a suboptimal Nash profile."""
+    signal, context = env.signal, env.context
+    reward = env.team_reward(actions, signal, context)
+    gain = torch.zeros_like(reward)
+    n_actions = env.spec.n_actions
+    for agent in range(env.spec.n_agents):  # analysis, not a hot path
+        for shift in range(1, n_actions):
+            other = actions.clone()
+            other[:, agent] = (other[:, agent] + shift) % n_actions
+            gain = torch.maximum(gain, env.team_reward(other, signal, context) - reward)
+    optimal = reward >= env.optimal_return() - 1e-6
+    nash = gain <= 1e-6
+    return {
+        "optimal_states": float(optimal.float().mean()),
+        "nash_states": float(nash.float().mean()),
+        "subopt_nash_states": float((nash & ~optimal).float().mean()),
+    }
+
+
+def equilibrium(trainer, task: str, policy: str = "ind", states: int = 4096) -> dict:
+    """:func:`profile_equilibrium` of the trainer's greedy joint policy on ``states``
+    fresh states of the contextual game ``task``."""
+    env = mg.envs.make(task, num_envs=states, seed=12_345)
+    ts = env.reset()
+    result = profile_equilibrium(env, trainer.act(ts, deterministic=True, policy=policy))
+    env.close()
+    return result
+
+
 def run(task: str, variant: str, seed: int, steps: int, out: Path) -> dict:
+    name = f"{task.replace(':', '_')}_{variant}_{seed}_{steps}.json"
+    if (out / name).exists():  # resume: a finished run is not repeated
+        return json.loads((out / name).read_text())
     env = mg.envs.make(task, num_envs=16, seed=seed)
     config = variant_config(variant, env, seed)
     cfg = mg.TrainConfig(total_steps=steps, seed=seed, progress=False, tensorboard=False, **config)
@@ -135,6 +179,8 @@ def run(task: str, variant: str, seed: int, steps: int, out: Path) -> dict:
         "train_curve": [(h["step"], h["return_mean"] / limit) for h in result.history],
         "wall_s": wall,
     }
+    if task.startswith("contextual:"):
+        record.update(equilibrium(trainer, task, policy))
     if variant in ("b2mapo", "b2mapo_anova"):
         true_dag = env.interdependence()
         learned = trainer.interdependence()
@@ -142,7 +188,6 @@ def run(task: str, variant: str, seed: int, steps: int, out: Path) -> dict:
         record["direction"] = direction_accuracy(learned, true_dag)
         record.update(estimator_scores(trainer, true_dag))
     env.close()
-    name = f"{task.replace(':', '_')}_{variant}_{seed}_{steps}.json"
     (out / name).write_text(json.dumps(record))
     return record
 
@@ -157,11 +202,14 @@ def summarize(records: list[dict], tasks: list[str], variants: list[str]) -> Non
                 continue
             mean, half = mean_ci95([r["final"] for r in recs])
             cells = [task, variant, len(recs), f"{mean:.3f} ± {half:.3f}"]
+            stuck = [r["subopt_nash_states"] for r in recs if "subopt_nash_states" in r]
+            cells.append(f"{mean_ci95(stuck)[0]:.2f}" if stuck else "")
             for key in ("skeleton_auc", "direction", "estimator_auc", "estimator_direction"):
                 values = [r[key] for r in recs if key in r]
                 cells.append(f"{mean_ci95(values)[0]:.2f}" if values else "")
             rows.append(cells)
-    header = ["task", "variant", "seeds", "final / optimum (95% CI)", "skeleton AUC"]
+    header = ["task", "variant", "seeds", "final / optimum (95% CI)", "subopt. Nash states"]
+    header += ["skeleton AUC"]
     header += ["direction acc.", "estimator AUC", "estimator direction"]
     print_table(header, rows)
 

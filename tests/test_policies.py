@@ -150,3 +150,49 @@ def test_embedded_parent_encoding_is_linear_in_agents_and_tells_parents_apart():
     assert torch.equal(from_0[0, :2], none[0, :2])  # agents without parents unchanged
     with pytest.raises(ValueError, match="parent_encoding must be one of"):
         DAGActor(3, 4, 2, parent_encoding="dense")
+
+
+def _fit_answer_to_parent(parent_obs: bool) -> float:
+    """Train a child to answer its parent with ``a_1 = a_0 xor bit(o_1)``; its accuracy."""
+    torch.manual_seed(0)
+    actor = DAGActor(2, 2, 2, hidden=16, parent_obs=parent_obs)
+    gen = torch.Generator().manual_seed(1)
+    bit = torch.randint(0, 2, (512,), generator=gen)
+    obs = torch.zeros(512, 2, 2)
+    obs[:, 1] = nn.functional.one_hot(bit, 2).float()  # the child sees the bit
+    actions = torch.randint(0, 2, (512, 2), generator=gen)
+    target = actions[:, 0] ^ bit
+    edge_index = torch.tensor([[0], [1]])
+    opt = torch.optim.Adam(actor.parameters(), lr=0.03)
+    for _ in range(300):
+        logits = actor.logits(obs, parent_actions=actions, edge_index=edge_index)[:, 1]
+        loss = nn.functional.cross_entropy(logits, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    logits = actor.logits(obs, parent_actions=actions, edge_index=edge_index)[:, 1]
+    return float((logits.argmax(-1) == target).float().mean())
+
+
+def test_parent_head_reads_the_observation_so_the_answer_can_depend_on_it():
+    # which answer to a parent's action is right depends on what the child observes
+    # (the observation-conditioned games): an additive f(obs) + g(parent action)
+    # tops out at 3 of the 4 (bit, parent action) cells
+    assert _fit_answer_to_parent(parent_obs=True) > 0.99
+    assert _fit_answer_to_parent(parent_obs=False) < 0.8
+
+
+def test_parent_obs_keeps_the_reductions_exact():
+    torch.manual_seed(3)
+    actor = DAGActor(3, 4, 2, parent_obs=True)
+    obs = torch.randn(6, 3, 4)
+    actions = torch.randint(0, 2, (6, 3))
+    edge_index = torch.tensor([[0], [2]])
+    with torch.no_grad():
+        actor.parent_out.weight.normal_()
+    torch.testing.assert_close(actor.logits(obs), actor.base.logits(obs))  # no edges
+    conditioned = actor.logits(obs, parent_actions=actions, edge_index=edge_index)
+    torch.testing.assert_close(conditioned[:, :2], actor.base.logits(obs)[:, :2])  # no parents
+    decoded, _ = actor.act(obs, deterministic=True, batches=[[0, 1], [2]], edge_index=edge_index)
+    answered = actor.logits(obs, parent_actions=decoded, edge_index=edge_index)
+    assert torch.equal(decoded, answered.argmax(-1))  # sequential decoding reads the same head

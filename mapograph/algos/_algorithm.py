@@ -86,6 +86,7 @@ class Algorithm:
                 config.layers,
                 parent_encoding=config.parent_encoding,
                 share_params=config.share_params,
+                parent_obs=config.parent_obs,
                 **actor_kwargs,
             )
         else:

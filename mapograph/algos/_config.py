@@ -113,6 +113,7 @@ class AlgorithmConfig:
     edge_threshold: float = field(default=0.3, metadata=check(half_open_unit_interval))
     condition_on_parents: bool = field(default=True, metadata=check(boolean))
     parent_warmup: int = field(default=0, metadata=check(non_negative_int))
+    parent_obs: bool = field(default=False, metadata=check(boolean))  # head reads obs too
     parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
 
     # B2MAPO upper layer: the learned DAG

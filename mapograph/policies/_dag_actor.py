@@ -14,6 +14,12 @@ zero at init) maps that message to logits added to the independent :class:`Actor
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
 exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit.
 
+That head reads only the parents' actions, so the child's answer to them cannot
+depend on what the child observes (``logits = f(obs) + g(parents' actions)``).
+``parent_obs=True`` multiplies the head's hidden units by ``1 + tanh(W obs + b)``
+(per agent), so any function of (observation, parents' actions) is within reach;
+agents without parents still get exactly zero.
+
 Continuous actions: a parent's action reaches the child as a vector, its action
 clipped to ``[-1, 1]`` (padded dimensions zero), encoded the same way and summed by
 the same ``SimpleConv``; the parent head's output shifts the
@@ -50,6 +56,8 @@ class DAGActor(nn.Module):
         share_params: the inner actor is one network for all agents (agent one-hot in
             its input) plus per-agent output heads; the parent heads stay per agent
             (see :meth:`torso_parameters`).
+        parent_obs: the parent head's hidden units are modulated by the agent's own
+            observation (see the module docstring); default off (action-only head).
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class DAGActor(nn.Module):
         recurrent: bool = False,
         parent_encoding: str = "auto",
         share_params: bool = False,
+        parent_obs: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -91,6 +100,9 @@ class DAGActor(nn.Module):
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
         with torch.no_grad():
             self.parent_out.weight.zero_()
+        self.parent_obs: StackedLinear | None = None
+        if parent_obs:
+            self.parent_obs = StackedLinear(n_agents, obs_dim, hidden)
 
     def torso_parameters(self) -> list[nn.Parameter]:
         """The inner actor's shared part (empty with per-agent parameters)."""
@@ -172,13 +184,19 @@ class DAGActor(nn.Module):
             )
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         out = self.base.features(obs_sel, agents, h0, starts)
-        shift = self._parent_term(agents, parent_actions, edge_index, messages)
+        shift = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
         return self.base.gaussian(out, avail, agents, shift)
 
-    def _parent_term(self, agents, parent_actions, edge_index, messages) -> torch.Tensor | None:
-        """The parent head's output for ``agents`` (``None`` without parents)."""
+    def _parent_term(
+        self, agents, parent_actions, edge_index, messages, obs=None
+    ) -> torch.Tensor | None:
+        """The parent head's output for ``agents`` (``None`` without parents).
+
+        ``obs``: ``agents``' observations; with ``parent_obs`` they modulate the head's
+        hidden units, so the answer to a parent's action can depend on what the agent sees.
+        """
         if (
             messages is None
             and edge_index is not None
@@ -190,13 +208,16 @@ class DAGActor(nn.Module):
             return None
         if agents is not None:
             messages = messages.index_select(-2, agents)
-        return self.parent_out(torch.tanh(self.parent_hidden(messages, agents)), agents)
+        hidden = torch.tanh(self.parent_hidden(messages, agents))
+        if self.parent_obs is not None and obs is not None:
+            hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
+        return self.parent_out(hidden, agents)
 
     def _head(self, obs, avail, agents, parent_actions, edge_index, messages, memory):
         """Discrete logits (unmasked) of ``agents`` and their ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         logits = self.base.features(obs_sel, agents, **memory)
-        term = self._parent_term(agents, parent_actions, edge_index, messages)
+        term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
         if term is not None:
             logits = logits + term
         if avail is not None and agents is not None:
@@ -254,7 +275,8 @@ class DAGActor(nn.Module):
             logits = base_logits.index_select(-2, agents)
             if bool(into_batch.any()):
                 messages = self.parent_messages(actions, edge_index[:, into_batch])
-                logits = logits + self._parent_term(agents, None, None, messages)
+                obs_sel = obs.index_select(-2, agents)
+                logits = logits + self._parent_term(agents, None, None, messages, obs_sel)
             if avail is not None:
                 logits = masked_logits(logits, avail.index_select(-2, agents))
             a, lp = sample_categorical(logits, deterministic, generator)
@@ -276,7 +298,9 @@ class DAGActor(nn.Module):
             shift = None
             if bool(into_batch.any()):
                 messages = self.parent_messages(actions, edge_index[:, into_batch])
-                shift = self._parent_term(agents, None, None, messages)
+                shift = self._parent_term(
+                    agents, None, None, messages, obs.index_select(-2, agents)
+                )
             dist = self.base.gaussian(
                 out.index_select(-2, agents),
                 None if avail is None else avail.index_select(-2, agents),

@@ -1,0 +1,40 @@
+"""benchmarks/interdependence.py: the equilibrium probe of a greedy joint policy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from interdependence import profile_equilibrium  # noqa: E402
+
+import mapograph as mg  # noqa: E402
+
+
+def _decoded(env, decoded: torch.Tensor) -> torch.Tensor:
+    """Actions whose decoded values are ``decoded`` ``[E, N]``."""
+    return (decoded + env.offsets[None] + env.context) % env.spec.n_actions
+
+
+def test_optimum_is_optimal_and_a_wrong_convention_is_a_suboptimal_nash_profile():
+    env = mg.envs.make("contextual:tree-7", num_envs=256, seed=0)
+    env.reset()
+    best = profile_equilibrium(env, env.optimal_actions())
+    assert best == {"optimal_states": 1.0, "nash_states": 1.0, "subopt_nash_states": 0.0}
+    # every agent agrees on the wrong value: all edges hold, every own term fails;
+    # the root (two children) loses 2 edges for its own term: nobody gains alone
+    wrong = (1 - env.signal)[:, None].expand(-1, env.spec.n_agents)
+    stuck = profile_equilibrium(env, _decoded(env, wrong))
+    assert stuck == {"optimal_states": 0.0, "nash_states": 1.0, "subopt_nash_states": 1.0}
+
+
+def test_a_lone_wrong_root_is_not_an_equilibrium():
+    env = mg.envs.make("contextual:tree-7", num_envs=256, seed=0)
+    env.reset()
+    root = next(v for v in env.interdependence() if env.interdependence().in_degree(v) == 0)
+    decoded = env.signal[:, None].repeat(1, env.spec.n_agents)
+    decoded[:, root] = 1 - decoded[:, root]
+    result = profile_equilibrium(env, _decoded(env, decoded))
+    assert result == {"optimal_states": 0.0, "nash_states": 0.0, "subopt_nash_states": 0.0}
