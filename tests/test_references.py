@@ -51,7 +51,9 @@ def test_file_fields_override_the_reference_but_only_those_written(tmp_path):
     cfg, ref = config_with_reference("smax:3m", path, {"seed": 7, "num_envs": None})
     assert ref is not None and ref.name == "smax"
     assert (cfg.lr, cfg.algo, cfg.seed) == (0.003, "happo", 7)
-    assert cfg.epochs == 4 and cfg.clip == 0.1  # kept from the reference
+    fields = reference_for("smax:3m", "happo").fields
+    assert (cfg.epochs, cfg.clip) == (fields["epochs"], fields["clip"])  # kept from the reference
+    assert (cfg.epochs, cfg.clip) != (mg.TrainConfig().epochs, mg.TrainConfig().clip)
     assert cfg.share_params is True  # the reference's family layer
     cfg, ref = config_with_reference("smax:3m", path, {}, use_reference=False)
     assert ref is None and cfg.epochs == mg.TrainConfig().epochs

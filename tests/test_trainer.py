@@ -170,3 +170,32 @@ def test_iteration_stats_split_the_update_time(algo):
     assert sum(parts) <= row["update_s"] + 1e-6
     if algo == "b2mapo":  # the upper layer and pi_ind do work; MAPPO's policy update is all
         assert parts[1] > 0 and parts[2] > 0
+
+
+@pytest.mark.parametrize("algo", ["mappo", "b2mapo"])
+def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo):
+    env = mg.envs.make("coordination:chain-4", num_envs=4, seed=0)
+    cfg = mg.TrainConfig(
+        algo=algo,
+        rollout_length=8,
+        total_steps=4 * 8 * 4,
+        lr=1e-3,
+        critic_lr=2e-3,
+        lr_anneal=True,
+        progress=False,
+        tensorboard=False,
+    )
+    trainer = mg.Trainer(env, cfg)
+    algorithm = trainer.algorithm
+    optims = {"actor": (algorithm.optimizer.actor_optim, 1e-3)}
+    optims["critic"] = (algorithm.optimizer.critic_optim, 2e-3)
+    if algo == "b2mapo":
+        optims["pi_ind"] = (algorithm.execution.optim, 1e-3)
+    for k in range(4):  # iteration k updates with the fraction of the budget left before it
+        trainer.train_iteration()
+        for name, (optim, base) in optims.items():
+            assert optim.param_groups[0]["lr"] == pytest.approx(base * (1 - k / 4)), name
+    plain = mg.Trainer(env, cfg.replace(lr_anneal=False))
+    plain.train_iteration()
+    plain.train_iteration()
+    assert plain.algorithm.optimizer.actor_optim.param_groups[0]["lr"] == pytest.approx(1e-3)

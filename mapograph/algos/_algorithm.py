@@ -134,6 +134,23 @@ class Algorithm:
                 ScheduleContext(n, obs_dim, n_actions, config, preset, device, self.generators)
             )
 
+    def scale_learning_rates(self, scale: float) -> None:
+        """Set the policies' and the critic's learning rates to ``scale`` times the config's.
+
+        Covers the optimized actor (and its shared torso), the critic and B2MAPO's
+        ``pi_ind``; the upper layer's generator keeps ``generator_lr``.
+        """
+        ppo, cfg = self.optimizer, self.config
+        pairs = [(ppo.actor_optim, cfg.lr), (ppo.torso_optim, cfg.lr)]
+        pairs += [
+            (ppo.critic_optim, cfg.critic_lr),
+            (getattr(self.execution, "optim", None), cfg.lr),
+        ]
+        for optim, base in pairs:
+            if optim is not None:
+                for group in optim.param_groups:
+                    group["lr"] = base * scale
+
     def modules(self) -> dict[str, nn.Module]:
         """The trained modules by checkpoint name (``actor``, ``critic``, ``value_norm``, ``pi_ind``)."""
         modules: dict[str, nn.Module] = {"actor": self.actor, "critic": self.critic}

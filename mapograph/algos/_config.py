@@ -83,6 +83,9 @@ class AlgorithmConfig:
     # PPO
     lr: float = field(default=5e-4, metadata=check(positive_float))
     critic_lr: float = field(default=5e-4, metadata=check(positive_float))
+    #: decay ``lr`` and ``critic_lr`` linearly towards 0 over ``total_steps`` (MAPPO's
+    #: ``use_linear_lr_decay``, JaxMARL's ``ANNEAL_LR``); the generator's rate is kept
+    lr_anneal: bool = field(default=False, metadata=check(boolean))
     gamma: float = field(default=0.99, metadata=check(unit_interval))
     gae_lambda: float = field(default=0.95, metadata=check(unit_interval))
     clip: float = field(default=0.2, metadata=check(positive_float))

@@ -233,6 +233,9 @@ class Trainer:
             ),
         )
         algo.execution.record(rollout)
+        if self.cfg.lr_anneal:  # the fraction of the budget left before this rollout
+            done = self.env_steps / self.cfg.total_steps
+            algo.scale_learning_rates(max(0.0, 1.0 - done))
         self.env_steps += self.steps_per_iteration
 
         t2 = time.perf_counter()

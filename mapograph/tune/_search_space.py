@@ -66,8 +66,9 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
     """The PPO knobs of any algorithm (the base config's ``algo`` is kept).
 
     For finding reference configurations (``mapograph tune --space ppo``): learning
-    rates, clip, epochs, minibatches, entropy, GAE lambda, gradient-norm clip,
-    hidden size and the rollout length (the env copies stay the base config's).
+    rates and their linear decay, clip, epochs, minibatches, entropy (0 included),
+    GAE lambda, gradient-norm clip (from 0.1), hidden size and the rollout length
+    (the env copies stay the base config's).
     """
     return {
         "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
@@ -75,9 +76,11 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
         "clip": trial.suggest_float("clip", 0.05, 0.3),
         "epochs": trial.suggest_int("epochs", 1, 15),
         "minibatches": trial.suggest_categorical("minibatches", [1, 2, 4, 8]),
-        "entropy_coef": trial.suggest_float("entropy_coef", 1e-4, 5e-2, log=True),
+        # 0 included: JaxMARL's SMAX and BenchMARL's settings use no entropy bonus
+        "entropy_coef": trial.suggest_categorical("entropy_coef", [0.0, 1e-3, 3e-3, 1e-2, 3e-2]),
         "gae_lambda": trial.suggest_float("gae_lambda", 0.8, 1.0),
-        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.5, 10.0, log=True),
+        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.1, 10.0, log=True),
+        "lr_anneal": trial.suggest_categorical("lr_anneal", [False, True]),
         "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
         "rollout_length": trial.suggest_categorical("rollout_length", [32, 64, 128, 256]),
     }
