@@ -358,6 +358,16 @@ class GivenDAG(DAGSchedule):
         return graph
 
 
+def estimate_mode(estimate: Any) -> frozenset:
+    """What an interdependence estimate says, for :class:`RefitSchedule`: its skeleton (pairs
+    whose strength z-score exceeds 1, :func:`~mapograph.graph.skeleton_mask`) and its order."""
+    from mapograph.graph import skeleton_mask
+
+    pairs = skeleton_mask(estimate.strength).triu(1).nonzero().tolist()
+    order = () if estimate.order is None else tuple(int(a) for a in estimate.order)
+    return frozenset([*map(tuple, pairs), ("order", order)])
+
+
 def agent_features(obs: torch.Tensor, n_agents: int) -> torch.Tensor:
     """Generator input ``[1, N, obs_dim + N]``: mean observation per agent and its one-hot id."""
     mean_obs = obs.reshape(-1, n_agents, obs.shape[-1]).float().mean(0)
@@ -394,7 +404,9 @@ class LearnedDAG(DAGSchedule):
         from mapograph.algos._upper import RefitSchedule
 
         self.estimator = ESTIMATORS.get(cfg.interaction_estimator)(context)
-        self.refit = RefitSchedule(cfg.upper_max_period)
+        self.refit = RefitSchedule(cfg.upper_max_period)  # the generator's fits
+        self.estimator_refit = RefitSchedule(cfg.upper_max_period)  # the estimator's
+        self.estimate: Any = None  # the estimator's last Interdependence (reused while it rests)
         self.features: torch.Tensor | None = None  # the generator's input for the next proposal
 
     def _features(self, ts: TimeStep) -> torch.Tensor:
@@ -407,15 +419,40 @@ class LearnedDAG(DAGSchedule):
         return self.warmed_up(self.plan_for(proposal.dag, proposal))
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
-        if not self.refit.due():  # the DAG has held: no estimator or generator training now
+        estimated = self._estimate(data)
+        generator_due = self.refit.due()
+        if not generator_due:  # the DAG has held: no generator training now
             self.features = agent_features(data.rollout.obs, self.n_agents)
-            return {"upper_fitted": 0.0, "upper_period": float(self.refit.period)}
-        estimate = self.estimator.update(data) if self.upper.interaction_coef > 0 else None
-        out = self.upper.learn(plan.record, stats["joint_ratio_gain"], estimate)
+            return {
+                "upper_fitted": 0.0,
+                "upper_period": float(self.refit.period),
+                "estimator_fitted": float(estimated),
+            }
+        out = self.upper.learn(plan.record, stats["joint_ratio_gain"], self.estimate)
         self.features = agent_features(data.rollout.obs, self.n_agents)
         if self.refit.adaptive:
             self.refit.fitted(self.upper.mode_edges(self.features))
-        return {**out, "upper_fitted": 1.0, "upper_period": float(self.refit.period)}
+        return {
+            **out,
+            "upper_fitted": 1.0,
+            "upper_period": float(self.refit.period),
+            "estimator_fitted": float(estimated),
+        }
+
+    def _estimate(self, data: ScheduleData) -> bool:
+        """Train the estimator when due (it rests while its skeleton and order hold);
+        ``self.estimate`` is the estimate the generator fits. Returns whether it trained."""
+        if self.upper.interaction_coef <= 0:
+            self.estimate = None
+            return False
+        rests = self.estimator_refit.adaptive and self.estimate is not None
+        # a cumulative estimate (pooled ANOVA) must see every iteration once: it never rests
+        if rests and not self.estimate.cumulative and not self.estimator_refit.due():
+            return False
+        self.estimate = self.estimator.update(data)
+        if self.estimator_refit.adaptive and self.estimate is not None:
+            self.estimator_refit.fitted(estimate_mode(self.estimate))
+        return True
 
     def interdependence(self, ts: TimeStep) -> nx.DiGraph:
         probs = self.upper.edge_probabilities(self._features(ts)).cpu()
@@ -436,6 +473,14 @@ class LearnedDAG(DAGSchedule):
             "estimator": self.estimator.state_dict(),
             "proposals": getattr(self, "proposals", 0),
             "refit": self.refit.state_dict(),
+            "estimator_refit": self.estimator_refit.state_dict(),
+            "estimate": None
+            if self.estimate is None
+            else {
+                "strength": self.estimate.strength,
+                "cumulative": self.estimate.cumulative,
+                "order": self.estimate.order,
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -445,5 +490,19 @@ class LearnedDAG(DAGSchedule):
         self.proposals = int(state.get("proposals", 0))
         if "refit" in state:  # checkpoints written before the upper layer backed off
             self.refit.load_state_dict(state["refit"])
+        if "estimator_refit" in state:
+            from mapograph.algos._estimators import Interdependence
+
+            self.estimator_refit.load_state_dict(state["estimator_refit"])
+            estimate = state["estimate"]
+            self.estimate = (
+                None
+                if estimate is None
+                else Interdependence(
+                    estimate["strength"].to(self.context.device),
+                    cumulative=bool(estimate["cumulative"]),
+                    order=estimate["order"],
+                )
+            )
         features = state["features"]
         self.features = None if features is None else features.to(self.context.device)

@@ -341,7 +341,7 @@ class RefitSchedule:
 
     def state_dict(self) -> dict:
         """Period, remaining wait and the last fit's DAG (for bit-exact resume)."""
-        last = None if self.last is None else sorted(self.last)
+        last = None if self.last is None else sorted(self.last, key=repr)
         return {"period": self.period, "wait": self.wait, "last": last}
 
     def load_state_dict(self, state: dict) -> None:
@@ -349,4 +349,9 @@ class RefitSchedule:
         self.period = int(state["period"])
         self.wait = int(state["wait"])
         last = state["last"]
-        self.last = None if last is None else frozenset(tuple(edge) for edge in last)
+        self.last = None if last is None else frozenset(_as_tuple(item) for item in last)
+
+
+def _as_tuple(item: object) -> object:
+    """Lists (as a checkpoint may return them) back to hashable tuples, nested."""
+    return tuple(_as_tuple(x) for x in item) if isinstance(item, (list, tuple)) else item
