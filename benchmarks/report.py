@@ -134,6 +134,19 @@ def curve_band(curves: list[list]) -> tuple[list[float], list[float], list[float
     return steps, means, halves
 
 
+def plot_bands(ax, curves_by_algo: dict[str, list[list]]) -> None:
+    """One line per algorithm (mean over seeds) with its 95% CI band; empty lists are skipped."""
+    for algo, curves in curves_by_algo.items():
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        xs, mean, half = curve_band(curves)
+        (line,) = ax.plot(xs, mean, label=f"{ALGO_NAMES.get(algo, algo)} ({len(curves)} seeds)")
+        lo = [m - h for m, h in zip(mean, half)]
+        hi = [m + h for m, h in zip(mean, half)]
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
 # ----------------------------------------------------------------- sections
 
 
@@ -173,15 +186,7 @@ def section_returns(records: list[dict], img: Path, rel: str) -> str | None:
         lines.append("| " + " | ".join(row) + " |")
 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for algo in algos:
-            curves = [r["train_curve"] for r in runs.get(algo, []) if r["train_curve"]]
-            if not curves:
-                continue
-            xs, mean, half = curve_band(curves)
-            (line,) = ax.plot(xs, mean, label=f"{ALGO_NAMES.get(algo, algo)} ({len(curves)} seeds)")
-            lo = [m - h for m, h in zip(mean, half)]
-            hi = [m + h for m, h in zip(mean, half)]
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        plot_bands(ax, {a: [r["train_curve"] for r in runs.get(a, [])] for a in algos})
         ax.set_xlabel("env steps")
         ax.set_ylabel("training return / optimum")
         ax.set_title(f"{setting}: mean and 95% CI over seeds")
@@ -437,19 +442,16 @@ def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
             else "return_mean"
         )
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for algo in algos:
-            curves = [
-                [(p["step"], p[metric]) for p in r["curve"] if p.get(metric) is not None]
-                for r in by_algo[algo]
-            ]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            xs, mean, half = curve_band(curves)
-            (line,) = ax.plot(xs, mean, label=f"{ALGO_NAMES.get(algo, algo)} ({len(curves)} seeds)")
-            lo = [m - h for m, h in zip(mean, half)]
-            hi = [m + h for m, h in zip(mean, half)]
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        plot_bands(
+            ax,
+            {
+                algo: [
+                    [(p["step"], p[metric]) for p in r["curve"] if p.get(metric) is not None]
+                    for r in by_algo[algo]
+                ]
+                for algo in algos
+            },
+        )
         ax.set_xlabel("env steps")
         ax.set_ylabel("training " + ("win rate" if metric == "win_rate" else "return"))
         ax.set_title(f"{env_id} at the reference: mean and 95% CI over seeds")
