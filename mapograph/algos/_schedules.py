@@ -420,21 +420,18 @@ class LearnedDAG(DAGSchedule):
 
     def learn(self, plan: Plan, data: ScheduleData, stats: dict[str, float]) -> dict[str, float]:
         estimated = self._estimate(data)
-        generator_due = self.refit.due()
-        if not generator_due:  # the DAG has held: no generator training now
-            self.features = agent_features(data.rollout.obs, self.n_agents)
-            return {
-                "upper_fitted": 0.0,
-                "upper_period": float(self.refit.period),
-                "estimator_fitted": float(estimated),
-            }
-        out = self.upper.learn(plan.record, stats["joint_ratio_gain"], self.estimate)
+        fitted = self.refit.due()  # False while the DAG has held: no generator training now
+        out = (
+            self.upper.learn(plan.record, stats["joint_ratio_gain"], self.estimate)
+            if fitted
+            else {}
+        )
         self.features = agent_features(data.rollout.obs, self.n_agents)
-        if self.refit.adaptive:
+        if fitted and self.refit.adaptive:
             self.refit.fitted(self.upper.mode_edges(self.features))
         return {
             **out,
-            "upper_fitted": 1.0,
+            "upper_fitted": float(fitted),
             "upper_period": float(self.refit.period),
             "estimator_fitted": float(estimated),
         }
