@@ -1,13 +1,16 @@
 """The presets at the shipped reference configurations: greedy win rate / return per seed.
 
     python benchmarks/reference_configs.py --envs smax:3m --algos mappo b2mapo happo a2po \
-        --seeds 0 1 2 --steps 1000000 [--eval-episodes 64] [--out benchmarks/results/references]
+        --seeds 0 1 2 --steps 1000000 [--eval-episodes 64] [--out benchmarks/results/references] \
+        [--config input_norm=true lr=1e-3]
 
 Each (env, algo, seed) trains with ``mg.TrainConfig.for_env(env, algo, ...)`` (the
 reference in ``mapograph/train/references/``), then evaluates the execution
 policy greedily. One JSON line per finished run goes to ``OUT/runs.jsonl`` as soon
 as it finishes (a rerun skips the runs already there), with its learning curve;
-the table at the end gives mean and 95 % CI over seeds.
+the table at the end gives mean and 95 % CI over seeds. ``--config KEY=VALUE`` changes
+fields of the reference for a screening run (values read as YAML); such runs are
+recorded with their ``overrides`` and kept apart from the reference's own runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from _bench import command_line, machine, mean_ci95, print_table
 
 import mapograph as mg
@@ -65,6 +69,23 @@ def run_one(
     }
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["lr=1e-3", "input_norm=true"]`` -> ``{"lr": 0.001, "input_norm": True}``."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--config expects KEY=VALUE, got {item!r}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides[key] = parsed
+    return overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["smax:3m"])
@@ -73,7 +94,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results/references")
+    parser.add_argument(
+        "--config", nargs="*", default=[], metavar="KEY=VALUE", help="fields to change"
+    )
     args = parser.parse_args()
+    overrides = parse_overrides(args.config)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,13 +106,14 @@ def main() -> None:
     done = []
     if log.exists():
         done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    done = [r for r in done if r.get("overrides", {}) == overrides]
     have = {(r["env"], r["algo"], r["seed"], r.get("budget", r["steps"])) for r in done}
     for env_id in args.envs:
         for seed in args.seeds:
             for algo in args.algos:
                 if (env_id, algo, seed, args.steps) in have:
                     continue
-                row = run_one(env_id, algo, seed, args.steps, args.eval_episodes)
+                row = run_one(env_id, algo, seed, args.steps, args.eval_episodes, **overrides)
                 with log.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 done.append(row)

@@ -64,6 +64,8 @@ class Algorithm:
         )
         if config.recurrent:  # GRU torsos; the feed-forward networks are built exactly as before
             actor_kwargs["recurrent"] = True
+        if config.input_norm:
+            actor_kwargs["normalize_input"] = True
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
@@ -73,9 +75,11 @@ class Algorithm:
         # Construction order (critic, then actor) is the same for every preset, so
         # equal seeds give equal initial critics and actors across presets.
         self.critic: nn.Module = (
-            RecurrentCritic(spec.state_dim, config.hidden)
+            RecurrentCritic(spec.state_dim, config.hidden, normalize_input=config.input_norm)
             if config.recurrent
-            else CentralCritic(spec.state_dim, config.hidden, config.layers)
+            else CentralCritic(
+                spec.state_dim, config.hidden, config.layers, normalize_input=config.input_norm
+            )
         )
         if preset.derived_policy:
             self.actor: nn.Module = DAGActor(

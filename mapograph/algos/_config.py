@@ -74,6 +74,9 @@ class AlgorithmConfig:
     hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     layers: int = field(default=2, metadata=check(positive_int(64)))
     share_params: bool = field(default=False, metadata=check(boolean))
+    #: layer-normalize every network's input (observations, the critic's state) before
+    #: its first layer: MAPPO's and HARL's ``use_feature_normalization``
+    input_norm: bool = field(default=False, metadata=check(boolean))
     # continuous actions (Gaussian policies) and recurrent policies/critic
     state_dependent_std: bool = field(default=False, metadata=check(boolean))
     log_std_init: float = field(default=-0.5, metadata=check(log_std_value))

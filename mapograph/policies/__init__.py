@@ -6,7 +6,13 @@ from mapograph.policies._dag_actor import DAGActor
 from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
 from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
-from mapograph.policies._stacked import SharedMLP, SharedTorsoMLP, StackedLinear, StackedMLP
+from mapograph.policies._stacked import (
+    SharedMLP,
+    SharedTorsoMLP,
+    StackedLinear,
+    StackedMLP,
+    input_norm,
+)
 from mapograph.policies._value_norm import ValueNormalizer
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "StackedLinear",
     "StackedMLP",
     "ValueNormalizer",
+    "input_norm",
     "masked_logits",
     "sample_categorical",
     "sample_gaussian",

@@ -54,6 +54,8 @@ class Actor(nn.Module):
         state_dependent_std: the log-std is an output of the network (continuous only).
         log_std_init: initial log-std of the state-independent Gaussian.
         recurrent: a GRU torso (hidden size ``hidden``) instead of the MLP.
+        normalize_input: layer-normalize the observation before the first layer
+            (:func:`~mapograph.policies.input_norm`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Actor(nn.Module):
         log_std_init: float = -0.5,
         recurrent: bool = False,
         per_agent_heads: bool = False,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -90,11 +93,19 @@ class Actor(nn.Module):
                 out_scale=0.01,
                 share_params=share_params,
                 per_agent_out=self.shared_torso,
+                normalize_input=normalize_input,
             )
         else:
             net_cls = SharedTorsoMLP if self.shared_torso else StackedMLP
             net_cls = SharedMLP if self.share_params else net_cls
-            self.net = net_cls(n_agents, obs_dim, [hidden] * layers, out_dim, out_scale=0.01)
+            self.net = net_cls(
+                n_agents,
+                obs_dim,
+                [hidden] * layers,
+                out_dim,
+                out_scale=0.01,
+                normalize_input=normalize_input,
+            )
         if continuous and not self.state_dependent_std:
             self.log_std = nn.Parameter(torch.full((n_agents, n_actions), float(log_std_init)))
         if self.state_dependent_std:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from mapograph.policies._stacked import input_norm
+
 
 class CentralCritic(nn.Module):
     """MLP value function of the global state.
@@ -15,10 +17,15 @@ class CentralCritic(nn.Module):
         state_dim: size of the global state.
         hidden: hidden width.
         layers: number of hidden layers.
+        normalize_input: layer-normalize the state first (see
+            :func:`~mapograph.policies.input_norm`).
     """
 
-    def __init__(self, state_dim: int, hidden: int = 64, layers: int = 2) -> None:
+    def __init__(
+        self, state_dim: int, hidden: int = 64, layers: int = 2, normalize_input: bool = False
+    ) -> None:
         super().__init__()
+        self.input_norm = input_norm(state_dim, normalize_input)
         sizes = [state_dim] + [hidden] * layers
         modules: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
@@ -33,4 +40,4 @@ class CentralCritic(nn.Module):
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """``[..., state_dim] -> [...]`` values."""
-        return self.net(state).squeeze(-1)
+        return self.net(self.input_norm(state)).squeeze(-1)

@@ -58,6 +58,8 @@ class DAGActor(nn.Module):
             (see :meth:`torso_parameters`).
         parent_obs: the parent head's hidden units are modulated by the agent's own
             observation (see the module docstring); default off (action-only head).
+        normalize_input: layer-normalize the observation before the torso (see
+            :func:`~mapograph.policies.input_norm`; the parent head reads it raw).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class DAGActor(nn.Module):
         parent_encoding: str = "auto",
         share_params: bool = False,
         parent_obs: bool = False,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -93,6 +96,7 @@ class DAGActor(nn.Module):
             log_std_init=log_std_init,
             recurrent=recurrent,
             per_agent_heads=True,
+            normalize_input=normalize_input,
         )
         self.aggregate = SimpleConv(aggr="sum")
         self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)

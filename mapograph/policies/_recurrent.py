@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from mapograph.policies._stacked import StackedLinear
+from mapograph.policies._stacked import StackedLinear, input_norm
 
 
 def reset_where(h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -70,6 +70,8 @@ class RecurrentNet(nn.Module):
         share_params: one network for all agents, the agent's one-hot appended to its input.
         per_agent_out: with ``share_params``, add one output layer per agent (zero at
             initialization) to the shared network's (see :meth:`torso_parameters`).
+        normalize_input: layer-normalize the input first (see
+            :func:`~mapograph.policies.input_norm`).
     """
 
     def __init__(
@@ -81,9 +83,11 @@ class RecurrentNet(nn.Module):
         out_scale: float = 1.0,
         share_params: bool = False,
         per_agent_out: bool = False,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
+        self.input_norm = input_norm(in_dim, normalize_input)
         self.hidden = hidden
         self.share_params = share_params
         self.per_agent_out = share_params and per_agent_out
@@ -118,6 +122,7 @@ class RecurrentNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: ``x [..., n, in]``, ``h [..., n, H]`` -> ``(out [..., n, out], h')``."""
         lead, n = x.shape[:-2], x.shape[-2]
+        x = self.input_norm(x)
         if self.share_params:
             ids = self.agent_ids if agents is None else self.agent_ids[agents]
             x = torch.cat([x, ids.expand(*lead, n, self.n_agents)], -1)
@@ -165,14 +170,17 @@ class RecurrentCritic(nn.Module):
     Args:
         state_dim: size of the global state.
         hidden: width and GRU state size.
+        normalize_input: layer-normalize the state first.
     """
 
     recurrent = True
 
-    def __init__(self, state_dim: int, hidden: int = 64) -> None:
+    def __init__(self, state_dim: int, hidden: int = 64, normalize_input: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
-        self.net = RecurrentNet(1, state_dim, hidden, 1, out_scale=1.0)
+        self.net = RecurrentNet(
+            1, state_dim, hidden, 1, out_scale=1.0, normalize_input=normalize_input
+        )
 
     def step(self, state: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``state [B, S]``, ``h [B, H]`` -> ``(values [B], h' [B, H])``."""

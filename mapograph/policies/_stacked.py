@@ -107,6 +107,7 @@ class StackedMLP(nn.Module):
         out_dim: output size.
         out_scale: orthogonal gain of the last layer (small for policy heads).
         activation: activation module class.
+        normalize_input: layer-normalize the input first (see :func:`input_norm`).
     """
 
     def __init__(
@@ -117,8 +118,10 @@ class StackedMLP(nn.Module):
         out_dim: int,
         out_scale: float = 1.0,
         activation: type[nn.Module] = nn.Tanh,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
+        self.input_norm = input_norm(in_dim, normalize_input)
         sizes = [in_dim, *hidden]
         self.hidden_layers = nn.ModuleList(
             StackedLinear(n_agents, a, b, init_scale=math.sqrt(2))
@@ -131,11 +134,24 @@ class StackedMLP(nn.Module):
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' networks)."""
         lead = x.shape[:-2]
         n = x.shape[-2]
-        h = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # agent-major [n, B, in]
+        h = self.input_norm(x).reshape(-1, n, x.shape[-1]).transpose(0, 1)  # [n, B, in]
         for layer in self.hidden_layers:
             h = self.activation(layer.forward_agent_major(h, agents))
         h = self.out_layer.forward_agent_major(h, agents)
         return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])
+
+
+def input_norm(in_dim: int, enabled: bool) -> nn.Module:
+    """Layer normalization of a network's raw input features, or the identity.
+
+    MAPPO's and HARL's ``use_feature_normalization``: each input vector is shifted
+    and scaled to zero mean and unit variance over its features before the first
+    layer, so features of very different scales (unit counts, distances, health)
+    start on an equal footing. No affine parameters: the first linear layer already
+    represents any per-feature scale and shift, and the parameter count (and every
+    per-agent optimizer row) stays as without it.
+    """
+    return nn.LayerNorm(in_dim, elementwise_affine=False) if enabled else nn.Identity()
 
 
 def orthogonal_linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
@@ -169,9 +185,11 @@ class SharedMLP(nn.Module):
         out_dim: int,
         out_scale: float = 1.0,
         activation: type[nn.Module] = nn.Tanh,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
+        self.input_norm = input_norm(in_dim, normalize_input)
         sizes = [in_dim + n_agents, *hidden]
         layers = hidden_stack(sizes, activation)  # built first: same initial weights as before
         self.net = nn.Sequential(*layers, orthogonal_linear(sizes[-1], out_dim, out_scale))
@@ -181,7 +199,7 @@ class SharedMLP(nn.Module):
         """``[..., N, in] -> [..., N, out]`` with agent one-hots appended."""
         ids = self.agent_ids if agents is None else self.agent_ids[agents]
         ids = ids.expand(*x.shape[:-1], self.n_agents)
-        return self.net(torch.cat([x, ids], dim=-1))
+        return self.net(torch.cat([self.input_norm(x), ids], dim=-1))
 
 
 class SharedTorsoMLP(nn.Module):
@@ -203,9 +221,11 @@ class SharedTorsoMLP(nn.Module):
         out_dim: int,
         out_scale: float = 1.0,
         activation: type[nn.Module] = nn.Tanh,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
+        self.input_norm = input_norm(in_dim, normalize_input)
         sizes = [in_dim + n_agents, *hidden]
         self.torso = nn.Sequential(*hidden_stack(sizes, activation))
         self.shared_out = orthogonal_linear(sizes[-1], out_dim, out_scale)
@@ -220,5 +240,5 @@ class SharedTorsoMLP(nn.Module):
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' heads) with agent one-hots."""
         ids = self.agent_ids if agents is None else self.agent_ids[agents]
         ids = ids.expand(*x.shape[:-1], self.n_agents)
-        h = self.torso(torch.cat([x, ids], dim=-1))
+        h = self.torso(torch.cat([self.input_norm(x), ids], dim=-1))
         return self.shared_out(h) + self.out_layer(h, agents)
