@@ -66,6 +66,9 @@ class Algorithm:
             actor_kwargs["recurrent"] = True
         if config.input_norm:
             actor_kwargs["normalize_input"] = True
+        if config.activation != "tanh":
+            actor_kwargs["activation"] = config.activation
+        critic_kwargs = {"normalize_input": config.input_norm, "activation": config.activation}
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
@@ -75,11 +78,9 @@ class Algorithm:
         # Construction order (critic, then actor) is the same for every preset, so
         # equal seeds give equal initial critics and actors across presets.
         self.critic: nn.Module = (
-            RecurrentCritic(spec.state_dim, config.hidden, normalize_input=config.input_norm)
+            RecurrentCritic(spec.state_dim, config.hidden, **critic_kwargs)
             if config.recurrent
-            else CentralCritic(
-                spec.state_dim, config.hidden, config.layers, normalize_input=config.input_norm
-            )
+            else CentralCritic(spec.state_dim, config.hidden, config.layers, **critic_kwargs)
         )
         if preset.derived_policy:
             self.actor: nn.Module = DAGActor(

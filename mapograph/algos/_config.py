@@ -37,12 +37,20 @@ from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
 from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
 from mapograph.policies._parent_encoding import PARENT_ENCODINGS
+from mapograph.policies._stacked import ACTIVATIONS
 
 
 def log_std_value(value: object) -> str | None:
     """A finite number in ``[-5, 2]`` (the range the Gaussian's log-std is clamped to)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -5 <= value <= 2:
         return "must be a number in [-5, 2]"
+    return None
+
+
+def _activation(value: object) -> str | None:
+    """A hidden-layer activation by name (see :data:`mapograph.policies.ACTIVATIONS`)."""
+    if value not in ACTIVATIONS:
+        return f"must be one of {', '.join(ACTIVATIONS)}"
     return None
 
 
@@ -77,6 +85,8 @@ class AlgorithmConfig:
     #: layer-normalize every network's input (observations, the critic's state) before
     #: its first layer: MAPPO's and HARL's ``use_feature_normalization``
     input_norm: bool = field(default=False, metadata=check(boolean))
+    #: hidden-layer activation of the actors and the critic: ``"tanh"`` or ``"relu"``
+    activation: str = field(default="tanh", metadata=check(_activation))
     # continuous actions (Gaussian policies) and recurrent policies/critic
     state_dependent_std: bool = field(default=False, metadata=check(boolean))
     log_std_init: float = field(default=-0.5, metadata=check(log_std_value))

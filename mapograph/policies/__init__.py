@@ -7,6 +7,7 @@ from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, m
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
 from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
 from mapograph.policies._stacked import (
+    ACTIVATIONS,
     SharedMLP,
     SharedTorsoMLP,
     StackedLinear,
@@ -16,6 +17,7 @@ from mapograph.policies._stacked import (
 from mapograph.policies._value_norm import ValueNormalizer
 
 __all__ = [
+    "ACTIVATIONS",
     "Actor",
     "CentralCritic",
     "DAGActor",

@@ -31,7 +31,7 @@ from mapograph.policies._gaussian import (
     sample_gaussian,
 )
 from mapograph.policies._recurrent import RecurrentNet
-from mapograph.policies._stacked import SharedMLP, SharedTorsoMLP, StackedMLP
+from mapograph.policies._stacked import SharedMLP, SharedTorsoMLP, StackedMLP, activation_class
 
 
 class Actor(nn.Module):
@@ -56,6 +56,8 @@ class Actor(nn.Module):
         recurrent: a GRU torso (hidden size ``hidden``) instead of the MLP.
         normalize_input: layer-normalize the observation before the first layer
             (:func:`~mapograph.policies.input_norm`).
+        activation: hidden-layer activation, ``"tanh"`` or ``"relu"``
+            (:data:`~mapograph.policies.ACTIVATIONS`).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Actor(nn.Module):
         recurrent: bool = False,
         per_agent_heads: bool = False,
         normalize_input: bool = False,
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -94,6 +97,7 @@ class Actor(nn.Module):
                 share_params=share_params,
                 per_agent_out=self.shared_torso,
                 normalize_input=normalize_input,
+                activation=activation,
             )
         else:
             net_cls = SharedTorsoMLP if self.shared_torso else StackedMLP
@@ -104,6 +108,7 @@ class Actor(nn.Module):
                 [hidden] * layers,
                 out_dim,
                 out_scale=0.01,
+                activation=activation_class(activation),
                 normalize_input=normalize_input,
             )
         if continuous and not self.state_dependent_std:

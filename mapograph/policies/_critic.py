@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mapograph.policies._stacked import input_norm
+from mapograph.policies._stacked import activation_class, input_norm
 
 
 class CentralCritic(nn.Module):
@@ -19,12 +19,19 @@ class CentralCritic(nn.Module):
         layers: number of hidden layers.
         normalize_input: layer-normalize the state first (see
             :func:`~mapograph.policies.input_norm`).
+        activation: hidden-layer activation (a key of ``ACTIVATIONS``).
     """
 
     def __init__(
-        self, state_dim: int, hidden: int = 64, layers: int = 2, normalize_input: bool = False
+        self,
+        state_dim: int,
+        hidden: int = 64,
+        layers: int = 2,
+        normalize_input: bool = False,
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
+        act = activation_class(activation)
         self.input_norm = input_norm(state_dim, normalize_input)
         sizes = [state_dim] + [hidden] * layers
         modules: list[nn.Module] = []
@@ -32,7 +39,7 @@ class CentralCritic(nn.Module):
             linear = nn.Linear(a, b)
             nn.init.orthogonal_(linear.weight, gain=math.sqrt(2))
             nn.init.zeros_(linear.bias)
-            modules += [linear, nn.Tanh()]
+            modules += [linear, act()]
         out = nn.Linear(sizes[-1], 1)
         nn.init.orthogonal_(out.weight, gain=1.0)
         nn.init.zeros_(out.bias)

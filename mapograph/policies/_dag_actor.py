@@ -60,6 +60,7 @@ class DAGActor(nn.Module):
             observation (see the module docstring); default off (action-only head).
         normalize_input: layer-normalize the observation before the torso (see
             :func:`~mapograph.policies.input_norm`; the parent head reads it raw).
+        activation: the torso's hidden-layer activation (the parent head keeps tanh).
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class DAGActor(nn.Module):
         share_params: bool = False,
         parent_obs: bool = False,
         normalize_input: bool = False,
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -97,6 +99,7 @@ class DAGActor(nn.Module):
             recurrent=recurrent,
             per_agent_heads=True,
             normalize_input=normalize_input,
+            activation=activation,
         )
         self.aggregate = SimpleConv(aggr="sum")
         self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from mapograph.policies._stacked import StackedLinear, input_norm
+from mapograph.policies._stacked import StackedLinear, activation_class, input_norm
 
 
 def reset_where(h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -72,6 +72,7 @@ class RecurrentNet(nn.Module):
             initialization) to the shared network's (see :meth:`torso_parameters`).
         normalize_input: layer-normalize the input first (see
             :func:`~mapograph.policies.input_norm`).
+        activation: activation of the input layer (a key of ``ACTIVATIONS``).
     """
 
     def __init__(
@@ -84,8 +85,10 @@ class RecurrentNet(nn.Module):
         share_params: bool = False,
         per_agent_out: bool = False,
         normalize_input: bool = False,
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
+        self.activation = activation_class(activation)()
         self.n_agents = n_agents
         self.input_norm = input_norm(in_dim, normalize_input)
         self.hidden = hidden
@@ -129,7 +132,7 @@ class RecurrentNet(nn.Module):
         rows = self._rows(agents, n, x.device)
         xa = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # agent-major [n, B, in]
         ha = h.reshape(-1, n, self.hidden).transpose(0, 1)
-        feat = torch.tanh(self.inp.forward_agent_major(xa, rows))
+        feat = self.activation(self.inp.forward_agent_major(xa, rows))
         ha = self.gru(feat, ha, rows)
         out = self.out_layer.forward_agent_major(ha, agents if self.per_agent_out else rows)
         if self.per_agent_out:
@@ -171,15 +174,28 @@ class RecurrentCritic(nn.Module):
         state_dim: size of the global state.
         hidden: width and GRU state size.
         normalize_input: layer-normalize the state first.
+        activation: activation of the input layer.
     """
 
     recurrent = True
 
-    def __init__(self, state_dim: int, hidden: int = 64, normalize_input: bool = False) -> None:
+    def __init__(
+        self,
+        state_dim: int,
+        hidden: int = 64,
+        normalize_input: bool = False,
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.net = RecurrentNet(
-            1, state_dim, hidden, 1, out_scale=1.0, normalize_input=normalize_input
+            1,
+            state_dim,
+            hidden,
+            1,
+            out_scale=1.0,
+            normalize_input=normalize_input,
+            activation=activation,
         )
 
     def step(self, state: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -141,6 +141,19 @@ class StackedMLP(nn.Module):
         return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])
 
 
+#: Hidden-layer activations by name (``TrainConfig.activation``): tanh is the default
+#: here and in BenchMARL; MAPPO's and HARL's code default to ReLU, JaxMARL's SMAX
+#: baselines use ReLU.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    """The activation module class called ``name`` (a key of :data:`ACTIVATIONS`)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
 def input_norm(in_dim: int, enabled: bool) -> nn.Module:
     """Layer normalization of a network's raw input features, or the identity.
 

@@ -1,6 +1,8 @@
-"""``TrainConfig.input_norm``: every network layer-normalizes its raw input.
+"""Network options of ``TrainConfig``: ``input_norm`` and ``activation``.
 
-MAPPO's and HARL's ``use_feature_normalization``. Checked through the public path
+``input_norm``: every network layer-normalizes its raw input (MAPPO's and HARL's
+``use_feature_normalization``). ``activation``: the hidden layers' nonlinearity
+of the actors and the critic. Checked through the public path
 (``Algorithm`` built from a ``TrainConfig``) on every kind of network: per-agent,
 shared, shared torso with per-agent heads, B2MAPO's DAG actor and ``pi_ind``, GRU
 torsos, Gaussian policies, both critics.
@@ -102,3 +104,43 @@ def test_input_norm_trains_and_resumes_from_its_checkpoint(tmp_path):
     for name, module in full.algorithm.modules().items():
         for key, value in module.state_dict().items():
             assert torch.equal(value, resumed.algorithm.modules()[name].state_dict()[key]), key
+
+
+def test_relu_networks_are_positively_homogeneous_and_differ_from_tanh():
+    """At initialization every bias is zero, so a ReLU network satisfies f(c x) = c f(x)
+    for c > 0 (a tanh network does not): the option reaches the actors and the critic."""
+    spec = mg.envs.make("coordination:chain-4", num_envs=1).spec
+    gen = torch.Generator().manual_seed(1)
+    obs = 3 * torch.randn(5, spec.n_agents, spec.obs_dim, generator=gen)
+    state = 3 * torch.randn(5, spec.state_dim, generator=gen)
+
+    def outputs(alg: Algorithm, scale: float) -> list[torch.Tensor]:
+        return [
+            alg.policy("seq").base.features(scale * obs),
+            alg.policy("ind").features(scale * obs),
+            alg.critic(scale * state),
+        ]
+
+    relu = Algorithm(spec, mg.TrainConfig(algo="b2mapo", activation="relu"), seed=0)
+    tanh = Algorithm(spec, mg.TrainConfig(algo="b2mapo"), seed=0)
+    for a, b in zip(outputs(relu, 0.25), outputs(relu, 1.0)):
+        torch.testing.assert_close(a, 0.25 * b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(outputs(tanh, 0.25), outputs(tanh, 1.0)):
+        assert not torch.allclose(a, 0.25 * b, rtol=1e-3, atol=1e-5)
+    # same parameters (same seed), different function
+    for name, module in relu.modules().items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, tanh.modules()[name].state_dict()[key]), key
+    recurrent = {"recurrent": True, "share_params": True}
+    gru_relu = Algorithm(spec, mg.TrainConfig(activation="relu", **recurrent), seed=0)
+    gru_tanh = Algorithm(spec, mg.TrainConfig(**recurrent), seed=0)
+    seqs = obs.unsqueeze(0), torch.zeros(5, spec.n_agents, 64), torch.ones(1, 5)
+    assert not torch.allclose(
+        gru_relu.actor.features(seqs[0], h0=seqs[1], starts=seqs[2]),
+        gru_tanh.actor.features(seqs[0], h0=seqs[1], starts=seqs[2]),
+    )
+
+
+def test_an_unknown_activation_is_a_one_line_error():
+    with pytest.raises(ValueError, match="activation must be one of tanh, relu"):
+        mg.TrainConfig(activation="sigmoid")
