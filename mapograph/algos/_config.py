@@ -49,7 +49,7 @@ def log_std_value(value: object) -> str | None:
 
 def _activation(value: object) -> str | None:
     """A hidden-layer activation by name (see :data:`mapograph.policies.ACTIVATIONS`)."""
-    if value not in ACTIVATIONS:
+    if not isinstance(value, str) or value not in ACTIVATIONS:
         return f"must be one of {', '.join(ACTIVATIONS)}"
     return None
 

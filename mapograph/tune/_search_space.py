@@ -67,8 +67,8 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
 
     For finding reference configurations (``mapograph tune --space ppo``): learning
     rates and their linear decay, clip, epochs, minibatches, entropy (0 included),
-    GAE lambda, gradient-norm clip (from 0.1), hidden size and the rollout length
-    (the env copies stay the base config's).
+    GAE lambda, gradient-norm clip (from 0.1), hidden size, activation, input
+    layer normalization and the rollout length (the env copies stay the base config's).
     """
     return {
         "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
@@ -82,6 +82,8 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
         "max_grad_norm": trial.suggest_float("max_grad_norm", 0.1, 10.0, log=True),
         "lr_anneal": trial.suggest_categorical("lr_anneal", [False, True]),
         "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
+        "activation": trial.suggest_categorical("activation", ["tanh", "relu"]),
+        "input_norm": trial.suggest_categorical("input_norm", [False, True]),
         "rollout_length": trial.suggest_categorical("rollout_length", [32, 64, 128, 256]),
     }
 
