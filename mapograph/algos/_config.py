@@ -108,6 +108,11 @@ class AlgorithmConfig:
     max_grad_norm: float | None = field(default=10.0, metadata=check(optional(positive_float)))
     value_norm: bool = field(default=True, metadata=check(boolean))
     value_clip: float | None = field(default=0.2, metadata=check(optional(positive_float)))
+    #: share of the behaviour policy's actions drawn uniformly from the available ones
+    #: while collecting (discrete actions; the stored log-probs are the mixture's).
+    #: With B2MAPO it keeps earlier batches' actions varied, so later batches learn to
+    #: answer them (docs: design-choices, "Children that answer their parents")
+    behaviour_epsilon: float = field(default=0.0, metadata=check(half_open_unit_interval))
 
     # batch-sequential update (None: from the preset)
     schedule: str | None = field(default=None, metadata=check(optional(registered(SCHEDULES))))

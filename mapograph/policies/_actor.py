@@ -20,10 +20,12 @@ keywords ``h0 [B, N, H]`` and ``starts [L, B]``; their ``act`` takes the current
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from mapograph.policies._distributions import MaskedCategorical, masked_logits
+from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits
 from mapograph.policies._gaussian import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -228,11 +230,14 @@ class Actor(nn.Module):
         deterministic: bool = False,
         generator: torch.Generator | None = None,
         hidden: torch.Tensor | None = None,
+        epsilon: float = 0.0,
         **_: object,
     ) -> tuple[torch.Tensor, ...]:
         """Sample (or take the mode of) every agent's action in one forward.
 
         Extra keywords (a DAG actor's ``batches``/``edge_index``) are ignored.
+        ``epsilon``: share of uniformly random actions when sampling (discrete only;
+        see :func:`sample_categorical`).
 
         Returns:
             ``(actions [..., N] long, log_probs [..., N])``; continuous:
@@ -251,29 +256,49 @@ class Actor(nn.Module):
                 )
             else:
                 actions, log_probs = sample_categorical(
-                    masked_logits(out, avail), deterministic, generator
+                    masked_logits(out, avail), deterministic, generator, epsilon
                 )
             return actions, log_probs, next_hidden
         if self.continuous:
             return sample_gaussian(self.distribution(obs, avail), deterministic, generator)
         logits = self.logits(obs, avail)
-        return sample_categorical(logits, deterministic, generator)
+        return sample_categorical(logits, deterministic, generator, epsilon)
 
 
 def sample_categorical(
-    logits: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+    epsilon: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample from ``Categorical(logits)`` with an explicit generator (reproducible).
+
+    ``epsilon > 0`` (sampling only) draws from the mixture ``(1 - epsilon) pi +
+    epsilon U``, ``U`` uniform over the available actions, and returns the mixture's
+    log-probabilities (the behaviour policy PPO's ratios are taken against).
 
     Returns ``(actions, log_probs)``; masked actions (logit ``-1e9``) are never drawn.
     """
     log_p = torch.log_softmax(logits, dim=-1)
-    if deterministic:
-        actions = log_p.argmax(dim=-1)
-    else:
-        # Gumbel-max with an explicit generator: exact categorical sampling.
-        # -log(E) with E ~ Exponential(1) is a standard Gumbel variable; the clamp
-        # keeps E = 0 (probability ~2^-24) from giving +inf to a masked action.
-        exp = torch.empty_like(log_p).exponential_(generator=generator).clamp_min_(1e-20)
-        actions = (log_p - exp.log_()).argmax(dim=-1)
-    return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    actions = log_p.argmax(dim=-1) if deterministic else _gumbel_max(log_p, generator)
+    chosen = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    if deterministic or epsilon <= 0.0:
+        return actions, chosen
+    available = logits > MASKED_LOGIT / 2
+    uniform = _gumbel_max(torch.where(available, 0.0, MASKED_LOGIT), generator)
+    explore = torch.rand(actions.shape, generator=generator, device=actions.device) < epsilon
+    actions = torch.where(explore, uniform, actions)
+    chosen = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    log_uniform = -available.sum(-1).to(log_p.dtype).log()
+    mixture = torch.logaddexp(chosen + math.log1p(-epsilon), log_uniform + math.log(epsilon))
+    return actions, mixture
+
+
+def _gumbel_max(log_p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Exact categorical sampling with an explicit generator (Gumbel-max).
+
+    -log(E) with E ~ Exponential(1) is a standard Gumbel variable; the clamp keeps
+    E = 0 (probability ~2^-24) from giving +inf to a masked action.
+    """
+    exp = torch.empty_like(log_p).exponential_(generator=generator).clamp_min_(1e-20)
+    return (log_p - exp.log_()).argmax(dim=-1)

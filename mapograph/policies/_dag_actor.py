@@ -241,8 +241,13 @@ class DAGActor(nn.Module):
         batches: list[list[int]] | None = None,
         edge_index: torch.Tensor | None = None,
         hidden: torch.Tensor | None = None,
+        epsilon: float = 0.0,
     ) -> tuple[torch.Tensor, ...]:
         """Sequential decoding: batches act in order, each seeing earlier batches' actions.
+
+        ``epsilon`` (sampling, discrete only): each agent's action is uniformly random
+        with that probability and the log-probs are the mixture's, so later batches
+        see earlier batches deviate (see :func:`~mapograph.policies.sample_categorical`).
 
         Within a batch every agent acts at once (one vectorized forward per batch).
         Without ``edge_index`` (or ``batches``) all agents act at once, unconditioned.
@@ -251,19 +256,22 @@ class DAGActor(nn.Module):
             ``(actions [..., N], log_probs [..., N])`` (continuous: actions ``[..., N, d]``);
             a recurrent actor takes ``hidden [..., N, H]`` and also returns the next one.
         """
+        sampling = (deterministic, generator, batches, edge_index, epsilon)
         if not self.recurrent:
-            return self._decode(obs, avail, deterministic, generator, batches, edge_index)
+            return self._decode(obs, avail, *sampling)
         if hidden is None:
             raise ValueError("a recurrent actor's act() needs hidden= (see initial_hidden)")
         out, next_hidden = self.base.net.step(obs, hidden)  # the GRU steps once for all agents
-        result = self._decode(obs, avail, deterministic, generator, batches, edge_index, out)
+        result = self._decode(obs, avail, *sampling, out)
         return (*result, next_hidden)
 
     def initial_hidden(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Zero hidden state ``[batch, N, H]`` of a recurrent actor."""
         return self.base.initial_hidden(batch, device)
 
-    def _decode(self, obs, avail, deterministic, generator, batches, edge_index, out=None):
+    def _decode(
+        self, obs, avail, deterministic, generator, batches, edge_index, epsilon=0.0, out=None
+    ):
         """Sample batch after batch; ``out``: the torso's output when already computed."""
         if self.continuous:
             return self._act_continuous(
@@ -271,7 +279,7 @@ class DAGActor(nn.Module):
             )
         if edge_index is None or edge_index.numel() == 0 or batches is None:
             logits = self.logits(obs, avail) if out is None else masked_logits(out, avail)
-            return sample_categorical(logits, deterministic, generator)
+            return sample_categorical(logits, deterministic, generator, epsilon)
         # the observation part does not depend on parents: once
         base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
@@ -286,7 +294,7 @@ class DAGActor(nn.Module):
                 logits = logits + self._parent_term(agents, None, None, messages, obs_sel)
             if avail is not None:
                 logits = masked_logits(logits, avail.index_select(-2, agents))
-            a, lp = sample_categorical(logits, deterministic, generator)
+            a, lp = sample_categorical(logits, deterministic, generator, epsilon)
             actions[..., agents] = a
             log_probs[..., agents] = lp
         return actions, log_probs

@@ -33,7 +33,13 @@ from mapograph.train._checkpoint import load_checkpoint, save_checkpoint
 from mapograph.train._collector import Collector, EnvActions
 from mapograph.train._config import TrainConfig
 from mapograph.train._guard import divergence, nonfinite_scalars, nonfinite_tensors
-from mapograph.train._inputs import act_inputs, as_tensor, check_eval_args, check_same_spec
+from mapograph.train._inputs import (
+    act_inputs,
+    as_tensor,
+    check_eval_args,
+    check_same_spec,
+    is_continuous,
+)
 from mapograph.train._logging import RunLogger
 from mapograph.train._memory import check_fits
 
@@ -99,6 +105,11 @@ class Trainer:
                 f"recurrent=True trains on chunks: rollout_length={cfg.rollout_length} must be a "
                 f"multiple of chunk_length={cfg.chunk_length}"
             )
+        if cfg.behaviour_epsilon and is_continuous(env.spec):
+            raise ValueError(
+                f"behaviour_epsilon={cfg.behaviour_epsilon} mixes in uniformly random discrete "
+                "actions: it needs a discrete action space (this env's actions are continuous)"
+            )
         self.algorithm = Algorithm(env.spec, cfg, cfg.seed, self.device)
         hidden = getattr(self.algorithm.actor, "hidden_size", None)
         self.collector = Collector(
@@ -140,9 +151,11 @@ class Trainer:
     def _behaviour(self, plan: Plan) -> Callable[[TimeStep], tuple]:
         """The behaviour policy of this iteration: the optimized actor acting with ``plan``."""
         actor, generator = self.algorithm.actor, self.algorithm.generators["act"]
+        explore = {"epsilon": self.cfg.behaviour_epsilon} if self.cfg.behaviour_epsilon else {}
 
         def policy(ts: TimeStep, *hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
             memory = {"hidden": hidden[0]} if hidden else {}  # a recurrent actor's state
+            memory.update(explore)
             return actor.act(
                 ts.obs,
                 ts.avail_actions,
