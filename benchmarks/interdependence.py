@@ -19,7 +19,11 @@ Variants (every one gets the same env steps and seeds):
   optimized policy, instead of the distilled ``pi_ind``), ``true_warmup``
   (``parent_warmup=50``: ``pi_seq`` reads its parents only after 50 iterations),
   ``true_parentobs`` (``parent_obs=True``: the parent head also reads the agent's
-  observation).
+  observation);
+- any variant above with the suffix ``_explore`` (``mappo_explore``,
+  ``b2mapo_explore``, ``b2mapo_true_explore``, ``b2mapo_random_explore``...):
+  the same with ``behaviour_epsilon`` = ``--explore`` (default 0.2), a share of
+  uniformly random actions while collecting.
 
 On the observation-conditioned games (``contextual:*``) each run also probes the
 greedy joint policy of ``pi_ind`` on 4096 fresh states (:func:`equilibrium`): the
@@ -76,8 +80,15 @@ def random_dag(n: int, n_edges: int, seed: int) -> list[list[int]]:
     return [list(pairs[k]) for k in sorted(pick)]
 
 
+EXPLORE_SUFFIX = "_explore"
+#: ``behaviour_epsilon`` of the ``*_explore`` variants (``--explore``)
+EXPLORE = {"behaviour_epsilon": 0.2}
+
+
 def variant_config(variant: str, env, seed: int) -> dict:
     """TrainConfig fields of a variant on ``env``."""
+    if variant.endswith(EXPLORE_SUFFIX):
+        return {**variant_config(variant[: -len(EXPLORE_SUFFIX)], env, seed), **EXPLORE}
     true_edges = [list(e) for e in env.interdependence().edges]
     if variant in ("mappo", "happo", "a2po", "b2mapo"):
         return {"algo": variant}
@@ -181,7 +192,7 @@ def run(task: str, variant: str, seed: int, steps: int, out: Path) -> dict:
     }
     if task.startswith("contextual:"):
         record.update(equilibrium(trainer, task, policy))
-    if variant in ("b2mapo", "b2mapo_anova"):
+    if variant.removesuffix(EXPLORE_SUFFIX) in ("b2mapo", "b2mapo_anova"):
         true_dag = env.interdependence()
         learned = trainer.interdependence()
         record["skeleton_auc"] = skeleton_auc(learned, true_dag)
@@ -223,12 +234,16 @@ def main() -> None:
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS[:7]))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--explore", type=float, default=0.2, help="behaviour_epsilon of *_explore variants"
+    )
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--out", default="benchmarks/results/interdependence")
     parser.add_argument(
         "--summary-only", action="store_true", help="only tabulate the JSON files in --out"
     )
     args = parser.parse_args()
+    EXPLORE["behaviour_epsilon"] = args.explore
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []

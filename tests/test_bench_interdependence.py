@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import interdependence  # noqa: E402
 from interdependence import profile_equilibrium  # noqa: E402
 
 import mapograph as mg  # noqa: E402
@@ -38,3 +39,15 @@ def test_a_lone_wrong_root_is_not_an_equilibrium():
     decoded[:, root] = 1 - decoded[:, root]
     result = profile_equilibrium(env, _decoded(env, decoded))
     assert result == {"optimal_states": 0.0, "nash_states": 0.0, "subopt_nash_states": 0.0}
+
+
+def test_explore_variants_add_the_behaviour_epsilon_to_their_base_variant():
+    env = mg.envs.make("contextual:tree-7", num_envs=1, seed=0)
+    true_dag = interdependence.variant_config("b2mapo_true", env, 0)
+    explored = interdependence.variant_config("b2mapo_true_explore", env, 0)
+    assert explored == {
+        **true_dag,
+        "behaviour_epsilon": interdependence.EXPLORE["behaviour_epsilon"],
+    }
+    assert interdependence.variant_config("mappo_explore", env, 0)["algo"] == "mappo"
+    mg.TrainConfig(**explored).validate()
