@@ -26,6 +26,26 @@ def command_line() -> str:
     return "python " + " ".join([script, *sys.argv[1:]])
 
 
+def parse_pairs(pairs: Sequence[str]) -> dict:
+    """``["trap=0.5", "lr=1e-3"]`` -> ``{"trap": 0.5, "lr": 0.001}`` (YAML scalars;
+    "1e-3", a string to YAML 1.1, is read as a number)."""
+    import yaml
+
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"expected key=value pairs, got {pair!r}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        kwargs[key] = parsed
+    return kwargs
+
+
 def machine() -> str:
     """What the numbers were measured on: CPU model and core count, GPU name if torch sees one."""
     cpu = platform.processor() or platform.machine()

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from _bench import command_line, machine, mean_ci95, print_table
+from _bench import command_line, machine, mean_ci95, parse_pairs, print_table
 
 import mapograph as mg
 
@@ -69,23 +68,6 @@ def run_one(
     }
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["lr=1e-3", "input_norm=true"]`` -> ``{"lr": 0.001, "input_norm": True}``."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--config expects KEY=VALUE, got {item!r}")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                parsed = float(parsed)
-            except ValueError:
-                pass
-        overrides[key] = parsed
-    return overrides
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["smax:3m"])
@@ -98,7 +80,7 @@ def main() -> None:
         "--config", nargs="*", default=[], metavar="KEY=VALUE", help="fields to change"
     )
     args = parser.parse_args()
-    overrides = parse_overrides(args.config)
+    overrides = parse_pairs(args.config)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,7 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-from _bench import command_line, machine, mean_ci95, print_table
+from _bench import command_line, machine, mean_ci95, parse_pairs, print_table
 
 import mapograph as mg
 
@@ -38,17 +37,6 @@ def skeleton_auc(learned, true_dag) -> float:
         return float("nan")
     wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
     return wins / (len(pos) * len(neg))
-
-
-def parse_pairs(pairs: list[str]) -> dict:
-    """``["trap=0.5", "n_actions=3"]`` -> ``{"trap": 0.5, "n_actions": 3}`` (YAML scalars)."""
-    kwargs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"expected key=value pairs, got {pair!r}")
-        kwargs[key] = yaml.safe_load(value)
-    return kwargs
 
 
 def run(
