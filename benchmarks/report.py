@@ -388,6 +388,16 @@ def section_scale(data: dict | None, img: Path, rel: str) -> str | None:
     )
 
 
+def curve_points(curve: list[dict], metric: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of the iterations that have a finite ``metric`` (an iteration
+    in which no episode ended, e.g. 200-step rollouts of 1000-step episodes, has NaN)."""
+    return [
+        (p["step"], p[metric])
+        for p in curve
+        if p.get(metric) is not None and math.isfinite(p[metric])
+    ]
+
+
 def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
     """Table (greedy return and win rate, mean ± 95% CI over seeds) and learning curves of the
     presets at the shipped reference configurations, one figure per environment and budget."""
@@ -444,13 +454,7 @@ def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         plot_bands(
             ax,
-            {
-                algo: [
-                    [(p["step"], p[metric]) for p in r["curve"] if p.get(metric) is not None]
-                    for r in by_algo[algo]
-                ]
-                for algo in algos
-            },
+            {algo: [curve_points(r["curve"], metric) for r in by_algo[algo]] for algo in algos},
         )
         ax.set_xlabel("env steps")
         ax.set_ylabel("training " + ("win rate" if metric == "win_rate" else "return"))

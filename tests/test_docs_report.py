@@ -253,3 +253,15 @@ def test_report_tabulates_and_plots_the_reference_runs(tmp_path, report):
     (folder / "b.jsonl").write_text('{"env": "smax:3m"}\n')
     with pytest.raises(SystemExit, match=r"b.jsonl:1: not a reference_configs.py run"):
         report.main(["--results", str(tmp_path / "results"), "--page", str(tmp_path / "p.md")])
+
+
+def test_reference_curves_skip_iterations_in_which_no_episode_ended(report):
+    nan = float("nan")
+    curve = [
+        {"step": 4000, "return_mean": nan, "win_rate": None},
+        {"step": 8000, "return_mean": -250.0, "win_rate": None},
+        {"step": 12000, "return_mean": nan, "win_rate": None},
+        {"step": 16000, "return_mean": -190.0, "win_rate": None},
+    ]
+    assert report.curve_points(curve, "return_mean") == [(8000, -250.0), (16000, -190.0)]
+    assert report.curve_points(curve, "win_rate") == []
