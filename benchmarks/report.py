@@ -398,6 +398,12 @@ def curve_points(curve: list[dict], metric: str) -> list[tuple[int, float]]:
     ]
 
 
+def curve_metric(runs: list[dict]) -> str:
+    """``"win_rate"`` when some run's curve has a finite win rate (SMAX), else ``"return_mean"``."""
+    has_wins = any(curve_points(r["curve"], "win_rate") for r in runs)
+    return "win_rate" if has_wins else "return_mean"
+
+
 def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
     """Table (greedy return and win rate, mean ± 95% CI over seeds) and learning curves of the
     presets at the shipped reference configurations, one figure per environment and budget."""
@@ -441,16 +447,7 @@ def section_references(runs: list[dict], img: Path, rel: str) -> str | None:
                     group[0].get("reference") or "—",
                 ]
             )
-        metric = (
-            "win_rate"
-            if any(
-                p.get("win_rate") is not None
-                for v in by_algo.values()
-                for r in v
-                for p in r["curve"]
-            )
-            else "return_mean"
-        )
+        metric = curve_metric([r for v in by_algo.values() for r in v])
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         plot_bands(
             ax,

@@ -265,3 +265,8 @@ def test_reference_curves_skip_iterations_in_which_no_episode_ended(report):
     ]
     assert report.curve_points(curve, "return_mean") == [(8000, -250.0), (16000, -190.0)]
     assert report.curve_points(curve, "win_rate") == []
+    assert report.curve_metric([{"curve": curve}]) == "return_mean"
+    no_wins = [dict(p, win_rate=float("nan")) for p in curve]  # an env without wins: NaN
+    assert report.curve_metric([{"curve": no_wins}]) == "return_mean"
+    with_wins = [dict(p, win_rate=0.5) for p in curve]
+    assert report.curve_metric([{"curve": no_wins}, {"curve": with_wins}]) == "win_rate"
