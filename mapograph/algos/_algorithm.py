@@ -64,11 +64,8 @@ class Algorithm:
         )
         if config.recurrent:  # GRU torsos; the feed-forward networks are built exactly as before
             actor_kwargs["recurrent"] = True
-        if config.input_norm:
-            actor_kwargs["normalize_input"] = True
-        if config.activation != "tanh":
-            actor_kwargs["activation"] = config.activation
-        critic_kwargs = {"normalize_input": config.input_norm, "activation": config.activation}
+        network = {"normalize_input": config.input_norm, "activation": config.activation}
+        actor_kwargs.update(network)
         # Separate generators so that, e.g., DAG sampling never shifts action sampling.
         self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 1000 + i)
@@ -78,9 +75,9 @@ class Algorithm:
         # Construction order (critic, then actor) is the same for every preset, so
         # equal seeds give equal initial critics and actors across presets.
         self.critic: nn.Module = (
-            RecurrentCritic(spec.state_dim, config.hidden, **critic_kwargs)
+            RecurrentCritic(spec.state_dim, config.hidden, **network)
             if config.recurrent
-            else CentralCritic(spec.state_dim, config.hidden, config.layers, **critic_kwargs)
+            else CentralCritic(spec.state_dim, config.hidden, config.layers, **network)
         )
         if preset.derived_policy:
             self.actor: nn.Module = DAGActor(

@@ -37,7 +37,7 @@ from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
 from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
 from mapograph.policies._parent_encoding import PARENT_ENCODINGS
-from mapograph.policies._stacked import ACTIVATIONS
+from mapograph.policies._stacked import ACTIVATIONS, activation_class
 
 
 def log_std_value(value: object) -> str | None:
@@ -49,7 +49,9 @@ def log_std_value(value: object) -> str | None:
 
 def _activation(value: object) -> str | None:
     """A hidden-layer activation by name (see :data:`mapograph.policies.ACTIVATIONS`)."""
-    if not isinstance(value, str) or value not in ACTIVATIONS:
+    try:
+        activation_class(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return f"must be one of {', '.join(ACTIVATIONS)}"
     return None
 
@@ -109,9 +111,10 @@ class AlgorithmConfig:
     value_norm: bool = field(default=True, metadata=check(boolean))
     value_clip: float | None = field(default=0.2, metadata=check(optional(positive_float)))
     #: share of the behaviour policy's actions drawn uniformly from the available ones
-    #: while collecting (discrete actions; the stored log-probs are the mixture's).
-    #: With B2MAPO it keeps earlier batches' actions varied, so later batches learn to
-    #: answer them (docs: design-choices, "Children that answer their parents")
+    #: while collecting (discrete actions; the stored log-probs are the mixture's; B2MAPO's
+    #: later batches read the perturbed actions). Releases conventions that are
+    #: equilibria, for every preset (docs: design-choices, "Exploration releases the
+    #: convention, for every method")
     behaviour_epsilon: float = field(default=0.0, metadata=check(half_open_unit_interval))
 
     # batch-sequential update (None: from the preset)

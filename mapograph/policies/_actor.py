@@ -281,14 +281,15 @@ def sample_categorical(
     """
     log_p = torch.log_softmax(logits, dim=-1)
     actions = log_p.argmax(dim=-1) if deterministic else _gumbel_max(log_p, generator)
+    mix = not deterministic and epsilon > 0.0
+    if mix:
+        available = logits > MASKED_LOGIT / 2
+        uniform = _gumbel_max(torch.where(available, 0.0, MASKED_LOGIT), generator)
+        explore = torch.rand(actions.shape, generator=generator, device=actions.device) < epsilon
+        actions = torch.where(explore, uniform, actions)
     chosen = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    if deterministic or epsilon <= 0.0:
+    if not mix:
         return actions, chosen
-    available = logits > MASKED_LOGIT / 2
-    uniform = _gumbel_max(torch.where(available, 0.0, MASKED_LOGIT), generator)
-    explore = torch.rand(actions.shape, generator=generator, device=actions.device) < epsilon
-    actions = torch.where(explore, uniform, actions)
-    chosen = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     log_uniform = -available.sum(-1).to(log_p.dtype).log()
     mixture = torch.logaddexp(chosen + math.log1p(-epsilon), log_uniform + math.log(epsilon))
     return actions, mixture
