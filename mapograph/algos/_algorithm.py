@@ -103,6 +103,8 @@ class Algorithm:
                 **actor_kwargs,
             )
         self.value_norm = ValueNormalizer() if config.value_norm else None
+        #: B2MAPO's pi_ind is pi_seq's own observation part (``pi_ind="tied"``)
+        self.tied_execution = bool(preset.derived_policy and config.pi_ind == "tied")
         self.optimizer = BatchSequentialPPO(
             self.actor.to(device),
             self.critic.to(device),
@@ -112,11 +114,14 @@ class Algorithm:
             CORRECTIONS.get(preset.correction),
             preset.correction_clip,
             self.generators["update"],
+            distill_coef=config.kl_coef if self.tied_execution else 0.0,
         )
         # Parts built from their own seed: adding them never shifts the weights above.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)
-            if preset.derived_policy:
+            if self.tied_execution:  # pi_ind is pi_seq's observation part: nothing to build
+                self.execution: DerivedPolicy | SamePolicy = SamePolicy(self.actor.base)
+            elif preset.derived_policy:
                 pi_ind = Actor(
                     n,
                     obs_dim,
@@ -127,9 +132,7 @@ class Algorithm:
                     **actor_kwargs,
                 )
                 pi_ind = pi_ind.to(device)
-                self.execution: DerivedPolicy | SamePolicy = DerivedPolicy(
-                    pi_ind, config, self.generators["update"]
-                )
+                self.execution = DerivedPolicy(pi_ind, config, self.generators["update"])
             else:
                 self.execution = SamePolicy(self.actor)
             self.schedule = schedule_cls(

@@ -56,6 +56,17 @@ def _activation(value: object) -> str | None:
     return None
 
 
+#: How B2MAPO's execution policy ``pi_ind`` is held (see :class:`AlgorithmConfig`).
+PI_IND_MODES = ("separate", "tied")
+
+
+def _pi_ind_mode(value: object) -> str | None:
+    """``separate`` or ``tied`` (see ``AlgorithmConfig.pi_ind``)."""
+    if value not in PI_IND_MODES:
+        return f"must be one of {', '.join(PI_IND_MODES)}"
+    return None
+
+
 def _parent_encoding(value: object) -> str | None:
     """How ``pi_seq`` encodes its parents' actions (see :mod:`mapograph.policies`)."""
     if value not in PARENT_ENCODINGS:
@@ -159,6 +170,13 @@ class AlgorithmConfig:
     # B2MAPO derived independent policy
     distill_every: int = field(default=1, metadata=check(positive_int()))
     kl_coef: float = field(default=1.0, metadata=check(non_negative_float))
+    #: ``separate``: ``pi_ind`` is its own network, trained after the batch loop with
+    #: MAPPO on ``pi_seq``'s data plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's
+    #: design). ``tied``: ``pi_ind`` is ``pi_seq``'s own observation part (``pi_seq``
+    #: without its parent head); each batch's loss adds ``kl_coef * KL(pi_seq || pi_ind)``
+    #: with ``pi_seq`` held fixed, so no second network is trained (docs: design-choices,
+    #: "A tied execution policy")
+    pi_ind: str = field(default="separate", metadata=check(_pi_ind_mode))
 
     def __post_init__(self) -> None:
         self.validate()

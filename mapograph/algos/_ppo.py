@@ -23,6 +23,12 @@ k move), then:
    all agents at once with MAPPO's clipped surrogate (ratios against the behaviour
    policy, so the heads' moves of step 2 count in the trust region).
 
+With ``distill_coef > 0`` (B2MAPO with a *tied* ``pi_ind``: the independent policy is
+``pi_seq``'s own observation part, see :meth:`~mapograph.policies.DAGActor.distributions`)
+every pass also adds ``distill_coef * KL(pi_seq || pi_ind)`` with ``pi_seq`` held fixed:
+the same forward gives both, so distillation costs no extra pass, and each agent is
+distilled in its own batch (agents outside the batch stay untouched).
+
 Recurrent actors and critics train on chunks of ``chunk_length`` steps that start
 from the hidden states stored at collection (:mod:`~mapograph.algos._chunks`);
 the loop is the same, only the layout of the samples differs.
@@ -34,6 +40,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.distributions import kl_divergence
 
 from mapograph.algos._advantages import gae, normalize
 from mapograph.algos._chunks import FlatLayout, layout_for
@@ -43,7 +50,7 @@ from mapograph.algos._masked_adam import AgentMaskedAdam
 from mapograph.algos._rollout import Rollout
 from mapograph.algos._schedules import Plan
 from mapograph.algos._surrogate import clipped_surrogate
-from mapograph.policies import CentralCritic, ValueNormalizer
+from mapograph.policies import CentralCritic, ValueNormalizer, detached
 
 
 class BatchSequentialPPO:
@@ -61,6 +68,8 @@ class BatchSequentialPPO:
         correction: how each batch accounts for the batches already updated.
         correction_clip: clip of the ratio product (``None``: no clip).
         generator: torch generator for minibatch shuffling (reproducibility).
+        distill_coef: weight of the tied distillation term (0: none; needs an actor with
+            ``distributions``, i.e. a :class:`~mapograph.policies.DAGActor`).
     """
 
     def __init__(
@@ -73,7 +82,11 @@ class BatchSequentialPPO:
         correction: Correction,
         correction_clip: float | None,
         generator: torch.Generator,
+        distill_coef: float = 0.0,
     ) -> None:
+        if distill_coef > 0 and not hasattr(actor, "distributions"):
+            raise ValueError("a tied pi_ind needs a DAG-conditioned actor (algo='b2mapo')")
+        self.distill_coef = float(distill_coef)
         self.actor = actor
         self.critic = critic
         self.value_norm = value_norm
@@ -206,7 +219,7 @@ class BatchSequentialPPO:
         context = self.actor.context(rollout.flat(rollout.actions), plan.edge_index)
         context = {k: layout.from_flat(v) for k, v in context.items()}
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
-        policy_losses, entropies, clip_fracs = [], [], []
+        policy_losses, entropies, clip_fracs, kls = [], [], [], []
         _requires_grad(self.torso, False)  # a shared torso does not move during the batches
         for agents in plan.indices(flat_obs.device):
             # (a) correct for the batches already updated this iteration
@@ -220,16 +233,17 @@ class BatchSequentialPPO:
             # (b) one clipped surrogate for all agents of the batch together
             for _ in range(cfg.epochs):
                 for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
-                    dist = self.actor.distribution(
+                    dist, independent = self._distributions(
                         layout.take(flat_obs, idx),
                         layout.take(flat_avail, idx),
-                        agents=agents,
-                        **{k: layout.take(v, idx) for k, v in context.items()},
-                        **layout.memory(idx),
+                        agents,
+                        {k: layout.take(v, idx) for k, v in context.items()},
+                        layout.memory(idx),
                     )
                     loss, ratio, entropy = self._policy_loss(
                         dist, layout, idx, acts, old, flat_target
                     )  # ratio, entropy [B, nb]
+                    loss = loss + self._distill_loss(dist, independent, layout, kls)
                     self.actor_optim.zero_grad()
                     loss.backward()
                     self._step_actor(agents)
@@ -251,7 +265,10 @@ class BatchSequentialPPO:
                 layout.arrange(base_adv),
                 context,
                 layout,
+                kls,
             )
+        if kls:
+            stats["distill_kl"] = _mean(kls)
         joint_gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
         stats.update(
             policy_loss=_mean(policy_losses),
@@ -271,12 +288,14 @@ class BatchSequentialPPO:
         advantages: torch.Tensor,
         context: dict,
         layout: FlatLayout,
+        kls: list[torch.Tensor] | None = None,
     ) -> float:
         """Train the shared torso alone on all agents at once (MAPPO's surrogate).
 
         The heads are frozen; every agent's clipped ratio (against the behaviour
-        policy) weighs the normalized plain advantage. Inputs are arranged by
-        ``layout`` as in :meth:`update`.
+        policy) weighs the normalized plain advantage (plus the tied distillation term,
+        whose values are appended to ``kls``). Inputs are arranged by ``layout`` as in
+        :meth:`update`.
 
         Returns:
             The mean loss of the pass.
@@ -288,13 +307,15 @@ class BatchSequentialPPO:
         try:
             for _ in range(cfg.epochs):
                 for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
-                    dist = self.actor.distribution(
+                    dist, independent = self._distributions(
                         layout.take(obs, idx),
                         layout.take(avail, idx),
-                        **{k: layout.take(v, idx) for k, v in context.items()},
-                        **layout.memory(idx),
+                        None,
+                        {k: layout.take(v, idx) for k, v in context.items()},
+                        layout.memory(idx),
                     )
                     loss, _, _ = self._policy_loss(dist, layout, idx, actions, old_log_probs, adv)
+                    loss = loss + self._distill_loss(dist, independent, layout, kls)
                     self.torso_optim.zero_grad()
                     loss.backward()
                     if cfg.max_grad_norm is not None:
@@ -304,6 +325,30 @@ class BatchSequentialPPO:
         finally:
             _requires_grad(self.heads, True)
         return _mean(losses)
+
+    def _distributions(
+        self, obs, avail, agents, context: dict, memory: dict
+    ) -> tuple[Any, Any | None]:
+        """The optimized policy's distribution of ``agents`` and, with a tied ``pi_ind``,
+        that of its independent part from the same forward (else ``None``)."""
+        if self.distill_coef > 0:
+            return self.actor.distributions(obs, avail, agents=agents, **context, **memory)
+        return self.actor.distribution(obs, avail, agents=agents, **context, **memory), None
+
+    def _distill_loss(
+        self, dist: Any, independent: Any | None, layout: FlatLayout, kls: list | None
+    ) -> torch.Tensor | float:
+        """``distill_coef * KL(pi_seq || pi_ind)`` with ``pi_seq`` held fixed (0 untied).
+
+        A sum over agents of per-agent means, like the policy loss; the mean KL is
+        appended to ``kls``.
+        """
+        if independent is None:
+            return 0.0
+        kl = layout.samples(kl_divergence(detached(dist), independent))
+        if kls is not None:
+            kls.append(kl.detach().mean())
+        return self.distill_coef * kl.mean(0).sum()
 
     def _policy_loss(
         self,

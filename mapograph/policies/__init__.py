@@ -3,7 +3,13 @@
 from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._critic import CentralCritic
 from mapograph.policies._dag_actor import DAGActor
-from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits, select
+from mapograph.policies._distributions import (
+    MASKED_LOGIT,
+    MaskedCategorical,
+    detached,
+    masked_logits,
+    select,
+)
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
 from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
 from mapograph.policies._stacked import (
@@ -37,5 +43,6 @@ __all__ = [
     "sample_categorical",
     "sample_gaussian",
     "select",
+    "detached",
     "to_box",
 ]

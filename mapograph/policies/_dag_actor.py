@@ -196,6 +196,37 @@ class DAGActor(nn.Module):
             avail = avail.index_select(-2, agents)
         return self.base.gaussian(out, avail, agents, shift)
 
+    def distributions(
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor | None = None,
+        agents: torch.Tensor | None = None,
+        messages: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> tuple[MaskedCategorical | MaskedDiagGaussian, MaskedCategorical | MaskedDiagGaussian]:
+        """``(pi_seq, independent)`` from one forward pass.
+
+        ``pi_seq`` is :meth:`distribution` given the precomputed parent ``messages``;
+        ``independent`` is the same inner actor's output without the parent head (what
+        ``pi_seq`` would be with no parents): B2MAPO's tied ``pi_ind``. Arguments as in
+        :meth:`distribution`.
+        """
+        obs_sel = obs if agents is None else obs.index_select(-2, agents)
+        out = self.base.features(obs_sel, agents, h0, starts)
+        term = self._parent_term(agents, None, None, messages, obs_sel)
+        if avail is not None and agents is not None:
+            avail = avail.index_select(-2, agents)
+        if self.continuous:
+            return (
+                self.base.gaussian(out, avail, agents, term),
+                self.base.gaussian(out, avail, agents, None),
+            )
+        seq = out if term is None else out + term
+        return MaskedCategorical(masked_logits(seq, avail)), MaskedCategorical(
+            masked_logits(out, avail)
+        )
+
     def _parent_term(
         self, agents, parent_actions, edge_index, messages, obs=None
     ) -> torch.Tensor | None:

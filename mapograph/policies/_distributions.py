@@ -60,3 +60,15 @@ def select(dist: Distribution, index: torch.Tensor) -> Distribution:
     if isinstance(dist, Normal):
         return Normal(dist.loc[index], dist.scale[index], validate_args=False)
     raise TypeError(f"cannot select samples of a {type(dist).__name__}")
+
+
+def detached(dist: Distribution) -> Distribution:
+    """The same distribution with its parameters cut from the graph (a fixed teacher).
+
+    Supports the distributions mapograph's policies return.
+    """
+    if isinstance(dist, MaskedCategorical):
+        return MaskedCategorical(dist.logits.detach(), normalized=True)
+    if hasattr(dist, "select"):  # MaskedDiagGaussian
+        return type(dist)(dist.loc.detach(), dist.scale.detach(), dist.mask)
+    raise TypeError(f"cannot detach a {type(dist).__name__}")

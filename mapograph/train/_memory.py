@@ -45,7 +45,7 @@ def estimate_bytes(spec: Any, cfg: Any, num_envs: int) -> int:
     preset = cfg.preset()
     one_batch = SCHEDULES.get(preset.schedule).single_batch and not preset.derived_policy
     parameters = actor_parameters(spec, cfg, per_agent_heads=not one_batch)
-    if preset.derived_policy:  # pi_ind: trained on all agents at once, shared when asked
+    if preset.derived_policy and cfg.pi_ind != "tied":  # pi_ind: its own network, unless tied
         parameters += actor_parameters(spec, cfg, per_agent_heads=False)
     parameters += (layers - 1) * h * h + (spec.state_dim + layers + 1) * h  # the critic
     if preset.schedule == "learned_dag":
