@@ -14,6 +14,10 @@ iteration does not depend on training), so the measured iterations are those of
 a run whose graph has been learned; the output says how many of the measured
 iterations fitted the upper layer.
 
+``B2MAPO-tied`` is B2MAPO with ``pi_ind="tied"`` (the execution policy is
+``pi_seq``'s own observation part, distilled inside the batch passes: no second
+network to train), settled and measured the same way.
+
 Two A2PO columns: ``A2PO`` is mapograph's ``a2po`` preset (the same vectorized
 optimizer with one agent per batch: stacked parameters, only the batch's rows
 run); ``A2PO-loop`` is the same update run the way A2PO's reference code runs
@@ -32,7 +36,9 @@ from _reference_a2po import LoopA2PO
 
 import mapograph as mg
 
-ALGOS = ("mappo", "a2po", "b2mapo")
+ALGOS = ("mappo", "a2po", "b2mapo", "b2mapo_tied")
+#: config of each measured trainer beyond its algo (``b2mapo_tied``: ``pi_ind="tied"``)
+EXTRA = {"b2mapo_tied": {"pi_ind": "tied"}}
 #: Where a B2MAPO update's time goes (``Trainer.train_iteration`` statistics).
 PARTS = ("policy_update_s", "schedule_update_s", "execution_update_s")
 
@@ -52,11 +58,18 @@ def main() -> None:
         trainers = {}
         for algo in ALGOS:
             env = mg.envs.make(f"coordination:random-{n}", num_envs=16, seed=0)
-            cfg = mg.TrainConfig(algo=algo, total_steps=10**9, progress=False, tensorboard=False)
+            cfg = mg.TrainConfig(
+                algo=algo.split("_")[0],
+                total_steps=10**9,
+                progress=False,
+                tensorboard=False,
+                **EXTRA.get(algo, {}),
+            )
             trainers[algo] = mg.Trainer(env, cfg)
             trainers[algo].train_iteration()  # warm-up
         for _ in range(args.settle):
             trainers["b2mapo"].train_iteration()
+            trainers["b2mapo_tied"].train_iteration()
         env = mg.envs.make(f"coordination:random-{n}", num_envs=16, seed=0)
         cfg = mg.TrainConfig(algo="a2po", total_steps=10**9, progress=False, tensorboard=False)
         loop = LoopA2PO(mg.Trainer(env, cfg))
@@ -64,28 +77,31 @@ def main() -> None:
         steps = {**{a: t.train_iteration for a, t in trainers.items()}, "a2po_loop": loop.iteration}
         update = {a: [] for a in steps}
         total = {a: [] for a in steps}
-        parts = {p: [] for p in PARTS}
-        fits = []
+        b2 = ("b2mapo", "b2mapo_tied")
+        parts = {(a, p): [] for a in b2 for p in PARTS}
+        fits: dict[str, list] = {a: [] for a in b2}
         for _ in range(args.repeats):
             for algo, step in steps.items():
                 row = step()
                 update[algo].append(row["update_s"])
                 total[algo].append(row["total_s"])
-                if algo == "b2mapo":
+                if algo in b2:
                     for part in PARTS:
-                        parts[part].append(row[part])
-                    fits.append(row["upper_fitted"])
+                        parts[algo, part].append(row[part])
+                    fits[algo].append(row["upper_fitted"])
         med_u = {a: statistics.mean(v) for a, v in update.items()}
         med_t = {a: statistics.mean(v) for a, v in total.items()}
         batches = trainers["b2mapo"].history[-1]["n_batches"]
-        split.append(
-            [
-                n,
-                med_u["mappo"],
-                *(statistics.mean(parts[p]) for p in PARTS),
-                f"{sum(fits):.0f}/{len(fits)}",
-            ]
-        )
+        for algo, label in zip(b2, ("B2MAPO", "B2MAPO-tied")):
+            split.append(
+                [
+                    n,
+                    label,
+                    med_u["mappo"],
+                    *(statistics.mean(parts[algo, p]) for p in PARTS),
+                    f"{sum(fits[algo]):.0f}/{len(fits[algo])}",
+                ]
+            )
         rows.append(
             [
                 n,
@@ -99,6 +115,9 @@ def main() -> None:
                 med_t["b2mapo"] / med_t["a2po"],
                 med_t["b2mapo"] / med_t["a2po_loop"],
                 med_t["b2mapo"] / med_t["mappo"],
+                med_u["b2mapo_tied"],
+                med_u["b2mapo_tied"] / med_u["a2po"],
+                med_u["b2mapo_tied"] / med_u["mappo"],
                 int(batches),
             ]
         )
@@ -115,15 +134,19 @@ def main() -> None:
         "B2MAPO/A2PO (total)",
         "B2MAPO/A2PO-loop (total)",
         "B2MAPO/MAPPO (total)",
+        "B2MAPO-tied update s",
+        "B2MAPO-tied/A2PO (update)",
+        "B2MAPO-tied/MAPPO (update)",
         "B2MAPO batches",
     ]
     print_table(header, rows)
     split_header = [
         "N",
+        "variant",
         "MAPPO update s",
-        "B2MAPO pi_seq + critic s",
-        "B2MAPO generator + estimator s",
-        "B2MAPO pi_ind s",
+        "pi_seq + critic s",
+        "generator + estimator s",
+        "pi_ind s",
         "upper-layer fits",
     ]
     print("\nWhere B2MAPO's update time goes (means):")
