@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--rollout", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--pi-ind", default="separate", help="B2MAPO's execution policy: separate or tied"
+    )
     args = parser.parse_args()
     single_thread()
     rows = []
@@ -56,6 +59,7 @@ def main() -> None:
                 device=args.device,
                 progress=False,
                 tensorboard=False,
+                **({"pi_ind": args.pi_ind} if algo == "b2mapo" else {}),
             )
             trainers[algo] = mg.Trainer(env, cfg)
         seconds: dict[str, list[float]] = {a: [] for a in trainers}
