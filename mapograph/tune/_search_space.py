@@ -10,6 +10,7 @@ import optuna
 from mapograph import partition as P
 from mapograph._registry import Registry
 from mapograph.algos import SCHEDULES
+from mapograph.algos._config import PI_IND_MODES
 from mapograph.algos._schedules import partition_kwargs
 from mapograph.train import TrainConfig
 
@@ -24,8 +25,9 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
 
     ``partition`` (generations | bounded | k_batches), ``max_batch_size`` (bounded),
     ``k`` (k_batches), ``edge_threshold``, ``dag_temperature``, ``generator_lr``,
-    ``generator_entropy_coef``, ``distill_every``, ``kl_coef``, and
-    ``condition_on_parents`` (whether ``pi_seq`` reads its DAG parents' actions:
+    ``generator_entropy_coef``, ``distill_every``, ``kl_coef``, ``pi_ind``
+    (separate | tied: the execution policy as its own network or as ``pi_seq``'s
+    observation part, cheaper per update), and ``condition_on_parents`` (whether ``pi_seq`` reads its DAG parents' actions:
     on tasks with a constant-action collapse, conditioning can lock it in; see
     the benchmarks page).
     """
@@ -43,6 +45,7 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
     )
     params["distill_every"] = trial.suggest_int("distill_every", 1, 10)
     params["kl_coef"] = trial.suggest_float("kl_coef", 0.05, 5.0, log=True)
+    params["pi_ind"] = trial.suggest_categorical("pi_ind", list(PI_IND_MODES))
     params["condition_on_parents"] = trial.suggest_categorical(
         "condition_on_parents", [True, False]
     )
