@@ -106,6 +106,7 @@ def _partition_space_defaults() -> dict:
         "generator_entropy_coef": 0.01,
         "distill_every": 1,
         "kl_coef": 1.0,
+        "pi_ind": "separate",
         "condition_on_parents": True,
     }
 
