@@ -100,7 +100,7 @@ def test_agents_outside_the_batch_stay_untouched_with_the_distillation_term():
     trainer = make_trainer(total_steps=8 * 16)
     trainer.train()
     ppo = trainer.algorithm.optimizer
-    assert ppo.distill_coef == trainer.cfg.kl_coef > 0
+    assert ppo.distill_coef == trainer.cfg.distill_weight() == 0.3  # the tied default
     rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 16)
     plan = trainer.plan
     assert len(plan.batches) > 1, "the plan must have several batches"
@@ -154,3 +154,12 @@ def test_bad_pi_ind_values_are_one_line_errors():
         BatchSequentialPPO(
             Actor(2, 3, 2), CentralCritic(4), None, 2, cfg, None, None, torch.Generator(), 1.0
         )
+
+
+def test_kl_coef_defaults_per_pi_ind_mode_and_an_explicit_value_wins():
+    assert mg.TrainConfig(algo="b2mapo").distill_weight() == 1.0
+    assert mg.TrainConfig(algo="b2mapo", pi_ind="tied").distill_weight() == 0.3
+    assert mg.TrainConfig(algo="b2mapo", pi_ind="tied", kl_coef=2.0).distill_weight() == 2.0
+    assert mg.TrainConfig(algo="b2mapo", kl_coef=0.0).distill_weight() == 0.0
+    with pytest.raises(ValueError, match="kl_coef"):
+        mg.TrainConfig(algo="b2mapo", kl_coef=-1.0)

@@ -114,7 +114,7 @@ class Algorithm:
             CORRECTIONS.get(preset.correction),
             preset.correction_clip,
             self.generators["update"],
-            distill_coef=config.kl_coef if self.tied_execution else 0.0,
+            distill_coef=config.distill_weight() if self.tied_execution else 0.0,
         )
         # Parts built from their own seed: adding them never shifts the weights above.
         with torch.random.fork_rng(devices=[]):

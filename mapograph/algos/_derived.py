@@ -151,7 +151,7 @@ class DerivedPolicy:
         weight = torch.exp(old - behaviour).clamp(max=1.0)  # truncated importance weight per agent
         adv = layout.arrange(normalize(advantages)).unsqueeze(-1) * weight
         teacher_dist = None
-        if (iteration + 1) % cfg.distill_every == 0 and cfg.kl_coef > 0:
+        if (iteration + 1) % cfg.distill_every == 0 and cfg.distill_weight() > 0:
             teacher_layout = layout_for(rollout, cfg.chunk_length, rollout.hidden)
             context = {k: teacher_layout.from_flat(v) for k, v in teacher_context.items()}
             with torch.no_grad():
@@ -176,7 +176,7 @@ class DerivedPolicy:
                     kl = layout.samples(
                         kl_divergence(_take(teacher_dist, idx, layout), dist)
                     )  # KL(pi_seq || pi_ind), [B, N]
-                    loss = loss + cfg.kl_coef * kl.mean(0).sum()
+                    loss = loss + cfg.distill_weight() * kl.mean(0).sum()
                     kls.append(float(kl.detach().mean()))
                 self._step(loss)
                 losses.append(float(loss.detach()))
