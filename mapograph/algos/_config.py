@@ -159,6 +159,9 @@ class AlgorithmConfig:
     generator_lr: float = field(default=1e-3, metadata=check(positive_float))
     generator_entropy_coef: float = field(default=0.01, metadata=check(non_negative_float))
     generator_epochs: int = field(default=12, metadata=check(positive_int(10_000)))
+    #: extra steps per fit on the interdependence prior alone (no PPO term): lets the
+    #: generator catch up with the estimator on many pairs (docs: design-choices)
+    generator_prior_epochs: int = field(default=0, metadata=check(non_negative_int))
     generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     generator_heads: int = field(default=4, metadata=check(positive_int(64)))
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))

@@ -399,6 +399,7 @@ class LearnedDAG(DAGSchedule):
             interaction_coef=cfg.interaction_coef,
             candidates=cfg.generator_candidates,
             device=context.device,
+            prior_epochs=cfg.generator_prior_epochs,
         )
         from mapograph.algos._estimators import ESTIMATORS
         from mapograph.algos._upper import RefitSchedule

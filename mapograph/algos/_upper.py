@@ -94,6 +94,8 @@ class DAGUpperLayer:
         edge_threshold: sampled edges whose marginal probability is below this are dropped.
         generator: torch generator for DAG sampling (on ``device``).
         interaction_coef: weight of the edge prior from action interactions.
+        prior_epochs: extra steps per fit on the edge and direction prior alone (no PPO
+            term), after the ``epochs`` joint steps (0: none).
         candidates: partners per agent of the sparse candidate graph the generator and
             its critic attend over (the strongest pairs of the interdependence
             estimate, random ones before the first estimate); ``None``: the complete
@@ -118,6 +120,7 @@ class DAGUpperLayer:
         interaction_coef: float = 1.0,
         candidates: int | None = None,
         device: torch.device | str = "cpu",
+        prior_epochs: int = 0,
     ) -> None:
         self.n_agents = n_agents
         if candidates is None and n_agents > COMPLETE_GRAPH_UP_TO:
@@ -135,6 +138,7 @@ class DAGUpperLayer:
         self.edge_threshold = edge_threshold
         self.generator = generator
         self.interaction_coef = interaction_coef
+        self.prior_epochs = prior_epochs
         # cumulative mean of the action interaction; running second moment of rewards
         self.interaction = torch.zeros(n_agents, n_agents, device=self.device)
         self.interaction_updates = 0
@@ -248,6 +252,7 @@ class DAGUpperLayer:
                 )
                 before = (rank[:, None] < rank[None, :]).float()
                 direction_pairs = skeleton_mask(self.interaction) & upper
+        direction = (before, direction_pairs) if before is not None else None
         losses = []
         for _ in range(self.epochs):
             dist = self.distribution(proposal.features, proposal.candidates)
@@ -256,24 +261,35 @@ class DAGUpperLayer:
             )
             value_loss = (self.critic(proposal.features, proposal.candidates) - reward).pow(2)
             loss = (-surrogate - self.entropy_coef * dist.entropy() + 0.5 * value_loss).mean()
-            if target is not None:
-                p = dist.edge_probabilities()[0]
-                skeleton = (p + p.t())[upper].clamp(1e-6, 1 - 1e-6)
-                loss = loss + self.interaction_coef * F.binary_cross_entropy(
-                    skeleton, target[upper]
-                )
-            if before is not None and bool(direction_pairs.any()):
-                scores = dist.scores[0]
-                order_logits = (scores[:, None] - scores[None, :])[direction_pairs]
-                loss = loss + self.interaction_coef * F.binary_cross_entropy_with_logits(
-                    order_logits, before[direction_pairs]
-                )
-            self.optim.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
-            self.optim.step()
+            loss = self._with_prior(loss, dist, target, direction, upper)
+            self._step(loss)
             losses.append(float(loss.detach()))
+        for _ in range(self.prior_epochs if target is not None else 0):
+            dist = self.distribution(proposal.features, proposal.candidates)
+            self._step(self._with_prior(0.0, dist, target, direction, upper))
         return {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
+
+    def _with_prior(self, loss, dist, target, direction, upper) -> torch.Tensor:
+        """``loss`` plus ``interaction_coef`` x (the skeleton's BCE to ``target`` and the
+        order's BCE on the ``direction`` pairs), each where given."""
+        if target is not None:
+            p = dist.edge_probabilities()[0]
+            skeleton = (p + p.t())[upper].clamp(1e-6, 1 - 1e-6)
+            loss = loss + self.interaction_coef * F.binary_cross_entropy(skeleton, target[upper])
+        if direction is not None and bool(direction[1].any()):
+            before, pairs = direction
+            scores = dist.scores[0]
+            order_logits = (scores[:, None] - scores[None, :])[pairs]
+            loss = loss + self.interaction_coef * F.binary_cross_entropy_with_logits(
+                order_logits, before[pairs]
+            )
+        return loss
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optim.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
+        self.optim.step()
 
     def state_dict(self) -> dict:
         """Generator, critic and optimizer states."""
