@@ -266,7 +266,8 @@ def test_close_is_idempotent_and_garbage_collection_stops_workers():
 
 _CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, time, torch
+    import faulthandler, signal, sys, time, torch
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's diagnosis on a hang
     sys.path.insert(0, {tests!r})
     from test_envs_subprocess import GuessGame
     from mapograph.envs import WorkerVectorEnv
@@ -296,8 +297,17 @@ def test_ctrl_c_stops_parent_and_workers(tmp_path):
         assert len(pids) == 2, proc.stderr.read()
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        proc.wait(timeout=60)  # generous: a loaded 2-core machine is slow to unwind
-        assert "KeyboardInterrupt" in proc.stderr.read()
+        try:
+            _, err = proc.communicate(timeout=60)  # generous: a loaded machine is slow to unwind
+        except subprocess.TimeoutExpired:  # say where the parent is stuck, then fail
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1.0)
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            pytest.fail(
+                f"the parent did not exit within 60 s of Ctrl-C; its threads:\n{err[-6000:]}"
+            )
+        assert "KeyboardInterrupt" in err
         assert _wait_dead(pids)
     finally:
         if proc.poll() is None:
