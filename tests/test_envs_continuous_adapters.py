@@ -74,6 +74,46 @@ def test_mamujoco_trains_and_stores_final_states():
         env.close()
 
 
+@needs_mamujoco
+@pytest.mark.parametrize(
+    ("task", "edges"),
+    [
+        ("HalfCheetah-6x1", [(0, 1), (1, 2), (3, 4), (4, 5)]),  # thigh -> shin -> foot, x2
+        ("Hopper-3x1", [(0, 1), (1, 2)]),  # thigh -> leg -> foot
+        ("Walker2d-2x3", []),  # each agent a whole leg, both legs on the torso
+    ],
+)
+def test_mamujoco_interdependence_is_the_bodys_joint_tree(task, edges):
+    env = mg.envs.make(f"mamujoco:{task}", num_envs=1, seed=0, num_workers=1)
+    try:
+        graph = env.interdependence()
+        assert sorted(graph.nodes) == list(range(env.spec.n_agents))
+        assert sorted(graph.edges) == edges
+    finally:
+        env.close()
+
+
+@needs_mamujoco
+def test_b2mapo_runs_on_the_given_joint_tree():
+    env = mg.envs.make("mamujoco:HalfCheetah-6x1", num_envs=2, seed=0, episode_limit=5)
+    try:
+        dag = [list(e) for e in env.interdependence().edges]
+        cfg = mg.TrainConfig(
+            algo="b2mapo",
+            fixed_dag=dag,
+            total_steps=2 * 8 * 2,
+            rollout_length=8,
+            progress=False,
+            tensorboard=False,
+        )
+        trainer = mg.Trainer(env, cfg)
+        trainer.train()
+        # generations of the tree: thighs, shins, feet
+        assert sorted(map(sorted, trainer.batches)) == [[0, 3], [1, 4], [2, 5]]
+    finally:
+        env.close()
+
+
 def test_unknown_mamujoco_task_is_clear():
     if importlib.util.find_spec("gymnasium_robotics") is None:
         with pytest.raises(ImportError, match="mamujoco"):

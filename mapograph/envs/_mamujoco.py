@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
@@ -123,6 +124,31 @@ class MaMuJoCoCopy:
         """Release the simulator."""
         self.env.close()
 
+    def joint_tree(self) -> list[tuple[int, int]]:
+        """Edges ``i -> j`` of the body's kinematic tree between agents.
+
+        Agent ``j`` depends on agent ``i`` when the nearest actuated ancestor of a body
+        that one of ``j``'s actuators drives is driven by ``i`` (HalfCheetah-6x1:
+        thigh -> shin -> foot, back and front). Read from the MuJoCo model
+        (``actuator_trnid``, ``jnt_bodyid``, ``body_parentid``) and MaMuJoCo's
+        ``agent_action_partitions``, so it holds for every scenario and split.
+        """
+        model = self.env.single_agent_env.unwrapped.model
+        owner: dict[int, int] = {}  # body -> the agent whose actuator drives it
+        for agent, partition in enumerate(self.env.agent_action_partitions):
+            for node in partition:
+                ids = node.act_ids if isinstance(node.act_ids, (list, tuple)) else [node.act_ids]
+                for act in ids:
+                    owner[int(model.jnt_bodyid[model.actuator_trnid[int(act), 0]])] = agent
+        edges = set()
+        for body, child in owner.items():
+            parent = int(model.body_parentid[body])
+            while parent != 0 and parent not in owner:
+                parent = int(model.body_parentid[parent])
+            if parent in owner and owner[parent] != child:
+                edges.add((owner[parent], child))
+        return sorted(edges)
+
 
 def split_task(task: str | None) -> tuple[str, str | None]:
     """``"HalfCheetah-6x1"`` -> ``("HalfCheetah", "6x1")``; a bare scenario has no split."""
@@ -130,6 +156,27 @@ def split_task(task: str | None) -> tuple[str, str | None]:
         raise ValueError("mamujoco needs a task, e.g. 'mamujoco:HalfCheetah-6x1'")
     scenario, sep, conf = task.rpartition("-")
     return (scenario, conf) if sep else (task, None)
+
+
+class MaMuJoCoVectorEnv(WorkerVectorEnv):
+    """Multi-Agent MuJoCo copies in worker processes, with the body's joint tree.
+
+    Args:
+        tree: edges ``i -> j`` of :meth:`MaMuJoCoCopy.joint_tree`.
+        *args, **kwargs: as :class:`~mapograph.envs.WorkerVectorEnv`.
+    """
+
+    def __init__(self, tree: list[tuple[int, int]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tree = list(tree)
+
+    def interdependence(self) -> nx.DiGraph:
+        """The robot's kinematic tree between agents (parent joint -> child joint): the
+        DAG to give B2MAPO as ``fixed_dag`` and to score a learned graph against."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(self.spec.n_agents))
+        graph.add_edges_from(self._tree)
+        return graph
 
 
 def make_mamujoco(
@@ -140,7 +187,7 @@ def make_mamujoco(
     episode_limit: int | None = None,
     num_workers: int | None = None,
     **kwargs: Any,
-) -> WorkerVectorEnv:
+) -> MaMuJoCoVectorEnv:
     """``mamujoco:<Scenario>-<agent_conf>``, e.g. ``mamujoco:HalfCheetah-6x1``.
 
     Args:
@@ -158,13 +205,15 @@ def make_mamujoco(
     scenario, conf = split_task(task)
     factory = functools.partial(MaMuJoCoCopy, scenario, conf, agent_obsk, episode_limit, **kwargs)
     try:  # fail here, with a clear message, rather than inside the workers
-        factory().close()
+        probe = factory()
+        tree = probe.joint_tree()
+        probe.close()
     except ImportError:
         raise
     except Exception as exc:
         raise ValueError(
             f"cannot make mamujoco:{task} (scenario {scenario!r}, agent_conf {conf!r}): {exc}"
         ) from exc
-    return WorkerVectorEnv(
-        factory, num_envs, seed=seed, num_workers=num_workers, env_id=f"mamujoco:{task}"
+    return MaMuJoCoVectorEnv(
+        tree, factory, num_envs, seed=seed, num_workers=num_workers, env_id=f"mamujoco:{task}"
     )
