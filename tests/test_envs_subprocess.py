@@ -276,6 +276,7 @@ _CTRL_C_SCRIPT = textwrap.dedent(
         env = WorkerVectorEnv(GuessGame, num_envs=2, num_workers=2)
         env.reset()
         print(" ".join(map(str, env.pids)), flush=True)
+        print(signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []), file=sys.stderr, flush=True)
         while True:
             env.step(torch.zeros(2, 2, dtype=torch.long))
     """
@@ -304,8 +305,13 @@ def test_ctrl_c_stops_parent_and_workers(tmp_path):
             time.sleep(1.0)
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
+            inherited = (
+                signal.getsignal(signal.SIGINT),
+                signal.pthread_sigmask(signal.SIG_BLOCK, []),
+            )
             pytest.fail(
-                f"the parent did not exit within 60 s of Ctrl-C; its threads:\n{err[-6000:]}"
+                f"the parent did not exit within 60 s of Ctrl-C (this process's SIGINT handler "
+                f"and blocked signals: {inherited}); its output and threads:\n{err[-6000:]}"
             )
         assert "KeyboardInterrupt" in err
         assert _wait_dead(pids)
