@@ -268,6 +268,9 @@ _CTRL_C_SCRIPT = textwrap.dedent(
     """
     import faulthandler, signal, sys, time, torch
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's diagnosis on a hang
+    # a program started from a terminal has Python's Ctrl-C handler; one started by a
+    # pytest that runs in the background (`pytest &` in a script) inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     from test_envs_subprocess import GuessGame
     from mapograph.envs import WorkerVectorEnv
@@ -276,7 +279,6 @@ _CTRL_C_SCRIPT = textwrap.dedent(
         env = WorkerVectorEnv(GuessGame, num_envs=2, num_workers=2)
         env.reset()
         print(" ".join(map(str, env.pids)), flush=True)
-        print(signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []), file=sys.stderr, flush=True)
         while True:
             env.step(torch.zeros(2, 2, dtype=torch.long))
     """
