@@ -139,6 +139,41 @@ def _progress_lines(total_steps: int, every: float = 0.1) -> Callable[[dict], No
     return report
 
 
+def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
+    """``train --resume`` continues a run with its own settings: refuse flags that differ.
+
+    Only ``--steps`` changes a resumed run; ``--env``, ``--num-envs``, ``--seed``,
+    ``--algo`` and ``--env-kwarg`` must match the run (or be left out where optional),
+    so that a typo does not silently continue another setup.
+    """
+    from mapograph.algos import ALGORITHMS
+    from mapograph.train import load_checkpoint
+
+    run = _read_run_file(run_dir)
+    saved = load_checkpoint(run_dir)["config"]
+    conflicts = []
+    if args.env != run["env"]:
+        conflicts.append(f"--env {args.env} (the run's: {run['env']})")
+    if args.num_envs is not None and args.num_envs != run["num_envs"]:
+        conflicts.append(f"--num-envs {args.num_envs} (the run's: {run['num_envs']})")
+    if args.seed is not None and args.seed != saved.get("seed"):
+        conflicts.append(f"--seed {args.seed} (the run's: {saved.get('seed')})")
+    if args.algo is not None and ALGORITHMS.canonical(args.algo) != ALGORITHMS.canonical(
+        saved.get("algo", "")
+    ):
+        conflicts.append(f"--algo {args.algo} (the run's: {saved.get('algo')})")
+    if args.env_kwarg and _parse_env_kwargs(args.env_kwarg) != (run.get("env_kwargs") or {}):
+        conflicts.append(
+            f"--env-kwarg {' '.join(args.env_kwarg)} (the run's: {run.get('env_kwargs')})"
+        )
+    if conflicts:
+        raise ValueError(
+            f"--resume continues {run_dir} with its own settings, but "
+            f"{'; '.join(conflicts)}: drop these flags (only --steps changes a resumed run) "
+            "or train into another --out"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``mapograph train``: train and write progress.csv, checkpoint.pt and summary.json."""
     from mapograph.train import Trainer
@@ -146,6 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     existing = _existing_run_files(out)
     if existing and args.resume:
+        _check_resume_flags(args, out)
         args.run = args.out
         return cmd_resume(args)
     if existing and not args.overwrite:

@@ -55,6 +55,28 @@ def test_train_into_an_existing_run_refuses_unless_resume_or_overwrite(tmp_path,
     assert load_checkpoint(run)["config"]["seed"] == 2
 
 
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--steps", "256", "--seed", "1", "--out", str(run)]) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    for flags, named in (
+        (["--seed", "3"], "--seed 3 (the run's: 1)"),
+        (["--algo", "happo"], "--algo happo"),
+        (["--env-kwarg", "trap=0.5"], "--env-kwarg trap=0.5"),
+    ):
+        capsys.readouterr()
+        assert main([*TRAIN, "--steps", "512", "--out", str(run), "--resume", *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "--resume" in err[0], err
+        assert (run / "checkpoint.pt").read_bytes() == before  # nothing trained
+    other = ["train", "--env", "coordination:chain-6", "--num-envs", "8", "--eval-episodes", "0"]
+    assert main([*other, "--steps", "512", "--out", str(run), "--resume"]) == 2
+    assert "--env coordination:chain-6 (the run's: coordination:chain-4)" in capsys.readouterr().err
+    # the run's own values are accepted
+    assert main([*TRAIN, "--steps", "1024", "--seed", "1", "--out", str(run), "--resume"]) == 0
+    assert iterations(run) == [1, 2]  # 8 copies x 64 steps per iteration
+
+
 def test_out_on_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main([*TRAIN, "--steps", "128", "--out", str(tmp_path / "f")]) == 2
