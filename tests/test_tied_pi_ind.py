@@ -163,3 +163,33 @@ def test_kl_coef_defaults_per_pi_ind_mode_and_an_explicit_value_wins():
     assert mg.TrainConfig(algo="b2mapo", kl_coef=0.0).distill_weight() == 0.0
     with pytest.raises(ValueError, match="kl_coef"):
         mg.TrainConfig(algo="b2mapo", kl_coef=-1.0)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_distributions_are_pi_seq_and_its_parentless_part_from_one_forward(continuous):
+    from mapograph.policies import DAGActor, detached
+
+    torch.manual_seed(0)
+    n, obs_dim, actions = 4, 5, 3
+    actor = DAGActor(n, obs_dim, actions, hidden=16, continuous=continuous)
+    with torch.no_grad():  # a parent head that matters (it starts at zero)
+        actor.parent_out.weight.normal_()
+    obs = torch.randn(6, n, obs_dim)
+    avail = torch.ones(6, n, actions, dtype=torch.bool)
+    parents = torch.randint(0, actions, (6, n)) if not continuous else torch.rand(6, n, actions)
+    edges = torch.tensor([[0, 1], [2, 3]])
+    messages = actor.parent_messages(parents, edges)
+    agents = torch.tensor([2, 3])
+    seq, ind = actor.distributions(obs, avail, agents, messages=messages)
+    ref_seq = actor.distribution(obs, avail, agents, messages=messages)
+    ref_ind = actor.distribution(obs, avail, agents)  # no parents
+    sample = ref_seq.sample()
+    torch.testing.assert_close(seq.log_prob(sample), ref_seq.log_prob(sample))
+    torch.testing.assert_close(ind.log_prob(sample), ref_ind.log_prob(sample))
+    assert not torch.allclose(seq.log_prob(sample), ind.log_prob(sample))  # parents matter
+    # a detached teacher: same values, and the KL's gradient reaches the student only
+    teacher = detached(seq)
+    torch.testing.assert_close(teacher.log_prob(sample), seq.log_prob(sample))
+    kl_divergence(teacher, ind).sum().backward()
+    assert actor.parent_out.weight.grad is None or not actor.parent_out.weight.grad.any()
+    assert any(p.grad is not None and p.grad.any() for p in actor.base.parameters())

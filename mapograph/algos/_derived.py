@@ -41,6 +41,9 @@ def minibatch_indices(n: int, minibatches: int, generator: torch.Generator) -> l
 class SamePolicy:
     """The execution policy of algorithms without a derived one: the optimized actor itself."""
 
+    #: whether :meth:`update` trains anything (the Trainer skips its inputs otherwise)
+    trains = False
+
     def __init__(self, actor: nn.Module) -> None:
         self.actor = actor
 
@@ -73,6 +76,9 @@ class DerivedPolicy:
             ``entropy_coef``, ``max_grad_norm``, ``distill_every``, ``kl_coef``).
         generator: torch generator for minibatch shuffling.
     """
+
+    #: :meth:`update` trains ``pi_ind`` (see :attr:`SamePolicy.trains`)
+    trains = True
 
     def __init__(self, actor: nn.Module, config: Any, generator: torch.Generator):
         self.actor = actor

@@ -157,9 +157,10 @@ class DAGActor(nn.Module):
         """
         if self.continuous:
             raise TypeError("a continuous actor has no logits: use distribution()")
-        memory = {"h0": h0, "starts": starts}
-        out, avail = self._head(obs, avail, agents, parent_actions, edge_index, messages, memory)
-        return masked_logits(out, avail)
+        out, term, avail = self._parts(
+            obs, avail, agents, parent_actions, edge_index, messages, h0, starts
+        )
+        return masked_logits(out if term is None else out + term, avail)
 
     def distribution(
         self,
@@ -189,11 +190,9 @@ class DAGActor(nn.Module):
             return MaskedCategorical(
                 self.logits(obs, avail, agents, parent_actions, edge_index, messages, h0, starts)
             )
-        obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        out = self.base.features(obs_sel, agents, h0, starts)
-        shift = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
-        if avail is not None and agents is not None:
-            avail = avail.index_select(-2, agents)
+        out, shift, avail = self._parts(
+            obs, avail, agents, parent_actions, edge_index, messages, h0, starts
+        )
         return self.base.gaussian(out, avail, agents, shift)
 
     def distributions(
@@ -212,11 +211,7 @@ class DAGActor(nn.Module):
         ``pi_seq`` would be with no parents): B2MAPO's tied ``pi_ind``. Arguments as in
         :meth:`distribution`.
         """
-        obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        out = self.base.features(obs_sel, agents, h0, starts)
-        term = self._parent_term(agents, None, None, messages, obs_sel)
-        if avail is not None and agents is not None:
-            avail = avail.index_select(-2, agents)
+        out, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
         if self.continuous:
             return (
                 self.base.gaussian(out, avail, agents, term),
@@ -251,16 +246,15 @@ class DAGActor(nn.Module):
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
         return self.parent_out(hidden, agents)
 
-    def _head(self, obs, avail, agents, parent_actions, edge_index, messages, memory):
-        """Discrete logits (unmasked) of ``agents`` and their ``avail`` rows."""
+    def _parts(self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts):
+        """One forward of ``agents``: the inner actor's output, the parent head's term
+        (``None`` without parents) and the agents' ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        logits = self.base.features(obs_sel, agents, **memory)
+        out = self.base.features(obs_sel, agents, h0, starts)
         term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
-        if term is not None:
-            logits = logits + term
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
-        return logits, avail
+        return out, term, avail
 
     @torch.no_grad()
     def act(

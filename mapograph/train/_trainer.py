@@ -312,13 +312,17 @@ class Trainer:
         stats.update(algo.schedule.learn(self.plan, data, stats))
         schedule_done = time.perf_counter()
 
-        # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation)
-        teacher_context = algo.actor.context(rollout.flat(rollout.actions), self.plan.edge_index)
-        stats.update(
-            algo.execution.update(
-                rollout, data.advantages, algo.actor, teacher_context, self.iteration
+        # 6. the execution policy learns (B2MAPO: MAPPO on pi_seq's data + distillation;
+        # nothing where it is the optimized actor or tied to it)
+        if algo.execution.trains:
+            teacher_context = algo.actor.context(
+                rollout.flat(rollout.actions), self.plan.edge_index
             )
-        )
+            stats.update(
+                algo.execution.update(
+                    rollout, data.advantages, algo.actor, teacher_context, self.iteration
+                )
+            )
         # where the update's time went (each step ends with a host sync of its statistics)
         stats["policy_update_s"] = policy_done - start
         stats["schedule_update_s"] = schedule_done - policy_done
