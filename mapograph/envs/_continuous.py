@@ -28,13 +28,17 @@ import torch
 from gymnasium import spaces
 
 from mapograph.envs._base import MultiAgentEnv
+from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
 
 _TASK = re.compile(r"^follow-(\d+)$")
 
 
-class FollowEnv(MultiAgentEnv):
+class FollowEnv(TensorState, MultiAgentEnv):
     """The ``continuous:follow-<N>`` game (see the module docstring).
+
+    Its whole state (signals, step counters and the signal generator) is saved with
+    a checkpoint, so a resumed run continues exactly as an uninterrupted one.
 
     Args:
         n_agents: number of agents (2..64).
@@ -43,6 +47,8 @@ class FollowEnv(MultiAgentEnv):
         episode_limit: steps per episode.
         device: torch device of the simulation.
     """
+
+    state_tensors = ("signal", "steps")  # with self.generator: the whole state (TensorState)
 
     def __init__(
         self,
