@@ -1,12 +1,15 @@
 """B2MAPO against MAPPO as the number of agents grows: iteration time and parameters.
 
-    python benchmarks/scale.py [--agents 10 100 1000] [--iterations 2]
+    python benchmarks/scale.py [--agents 10 100 1000] [--iterations 2] [--settle 0]
+        [--pi-ind separate|tied]
 
 For each N, MAPPO and B2MAPO (defaults: beyond 16 agents ``pi_seq`` reads its
 parents through linear-size coded messages, beyond 64 the generator attends over a
 sparse candidate graph) train on ``coordination:random-N`` with 16 copies x 64
-steps; their iterations are interleaved (same machine load). Prints the median
-seconds per iteration, the ratio B2MAPO/MAPPO, the trained parameters of each
+steps; their iterations are interleaved (same machine load). Prints the mean
+seconds per iteration (with ``--settle K``: after K untimed iterations of each, so
+that B2MAPO's upper layer has backed off to its steady period, and averaged over the
+timed ones, fits of the upper layer included), the ratio B2MAPO/MAPPO, the trained parameters of each
 (B2MAPO: pi_seq, pi_ind, critic, generator and its critic) and their ratio, and the
 time of the three partitioners on a B2MAPO-sized random DAG.
 """
@@ -42,6 +45,9 @@ def main() -> None:
     parser.add_argument("--rollout", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
+        "--settle", type=int, default=0, help="untimed iterations of each method before timing"
+    )
+    parser.add_argument(
         "--pi-ind", default="separate", help="B2MAPO's execution policy: separate or tied"
     )
     args = parser.parse_args()
@@ -62,12 +68,15 @@ def main() -> None:
                 **({"pi_ind": args.pi_ind} if algo == "b2mapo" else {}),
             )
             trainers[algo] = mg.Trainer(env, cfg)
+        for _ in range(args.settle):
+            for trainer in trainers.values():
+                trainer.train_iteration()
         seconds: dict[str, list[float]] = {a: [] for a in trainers}
         for _ in range(args.iterations):
             for algo, trainer in trainers.items():
                 row = trainer.train_iteration()
                 seconds[algo].append(row["total_s"])
-        med = {a: statistics.median(v) for a, v in seconds.items()}
+        med = {a: statistics.mean(v) for a, v in seconds.items()}
         params = {a: trained_parameters(t) for a, t in trainers.items()}
         dag = random_dag(n, seed=n)
         part_ms = {}
@@ -112,7 +121,10 @@ def main() -> None:
         rows,
     )
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"
-    print(f"\n{device}; median of {args.iterations} iterations; command: {command_line()}")
+    print(
+        f"\n{device}; mean of {args.iterations} iterations after {args.settle} untimed ones; "
+        f"command: {command_line()}"
+    )
 
 
 if __name__ == "__main__":

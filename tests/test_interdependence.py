@@ -418,8 +418,9 @@ def test_the_upper_layer_skips_training_while_its_dag_holds_and_resumes_exactly(
     assert run(every, 3) == [(1.0, 1.0)] * 3
 
 
-def _skeleton_fit_error(prior_epochs: int) -> float:
-    """Mean |skeleton probability - prior target| after three fits of a fresh generator."""
+def _fitted_upper(prior_epochs: int, prior_fit: float | None = None):
+    """A fresh generator after three fits to a fixed prior: (upper layer, features,
+    target, the last fit's statistics)."""
     from mapograph.algos._estimators import Interdependence
     from mapograph.algos._upper import DAGUpperLayer
 
@@ -438,16 +439,26 @@ def _skeleton_fit_error(prior_epochs: int) -> float:
         edge_threshold=0.0,
         generator=torch.Generator().manual_seed(1),
         prior_epochs=prior_epochs,
+        prior_fit=prior_fit,
     )
     strength = torch.zeros(n, n)
     for i, j in [(0, 1), (1, 2), (3, 4), (5, 6), (6, 7)]:
         strength[i, j] = strength[j, i] = 1.0
     features = torch.cat([torch.randn(1, n, 3), torch.eye(n)[None]], -1)
     for _ in range(3):
-        upper.learn(upper.propose(features), 0.1, Interdependence(strength, cumulative=False))
+        stats = upper.learn(
+            upper.propose(features), 0.1, Interdependence(strength, cumulative=False)
+        )
     from mapograph.algos._interaction import standardize_offdiagonal
 
     target = torch.sigmoid(2.0 * standardize_offdiagonal(strength))
+    return upper, features, target, stats
+
+
+def _skeleton_fit_error(prior_epochs: int) -> float:
+    """Mean |skeleton probability - prior target| after three fits of a fresh generator."""
+    upper, features, target, _ = _fitted_upper(prior_epochs)
+    n = upper.n_agents
     with torch.no_grad():
         p = upper.distribution(features).edge_probabilities()[0]
     mask = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
@@ -461,3 +472,50 @@ def test_prior_epochs_bring_the_generator_closer_to_its_prior():
     assert mg.TrainConfig(algo="b2mapo").generator_prior_epochs == 0
     with pytest.raises(ValueError, match="generator_prior_epochs"):
         mg.TrainConfig(algo="b2mapo", generator_prior_epochs=-1)
+
+
+def test_prior_agreement_ranks_the_priors_strong_pairs():
+    from mapograph.algos._upper import prior_agreement
+
+    n = 6
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    target = torch.full((n, n), 0.3)
+    target[0, 1] = target[2, 4] = 0.95  # the prior's strong pairs
+    good = torch.full((n, n), 0.1)
+    good[0, 1] = good[4, 2] = 0.45  # either direction counts for the skeleton
+    assert prior_agreement(good, target, upper) == 1.0
+    bad = torch.full((n, n), 0.4)
+    bad[0, 1] = bad[2, 4] = 0.0
+    assert prior_agreement(bad, target, upper) == 0.0
+    half = good.clone()
+    half[0, 1] = 0.0  # one strong pair now ranks last
+    assert prior_agreement(half, target, upper) == pytest.approx(0.5)
+    assert prior_agreement(good, torch.full((n, n), 0.3), upper) is None
+
+
+def test_prior_fit_takes_extra_steps_only_while_the_generator_lags():
+    # a bar the generator cannot miss: no extra step, the same generator as without them
+    lazy, features, _, stats = _fitted_upper(32, prior_fit=0.0)
+    none, *_ = _fitted_upper(0)
+    assert stats["generator_prior_steps"] == 0.0
+    for a, b in zip(lazy.net.parameters(), none.net.parameters()):
+        assert torch.equal(a, b)
+    # a bar it has not reached: steps until it does or until the cap
+    eager, _, _, stats = _fitted_upper(32, prior_fit=1.0)
+    assert 0 < stats["generator_prior_steps"] <= 32
+    assert stats["generator_prior_agreement"] >= lazy_agreement(lazy, features)
+    with pytest.raises(ValueError, match="generator_prior_fit"):
+        mg.TrainConfig(algo="b2mapo", generator_prior_fit=1.5)
+
+
+def lazy_agreement(upper, features) -> float:
+    """The prior agreement of ``upper``'s generator right now."""
+    from mapograph.algos._interaction import standardize_offdiagonal
+    from mapograph.algos._upper import prior_agreement
+
+    strength = upper.interaction
+    target = torch.sigmoid(2.0 * standardize_offdiagonal(strength))
+    mask = torch.triu(torch.ones_like(strength, dtype=torch.bool), diagonal=1)
+    with torch.no_grad():
+        p = upper.distribution(features).edge_probabilities()[0]
+    return prior_agreement(p, target, mask)

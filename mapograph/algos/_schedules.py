@@ -400,6 +400,7 @@ class LearnedDAG(DAGSchedule):
             candidates=cfg.generator_candidates,
             device=context.device,
             prior_epochs=cfg.generator_prior_epochs,
+            prior_fit=cfg.generator_prior_fit,
         )
         from mapograph.algos._estimators import ESTIMATORS
         from mapograph.algos._upper import RefitSchedule

@@ -96,6 +96,9 @@ class DAGUpperLayer:
         interaction_coef: weight of the edge prior from action interactions.
         prior_epochs: extra steps per fit on the edge and direction prior alone (no PPO
             term), after the ``epochs`` joint steps (0: none).
+        prior_fit: with ``prior_epochs``, take those extra steps only while the
+            generator's skeleton ranks the prior's strong pairs below this
+            (:func:`prior_agreement`, an AUC); ``None``: always all ``prior_epochs``.
         candidates: partners per agent of the sparse candidate graph the generator and
             its critic attend over (the strongest pairs of the interdependence
             estimate, random ones before the first estimate); ``None``: the complete
@@ -121,6 +124,7 @@ class DAGUpperLayer:
         candidates: int | None = None,
         device: torch.device | str = "cpu",
         prior_epochs: int = 0,
+        prior_fit: float | None = None,
     ) -> None:
         self.n_agents = n_agents
         if candidates is None and n_agents > COMPLETE_GRAPH_UP_TO:
@@ -139,6 +143,7 @@ class DAGUpperLayer:
         self.generator = generator
         self.interaction_coef = interaction_coef
         self.prior_epochs = prior_epochs
+        self.prior_fit = prior_fit
         # cumulative mean of the action interaction; running second moment of rewards
         self.interaction = torch.zeros(n_agents, n_agents, device=self.device)
         self.interaction_updates = 0
@@ -264,10 +269,25 @@ class DAGUpperLayer:
             loss = self._with_prior(loss, dist, target, direction, upper)
             self._step(loss)
             losses.append(float(loss.detach()))
-        for _ in range(self.prior_epochs if target is not None else 0):
+        stats = {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
+        if target is None:
+            return stats
+        prior_steps = 0
+        for _ in range(self.prior_epochs):
             dist = self.distribution(proposal.features, proposal.candidates)
+            if self.prior_fit is not None:
+                agreement = prior_agreement(dist.edge_probabilities()[0], target, upper)
+                if agreement is None or agreement >= self.prior_fit:
+                    break
             self._step(self._with_prior(0.0, dist, target, direction, upper))
-        return {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
+            prior_steps += 1
+        with torch.no_grad():
+            p = self.distribution(proposal.features, proposal.candidates).edge_probabilities()[0]
+        agreement = prior_agreement(p, target, upper)
+        if agreement is not None:
+            stats["generator_prior_agreement"] = agreement
+        stats["generator_prior_steps"] = float(prior_steps)
+        return stats
 
     def _with_prior(self, loss, dist, target, direction, upper) -> torch.Tensor:
         """``loss`` plus ``interaction_coef`` x (the skeleton's BCE to ``target`` and the
@@ -371,3 +391,32 @@ class RefitSchedule:
 def _as_tuple(item: object) -> object:
     """Lists (as a checkpoint may return them) back to hashable tuples, nested."""
     return tuple(_as_tuple(x) for x in item) if isinstance(item, (list, tuple)) else item
+
+
+#: A pair is a *strong* pair of the edge prior when its standardized strength is
+#: above 1 (prior target above ``sigmoid(2)``): see :func:`prior_agreement`.
+STRONG_PAIR_TARGET = float(torch.sigmoid(torch.tensor(2.0)))
+
+
+@torch.no_grad()
+def prior_agreement(
+    edge_probabilities: torch.Tensor, target: torch.Tensor, upper: torch.Tensor
+) -> float | None:
+    """How well a generator's skeleton ranks the edge prior's strong pairs first.
+
+    The AUC of the skeleton scores ``p(i->j) + p(j->i)`` for "the pair is a strong
+    pair of the prior" (standardized strength above 1), over the agent pairs of
+    ``upper``: 1.0 when every strong pair scores above every other pair, 0.5 at
+    chance. ``None`` when the prior has no strong pair or only strong pairs.
+    Computed from ranks (``O(M log M)`` in the number of pairs ``M``).
+    """
+    p = edge_probabilities
+    scores = (p + p.t())[upper].float()
+    strong = target[upper] > STRONG_PAIR_TARGET
+    n_pos = int(strong.sum())
+    n_neg = int(strong.numel()) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = torch.empty_like(scores)
+    ranks[scores.argsort()] = torch.arange(1, scores.numel() + 1, device=scores.device).float()
+    return float((ranks[strong].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
