@@ -22,8 +22,25 @@ from pathlib import Path
 
 import torch
 from _bench import command_line, machine, mean_ci95, parse_pairs, print_table
+from interdependence import direction_accuracy
+from returns import skeleton_auc
 
 import mapograph as mg
+
+
+def graph_scores(trainer: mg.Trainer, env) -> dict:
+    """Skeleton AUC and direction accuracy of a B2MAPO trainer's learned graph against
+    the env's known interdependence (empty for other presets or envs without one)."""
+    if trainer.cfg.algo != "b2mapo" or not hasattr(env, "interdependence"):
+        return {}
+    true_dag = env.interdependence()
+    if true_dag.number_of_edges() == 0:
+        return {}
+    learned = trainer.interdependence()
+    return {
+        "skeleton_auc": skeleton_auc(learned, true_dag),
+        "direction": direction_accuracy(learned, true_dag),
+    }
 
 
 def run_one(
@@ -46,6 +63,7 @@ def run_one(
         result = trainer.train()
         wall = time.perf_counter() - start
         evaluation = trainer.evaluate(episodes)
+        graph = graph_scores(trainer, env) if "fixed_dag" not in overrides else {}
     finally:
         env.close()
     reference = mg.train.reference_for(env_id, algo)
@@ -61,6 +79,7 @@ def run_one(
         "overrides": overrides,
         "eval_return": evaluation["return_mean"],
         "eval_win_rate": evaluation.get("win_rate"),
+        **graph,
         "curve": [
             {"step": h["step"], "return_mean": h["return_mean"], "win_rate": h.get("win_rate")}
             for h in result.history
