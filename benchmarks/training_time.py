@@ -14,9 +14,11 @@ iteration does not depend on training), so the measured iterations are those of
 a run whose graph has been learned; the output says how many of the measured
 iterations fitted the upper layer.
 
-``B2MAPO-tied`` is B2MAPO with ``pi_ind="tied"`` (the execution policy is
-``pi_seq``'s own observation part, distilled inside the batch passes: no second
-network to train), settled and measured the same way.
+``B2MAPO`` is B2MAPO with ``pi_ind="separate"`` (the paper's design: a second
+network trained after the batches; the default until session 7), ``B2MAPO-tied``
+with ``pi_ind="tied"`` (the default since: the execution policy is ``pi_seq``'s own
+observation part, distilled inside the batch passes, no second network to train),
+settled and measured the same way.
 
 Two A2PO columns: ``A2PO`` is mapograph's ``a2po`` preset (the same vectorized
 optimizer with one agent per batch: stacked parameters, only the batch's rows
@@ -37,8 +39,8 @@ from _reference_a2po import LoopA2PO
 import mapograph as mg
 
 ALGOS = ("mappo", "a2po", "b2mapo", "b2mapo_tied")
-#: config of each measured trainer beyond its algo (``b2mapo_tied``: ``pi_ind="tied"``)
-EXTRA = {"b2mapo_tied": {"pi_ind": "tied"}}
+#: config of each measured trainer beyond its algo (the two forms of B2MAPO's ``pi_ind``)
+EXTRA = {"b2mapo": {"pi_ind": "separate"}, "b2mapo_tied": {"pi_ind": "tied"}}
 #: Where a B2MAPO update's time goes (``Trainer.train_iteration`` statistics).
 PARTS = ("policy_update_s", "schedule_update_s", "execution_update_s")
 

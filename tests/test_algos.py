@@ -206,11 +206,14 @@ def _actor_params_after(env_factory, iterations=2, **overrides):
     return trainer
 
 
-def test_b2mapo_with_one_batch_performs_the_mappo_update():
+@pytest.mark.parametrize("execution", [{"pi_ind": "separate"}, {"pi_ind": "tied", "kl_coef": 0.0}])
+def test_b2mapo_with_one_batch_performs_the_mappo_update(execution):
+    # pi_seq's update is MAPPO's when nothing else enters its loss: a separate pi_ind,
+    # or a tied one without its distillation term
     payoff = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(5))
     factory = lambda: MatrixGameEnv(payoff, num_envs=64)  # noqa: E731
     mappo = _actor_params_after(factory, algo="mappo")
-    b2mapo = _actor_params_after(factory, algo="b2mapo", partition="simultaneous")
+    b2mapo = _actor_params_after(factory, algo="b2mapo", partition="simultaneous", **execution)
     for name, tensor in mappo.actor.state_dict().items():
         assert torch.equal(tensor, b2mapo.actor.base.state_dict()[name]), name
     for name, tensor in mappo.critic.state_dict().items():
@@ -231,6 +234,7 @@ def test_b2mapo_with_one_agent_batches_performs_the_sequential_update(reference)
         fixed_partition=order,
         correction=preset.correction,
         correction_clip=preset.correction_clip,
+        pi_ind="separate",
     )
     for name, tensor in ref.actor.state_dict().items():
         assert torch.equal(tensor, b2.actor.base.state_dict()[name]), name

@@ -16,8 +16,9 @@ PRESETS = ["mappo", "happo", "a2po", "b2mapo"]
 
 def make_trainer(algo: str, env_id: str = "coordination:chain-4", **kw) -> mg.Trainer:
     env = mg.envs.make(env_id, num_envs=4, seed=0, **kw.pop("env_kwargs", {}))
-    if algo == "b2mapo":  # edges between batches, so pi_seq conditions on parents
-        kw = {"partition": "generations", "edge_threshold": 0.0, **kw}
+    if algo == "b2mapo":  # edges between batches, so pi_seq conditions on parents;
+        # the separate pi_ind: its own recurrent network and recorded log-probabilities
+        kw = {"partition": "generations", "edge_threshold": 0.0, "pi_ind": "separate", **kw}
     cfg = mg.TrainConfig(
         algo=algo,
         recurrent=True,

@@ -65,7 +65,7 @@ def _count(params) -> int:
 
 
 def test_pi_ind_is_one_network_and_pi_seq_one_torso_whatever_the_team_size():
-    cfg = mg.TrainConfig(algo="b2mapo", share_params=True, hidden=32)
+    cfg = mg.TrainConfig(algo="b2mapo", share_params=True, hidden=32, pi_ind="separate")
     small, large = Algorithm(_spec(3), cfg, 0), Algorithm(_spec(7), cfg, 0)
     for parts in (small, large):
         assert isinstance(parts.execution.actor.net, SharedMLP)

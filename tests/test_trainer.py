@@ -178,22 +178,29 @@ def test_win_rate_is_tracked_where_the_env_reports_wins():
     assert "win_rate" not in plain.evaluate(episodes=8)
 
 
-@pytest.mark.parametrize("algo", ["mappo", "b2mapo"])
-def test_iteration_stats_split_the_update_time(algo):
+@pytest.mark.parametrize(
+    "algo, pi_ind", [("mappo", None), ("b2mapo", "tied"), ("b2mapo", "separate")]
+)
+def test_iteration_stats_split_the_update_time(algo, pi_ind):
     env = mg.envs.make("coordination:chain-4", num_envs=2, seed=0)
-    cfg = mg.TrainConfig(algo=algo, rollout_length=16, progress=False, tensorboard=False)
+    extra = {"pi_ind": pi_ind} if pi_ind else {}
+    cfg = mg.TrainConfig(algo=algo, rollout_length=16, progress=False, tensorboard=False, **extra)
     row = mg.Trainer(env, cfg).train_iteration()
     parts = [row["policy_update_s"], row["schedule_update_s"], row["execution_update_s"]]
     assert all(p >= 0 for p in parts)
     assert sum(parts) <= row["update_s"] + 1e-6
-    if algo == "b2mapo":  # the upper layer and pi_ind do work; MAPPO's policy update is all
-        assert parts[1] > 0 and parts[2] > 0
+    if algo == "b2mapo":  # the upper layer does work; so does a separate pi_ind
+        assert parts[1] > 0
+        assert ("ind_policy_loss" in row) == (pi_ind == "separate")
 
 
-@pytest.mark.parametrize("algo", ["mappo", "b2mapo"])
-def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo):
+@pytest.mark.parametrize(
+    "algo, extra", [("mappo", {}), ("b2mapo", {}), ("b2mapo", {"pi_ind": "separate"})]
+)
+def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo, extra):
     env = mg.envs.make("coordination:chain-4", num_envs=4, seed=0)
     cfg = mg.TrainConfig(
+        **extra,
         algo=algo,
         rollout_length=8,
         total_steps=4 * 8 * 4,
@@ -207,7 +214,7 @@ def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo):
     algorithm = trainer.algorithm
     optims = {"actor": (algorithm.optimizer.actor_optim, 1e-3)}
     optims["critic"] = (algorithm.optimizer.critic_optim, 2e-3)
-    if algo == "b2mapo":
+    if algo == "b2mapo" and algorithm.execution.trains:  # a separate pi_ind
         optims["pi_ind"] = (algorithm.execution.optim, 1e-3)
     for k in range(4):  # iteration k updates with the fraction of the budget left before it
         trainer.train_iteration()
