@@ -48,7 +48,7 @@ def main() -> None:
         "--settle", type=int, default=0, help="untimed iterations of each method before timing"
     )
     parser.add_argument(
-        "--pi-ind", default="tied", help="B2MAPO's execution policy: tied (default) or separate"
+        "--pi-ind", default="separate", help="B2MAPO's execution policy: separate or tied"
     )
     args = parser.parse_args()
     single_thread()

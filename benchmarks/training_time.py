@@ -14,11 +14,10 @@ iteration does not depend on training), so the measured iterations are those of
 a run whose graph has been learned; the output says how many of the measured
 iterations fitted the upper layer.
 
-``B2MAPO`` is B2MAPO with ``pi_ind="separate"`` (the paper's design: a second
-network trained after the batches; the default until session 7), ``B2MAPO-tied``
-with ``pi_ind="tied"`` (the default since: the execution policy is ``pi_seq``'s own
-observation part, distilled inside the batch passes, no second network to train),
-settled and measured the same way.
+``B2MAPO`` is B2MAPO with ``pi_ind="separate"`` (the default, the paper's design: a
+second network trained after the batches), ``B2MAPO-tied`` with ``pi_ind="tied"``
+(the execution policy is ``pi_seq``'s own observation part, distilled inside the
+batch passes, no second network to train), settled and measured the same way.
 
 Two A2PO columns: ``A2PO`` is mapograph's ``a2po`` preset (the same vectorized
 optimizer with one agent per batch: stacked parameters, only the batch's rows

@@ -181,13 +181,13 @@ class AlgorithmConfig:
     #: weight of ``KL(pi_seq || pi_ind)``; ``None``: the ``pi_ind`` mode's default
     #: (:data:`DEFAULT_KL_COEF`: 1.0 separate, 0.3 tied), see :meth:`distill_weight`
     kl_coef: float | None = field(default=None, metadata=check(optional(non_negative_float)))
-    #: ``tied`` (default): ``pi_ind`` is ``pi_seq``'s own observation part (``pi_seq``
+    #: ``tied``: ``pi_ind`` is ``pi_seq``'s own observation part (``pi_seq``
     #: without its parent head); each batch's loss adds ``kl_coef * KL(pi_seq || pi_ind)``
-    #: with ``pi_seq`` held fixed, so no second network is trained. ``separate``: ``pi_ind``
-    #: is its own network, trained after the batch loop with MAPPO on ``pi_seq``'s data
+    #: with ``pi_seq`` held fixed, so no second network is trained. ``separate`` (default):
+    #: ``pi_ind`` is its own network, trained after the batch loop with MAPPO on ``pi_seq``'s data
     #: plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's design). Docs:
     #: design-choices, "A tied execution policy"
-    pi_ind: str = field(default="tied", metadata=check(_pi_ind_mode))
+    pi_ind: str = field(default="separate", metadata=check(_pi_ind_mode))
 
     def __post_init__(self) -> None:
         self.validate()
