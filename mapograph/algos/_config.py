@@ -161,10 +161,10 @@ class AlgorithmConfig:
     generator_epochs: int = field(default=12, metadata=check(positive_int(10_000)))
     #: extra steps per fit on the interdependence prior alone (no PPO term): lets the
     #: generator catch up with the estimator on many pairs (docs: design-choices)
-    generator_prior_epochs: int = field(default=0, metadata=check(non_negative_int))
+    generator_prior_epochs: int = field(default=24, metadata=check(non_negative_int))
     #: with generator_prior_epochs: take those steps only while the generator ranks the
     #: prior's strong pairs first with an AUC below this (None: always take them)
-    generator_prior_fit: float | None = field(default=None, metadata=check(optional(unit_interval)))
+    generator_prior_fit: float | None = field(default=0.98, metadata=check(optional(unit_interval)))
     generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     generator_heads: int = field(default=4, metadata=check(positive_int(64)))
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
