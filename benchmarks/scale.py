@@ -10,7 +10,9 @@ steps; their iterations are interleaved (same machine load). Prints the mean
 seconds per iteration (with ``--settle K``: after K untimed iterations of each, so
 that B2MAPO's upper layer has backed off to its steady period, and averaged over the
 timed ones, fits of the upper layer included), the ratio B2MAPO/MAPPO, the trained parameters of each
-(B2MAPO: pi_seq, pi_ind, critic, generator and its critic) and their ratio, and the
+(B2MAPO: pi_seq, pi_ind, critic, generator and its critic) and their ratio, where
+B2MAPO's iteration went (collection, ``pi_seq``'s batch update, the upper layer, a
+separate ``pi_ind``; means over the timed iterations), and the
 time of the three partitioners on a B2MAPO-sized random DAG.
 """
 
@@ -26,6 +28,14 @@ from partition import random_dag
 
 import mapograph as mg
 from mapograph import partition as P
+
+#: B2MAPO's iteration split (``Trainer`` statistics) -> column label
+SPLIT = {
+    "collect_s": "collect",
+    "policy_update_s": "pi_seq update",
+    "schedule_update_s": "upper layer",
+    "execution_update_s": "pi_ind",
+}
 
 
 def trained_parameters(trainer: mg.Trainer) -> int:
@@ -72,10 +82,14 @@ def main() -> None:
             for trainer in trainers.values():
                 trainer.train_iteration()
         seconds: dict[str, list[float]] = {a: [] for a in trainers}
+        parts: dict[str, list[float]] = {k: [] for k in SPLIT}
         for _ in range(args.iterations):
             for algo, trainer in trainers.items():
                 row = trainer.train_iteration()
                 seconds[algo].append(row["total_s"])
+                if algo == "b2mapo":
+                    for key in SPLIT:
+                        parts[key].append(row.get(key, 0.0))
         med = {a: statistics.mean(v) for a, v in seconds.items()}
         params = {a: trained_parameters(t) for a, t in trainers.items()}
         dag = random_dag(n, seed=n)
@@ -98,6 +112,7 @@ def main() -> None:
                 params["b2mapo"],
                 params["b2mapo"] / params["mappo"],
                 len(trainers["b2mapo"].history[-1]["batches"]),
+                *(statistics.mean(parts[key]) for key in SPLIT),
                 part_ms["generations"],
                 part_ms["bounded"],
                 part_ms["k_batches"],
@@ -114,6 +129,7 @@ def main() -> None:
             "B2MAPO params",
             "params ratio",
             "B2MAPO batches",
+            *(f"B2MAPO {label} s" for label in SPLIT.values()),
             "generations ms",
             "bounded(n/10) ms",
             "k_batches(3) ms",
