@@ -480,43 +480,39 @@ def test_prior_agreement_ranks_the_priors_strong_pairs():
 
     n = 6
     upper = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
-    target = torch.full((n, n), 0.3)
-    target[0, 1] = target[2, 4] = 0.95  # the prior's strong pairs
+    strong = torch.zeros(n, n, dtype=torch.bool)
+    strong[0, 1] = strong[2, 4] = True  # the prior's strong pairs
     good = torch.full((n, n), 0.1)
     good[0, 1] = good[4, 2] = 0.45  # either direction counts for the skeleton
-    assert prior_agreement(good, target, upper) == 1.0
+    assert prior_agreement(good, strong, upper) == 1.0
     bad = torch.full((n, n), 0.4)
     bad[0, 1] = bad[2, 4] = 0.0
-    assert prior_agreement(bad, target, upper) == 0.0
+    assert prior_agreement(bad, strong, upper) == 0.0
     half = good.clone()
     half[0, 1] = 0.0  # one strong pair now ranks last
-    assert prior_agreement(half, target, upper) == pytest.approx(0.5)
-    assert prior_agreement(good, torch.full((n, n), 0.3), upper) is None
+    assert prior_agreement(half, strong, upper) == pytest.approx(0.5)
+    assert prior_agreement(good, torch.zeros_like(strong), upper) is None
 
 
 def test_prior_fit_takes_extra_steps_only_while_the_generator_lags():
+    from mapograph.algos._upper import prior_agreement
+    from mapograph.graph import skeleton_mask
+
     # a bar the generator cannot miss: no extra step, the same generator as without them
-    lazy, features, _, stats = _fitted_upper(32, prior_fit=0.0)
+    lazy, features, _, lazy_stats = _fitted_upper(32, prior_fit=0.0)
     none, *_ = _fitted_upper(0)
-    assert stats["generator_prior_steps"] == 0.0
+    assert lazy_stats["generator_prior_steps"] == 0.0
     for a, b in zip(lazy.net.parameters(), none.net.parameters()):
         assert torch.equal(a, b)
-    # a bar it has not reached: steps until it does or until the cap
+    # a bar it has not reached: steps until it does or until the cap, and a closer fit
     eager, _, _, stats = _fitted_upper(32, prior_fit=1.0)
     assert 0 < stats["generator_prior_steps"] <= 32
-    assert stats["generator_prior_agreement"] >= lazy_agreement(lazy, features)
+    assert stats["generator_prior_agreement"] > lazy_stats["generator_prior_agreement"]
+    # the logged agreement is that of the generator after the fit
+    pairs = torch.triu(torch.ones(8, 8, dtype=torch.bool), diagonal=1)
+    with torch.no_grad():
+        p = eager.distribution(features).edge_probabilities()[0]
+    now = prior_agreement(p, skeleton_mask(eager.interaction) & pairs, pairs)
+    assert stats["generator_prior_agreement"] == now
     with pytest.raises(ValueError, match="generator_prior_fit"):
         mg.TrainConfig(algo="b2mapo", generator_prior_fit=1.5)
-
-
-def lazy_agreement(upper, features) -> float:
-    """The prior agreement of ``upper``'s generator right now."""
-    from mapograph.algos._interaction import standardize_offdiagonal
-    from mapograph.algos._upper import prior_agreement
-
-    strength = upper.interaction
-    target = torch.sigmoid(2.0 * standardize_offdiagonal(strength))
-    mask = torch.triu(torch.ones_like(strength, dtype=torch.bool), diagonal=1)
-    with torch.no_grad():
-        p = upper.distribution(features).edge_probabilities()[0]
-    return prior_agreement(p, target, mask)

@@ -97,7 +97,8 @@ class DAGUpperLayer:
         prior_epochs: extra steps per fit on the edge and direction prior alone (no PPO
             term), after the ``epochs`` joint steps (0: none).
         prior_fit: with ``prior_epochs``, take those extra steps only while the
-            generator's skeleton ranks the prior's strong pairs below this
+            generator's skeleton ranks the prior's strong pairs (strength z-score above
+            1, :func:`~mapograph.graph.skeleton_mask`) below this
             (:func:`prior_agreement`, an AUC); ``None``: always all ``prior_epochs``.
         candidates: partners per agent of the sparse candidate graph the generator and
             its critic attend over (the strongest pairs of the interdependence
@@ -234,7 +235,7 @@ class DAGUpperLayer:
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
         reward = torch.tensor(improvement, device=self.device) / (self.reward_sq.sqrt() + 1e-8)
         advantage = (reward - proposal.value).detach()
-        target = before = None
+        target = before = strong = None
         upper = torch.triu(
             torch.ones(self.n_agents, self.n_agents, dtype=torch.bool, device=self.device),
             diagonal=1,
@@ -249,6 +250,7 @@ class DAGUpperLayer:
                 self.interaction = strength
                 self.interaction_updates += 1
             target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
+            strong = skeleton_mask(self.interaction) & upper  # the prior's strong pairs
             if interaction.order is not None:
                 # direction prior: on skeleton pairs, P(i before j) toward the estimator's order
                 rank = torch.empty(self.n_agents, dtype=torch.long, device=self.device)
@@ -256,7 +258,7 @@ class DAGUpperLayer:
                     self.n_agents, device=self.device
                 )
                 before = (rank[:, None] < rank[None, :]).float()
-                direction_pairs = skeleton_mask(self.interaction) & upper
+                direction_pairs = strong
         direction = (before, direction_pairs) if before is not None else None
         losses = []
         for _ in range(self.epochs):
@@ -273,17 +275,16 @@ class DAGUpperLayer:
         if target is None:
             return stats
         prior_steps = 0
-        for _ in range(self.prior_epochs):
+        while True:  # prior-only steps up to the cap, or until the bar is met
             dist = self.distribution(proposal.features, proposal.candidates)
-            if self.prior_fit is not None:
-                agreement = prior_agreement(dist.edge_probabilities()[0], target, upper)
-                if agreement is None or agreement >= self.prior_fit:
-                    break
+            agreement = prior_agreement(dist.edge_probabilities()[0], strong, upper)
+            fitted = self.prior_fit is not None and (
+                agreement is None or agreement >= self.prior_fit
+            )
+            if prior_steps >= self.prior_epochs or fitted:
+                break
             self._step(self._with_prior(0.0, dist, target, direction, upper))
             prior_steps += 1
-        with torch.no_grad():
-            p = self.distribution(proposal.features, proposal.candidates).edge_probabilities()[0]
-        agreement = prior_agreement(p, target, upper)
         if agreement is not None:
             stats["generator_prior_agreement"] = agreement
         stats["generator_prior_steps"] = float(prior_steps)
@@ -393,30 +394,25 @@ def _as_tuple(item: object) -> object:
     return tuple(_as_tuple(x) for x in item) if isinstance(item, (list, tuple)) else item
 
 
-#: A pair is a *strong* pair of the edge prior when its standardized strength is
-#: above 1 (prior target above ``sigmoid(2)``): see :func:`prior_agreement`.
-STRONG_PAIR_TARGET = float(torch.sigmoid(torch.tensor(2.0)))
-
-
 @torch.no_grad()
 def prior_agreement(
-    edge_probabilities: torch.Tensor, target: torch.Tensor, upper: torch.Tensor
+    edge_probabilities: torch.Tensor, strong: torch.Tensor, pairs: torch.Tensor
 ) -> float | None:
     """How well a generator's skeleton ranks the edge prior's strong pairs first.
 
-    The AUC of the skeleton scores ``p(i->j) + p(j->i)`` for "the pair is a strong
-    pair of the prior" (standardized strength above 1), over the agent pairs of
-    ``upper``: 1.0 when every strong pair scores above every other pair, 0.5 at
-    chance. ``None`` when the prior has no strong pair or only strong pairs.
-    Computed from ranks (``O(M log M)`` in the number of pairs ``M``).
+    The AUC of the skeleton scores ``p(i->j) + p(j->i)`` over the agent pairs of the
+    bool mask ``pairs`` for "the pair is in ``strong``" (the prior's strong pairs,
+    :func:`~mapograph.graph.skeleton_mask`): 1.0 when every strong pair scores above
+    every other pair, 0.5 at chance. ``None`` when ``pairs`` holds no strong pair or
+    only strong pairs. Computed from ranks (``O(M log M)`` in the number of pairs).
     """
     p = edge_probabilities
-    scores = (p + p.t())[upper].float()
-    strong = target[upper] > STRONG_PAIR_TARGET
-    n_pos = int(strong.sum())
-    n_neg = int(strong.numel()) - n_pos
+    scores = (p + p.t())[pairs].float()
+    positive = strong[pairs]
+    n_pos = int(positive.sum())
+    n_neg = int(positive.numel()) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
     ranks = torch.empty_like(scores)
     ranks[scores.argsort()] = torch.arange(1, scores.numel() + 1, device=scores.device).float()
-    return float((ranks[strong].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
