@@ -84,13 +84,10 @@ def test_mamujoco_trains_and_stores_final_states():
     ],
 )
 def test_mamujoco_interdependence_is_the_bodys_joint_tree(task, edges):
-    env = mg.envs.make(f"mamujoco:{task}", num_envs=1, seed=0, num_workers=1)
-    try:
+    with mg.envs.make(f"mamujoco:{task}", num_envs=1, seed=0, num_workers=1) as env:
         graph = env.interdependence()
-        assert sorted(graph.nodes) == list(range(env.spec.n_agents))
-        assert sorted(graph.edges) == edges
-    finally:
-        env.close()
+    assert sorted(graph.nodes) == list(range(env.spec.n_agents))
+    assert sorted(graph.edges) == edges
 
 
 @needs_mamujoco

@@ -277,11 +277,13 @@ class DAGUpperLayer:
         prior_steps = 0
         while True:  # prior-only steps up to the cap, or until the bar is met
             dist = self.distribution(proposal.features, proposal.candidates)
-            agreement = prior_agreement(dist.edge_probabilities()[0], strong, upper)
-            fitted = self.prior_fit is not None and (
-                agreement is None or agreement >= self.prior_fit
-            )
-            if prior_steps >= self.prior_epochs or fitted:
+            capped = prior_steps >= self.prior_epochs
+            agreement = None  # needed by the bar, and at the end for the statistics
+            if self.prior_fit is not None or capped:
+                agreement = prior_agreement(dist.edge_probabilities()[0], strong, upper)
+            if capped or (
+                self.prior_fit is not None and (agreement is None or agreement >= self.prior_fit)
+            ):
                 break
             self._step(self._with_prior(0.0, dist, target, direction, upper))
             prior_steps += 1
