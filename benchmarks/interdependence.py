@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench import command_line, mean_ci95, print_table
+from _bench import command_line, mean_ci95, parse_pairs, print_table
 from returns import skeleton_auc
 
 import mapograph as mg
@@ -167,12 +167,14 @@ def equilibrium(trainer, task: str, policy: str = "ind", states: int = 4096) -> 
     return result
 
 
-def run(task: str, variant: str, seed: int, steps: int, out: Path) -> dict:
+def run(
+    task: str, variant: str, seed: int, steps: int, out: Path, extra: dict | None = None
+) -> dict:
     name = f"{task.replace(':', '_')}_{variant}_{seed}_{steps}.json"
     if (out / name).exists():  # resume: a finished run is not repeated
         return json.loads((out / name).read_text())
     env = mg.envs.make(task, num_envs=16, seed=seed)
-    config = variant_config(variant, env, seed)
+    config = {**variant_config(variant, env, seed), **(extra or {})}
     cfg = mg.TrainConfig(total_steps=steps, seed=seed, progress=False, tensorboard=False, **config)
     trainer = mg.Trainer(env, cfg)
     start = time.perf_counter()
@@ -242,7 +244,15 @@ def main() -> None:
     parser.add_argument(
         "--summary-only", action="store_true", help="only tabulate the JSON files in --out"
     )
+    parser.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        help="key=value TrainConfig fields for every variant (e.g. pi_ind=readout); "
+        "give each setting its own --out",
+    )
     args = parser.parse_args()
+    extra = parse_pairs(args.config)
     EXPLORE["behaviour_epsilon"] = args.explore
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,7 +261,7 @@ def main() -> None:
         for seed in range(args.seeds):
             for task in args.tasks:
                 for variant in args.variants:
-                    rec = run(task, variant, seed, args.steps, out)
+                    rec = run(task, variant, seed, args.steps, out, extra)
                     records.append(rec)
                     print(
                         f"  {task} {variant} seed {seed}: final {rec['final']:.3f} "

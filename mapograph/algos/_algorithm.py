@@ -24,7 +24,14 @@ from mapograph.algos._corrections import CORRECTIONS
 from mapograph.algos._derived import DerivedPolicy, SamePolicy
 from mapograph.algos._ppo import BatchSequentialPPO
 from mapograph.algos._schedules import SCHEDULES, ScheduleContext
-from mapograph.policies import Actor, CentralCritic, DAGActor, RecurrentCritic, ValueNormalizer
+from mapograph.policies import (
+    Actor,
+    CentralCritic,
+    DAGActor,
+    ReadoutPolicy,
+    RecurrentCritic,
+    ValueNormalizer,
+)
 
 GENERATOR_NAMES = ("act", "update", "order", "dag")
 
@@ -89,6 +96,7 @@ class Algorithm:
                 parent_encoding=config.parent_encoding,
                 share_params=config.share_params,
                 parent_obs=config.parent_obs,
+                readout=config.pi_ind == "readout",
                 **actor_kwargs,
             )
         else:
@@ -103,8 +111,9 @@ class Algorithm:
                 **actor_kwargs,
             )
         self.value_norm = ValueNormalizer() if config.value_norm else None
-        #: B2MAPO's pi_ind is pi_seq's own observation part (``pi_ind="tied"``)
-        self.tied_execution = bool(preset.derived_policy and config.pi_ind == "tied")
+        #: B2MAPO's pi_ind lives in pi_seq's network, distilled in its batch passes
+        #: (``pi_ind="tied"``: its observation part; ``"readout"``: plus a readout head)
+        self.tied_execution = bool(preset.derived_policy and config.pi_ind != "separate")
         self.optimizer = BatchSequentialPPO(
             self.actor.to(device),
             self.critic.to(device),
@@ -119,8 +128,10 @@ class Algorithm:
         # Parts built from their own seed: adding them never shifts the weights above.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)
-            if self.tied_execution:  # pi_ind is pi_seq's observation part: nothing to build
-                self.execution: DerivedPolicy | SamePolicy = SamePolicy(self.actor.base)
+            if self.tied_execution:  # pi_ind is inside pi_seq's network: nothing to build
+                self.execution: DerivedPolicy | SamePolicy = SamePolicy(
+                    ReadoutPolicy(self.actor) if config.pi_ind == "readout" else self.actor.base
+                )
             elif preset.derived_policy:
                 pi_ind = Actor(
                     n,

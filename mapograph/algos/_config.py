@@ -57,14 +57,14 @@ def _activation(value: object) -> str | None:
 
 
 #: How B2MAPO's execution policy ``pi_ind`` is held (see :class:`AlgorithmConfig`).
-PI_IND_MODES = ("separate", "tied")
+PI_IND_MODES = ("separate", "tied", "readout")
 
 #: ``kl_coef`` when it is left ``None``, per ``pi_ind`` mode (see ``distill_weight``).
-DEFAULT_KL_COEF = {"separate": 1.0, "tied": 0.3}
+DEFAULT_KL_COEF = {"separate": 1.0, "tied": 0.3, "readout": 1.0}
 
 
 def _pi_ind_mode(value: object) -> str | None:
-    """``separate`` or ``tied`` (see ``AlgorithmConfig.pi_ind``)."""
+    """``separate``, ``tied`` or ``readout`` (see ``AlgorithmConfig.pi_ind``)."""
     if value not in PI_IND_MODES:
         return f"must be one of {', '.join(PI_IND_MODES)}"
     return None
@@ -179,14 +179,17 @@ class AlgorithmConfig:
     # B2MAPO derived independent policy
     distill_every: int = field(default=1, metadata=check(positive_int()))
     #: weight of ``KL(pi_seq || pi_ind)``; ``None``: the ``pi_ind`` mode's default
-    #: (:data:`DEFAULT_KL_COEF`: 1.0 separate, 0.3 tied), see :meth:`distill_weight`
+    #: (:data:`DEFAULT_KL_COEF`: 1.0 separate and readout, 0.3 tied), see :meth:`distill_weight`
     kl_coef: float | None = field(default=None, metadata=check(optional(non_negative_float)))
     #: ``tied``: ``pi_ind`` is ``pi_seq``'s own observation part (``pi_seq``
     #: without its parent head); each batch's loss adds ``kl_coef * KL(pi_seq || pi_ind)``
     #: with ``pi_seq`` held fixed, so no second network is trained. ``separate`` (default):
     #: ``pi_ind`` is its own network, trained after the batch loop with MAPPO on ``pi_seq``'s data
-    #: plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's design). Docs:
-    #: design-choices, "A tied execution policy"
+    #: plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's design). ``readout``: ``pi_ind``
+    #: is ``pi_seq``'s observation part plus a per-agent linear head on its detached last
+    #: hidden layer, distilled in the same batch passes; only the head moves, so ``pi_seq``
+    #: is never pulled (no second network, no drift). Docs: design-choices, "A tied
+    #: execution policy" and "A readout execution policy"
     pi_ind: str = field(default="separate", metadata=check(_pi_ind_mode))
 
     def __post_init__(self) -> None:

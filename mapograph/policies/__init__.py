@@ -11,6 +11,7 @@ from mapograph.policies._distributions import (
     select,
 )
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian, to_box
+from mapograph.policies._readout import ReadoutPolicy
 from mapograph.policies._recurrent import RecurrentCritic, RecurrentNet, StackedGRU
 from mapograph.policies._stacked import (
     ACTIVATIONS,
@@ -30,6 +31,7 @@ __all__ = [
     "MASKED_LOGIT",
     "MaskedCategorical",
     "MaskedDiagGaussian",
+    "ReadoutPolicy",
     "RecurrentCritic",
     "RecurrentNet",
     "StackedGRU",

@@ -141,13 +141,25 @@ class Actor(nn.Module):
         Recurrent actors read sequences ``obs [L, B, n, obs_dim]`` from ``h0 [B, N, H]``
         (all agents; ``agents``' rows are used) with resets ``starts [L, B]``.
         """
+        return self.features_with_hidden(obs, agents, h0, starts)[0]
+
+    def features_with_hidden(
+        self,
+        obs: torch.Tensor,
+        agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(output, hidden)``: :meth:`features` and the last hidden layer under it
+        (a recurrent actor's GRU state after each step), from one forward."""
         if not self.recurrent:
-            return self.net(obs, agents)
+            return self.net.forward_with_hidden(obs, agents)
         if h0 is None or starts is None:
             raise ValueError("a recurrent actor needs h0= and starts= (or act(hidden=...))")
         if agents is not None:
             h0 = h0.index_select(-2, agents)
-        return self.net.sequence(obs, h0, starts, agents)[0]
+        out, _, after = self.net.sequence(obs, h0, starts, agents)
+        return out, after
 
     def gaussian(
         self,

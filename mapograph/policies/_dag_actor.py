@@ -33,7 +33,7 @@ from torch import nn
 from torch_geometric.nn import SimpleConv
 
 from mapograph.policies._actor import Actor, sample_categorical
-from mapograph.policies._distributions import MaskedCategorical, masked_logits
+from mapograph.policies._distributions import MaskedCategorical, detached, masked_logits
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
 from mapograph.policies._parent_encoding import action_vectors, build_parent_encoding
 from mapograph.policies._stacked import StackedLinear
@@ -61,6 +61,8 @@ class DAGActor(nn.Module):
         normalize_input: layer-normalize the observation before the torso (see
             :func:`~mapograph.policies.input_norm`; the parent head reads it raw).
         activation: the torso's hidden-layer activation (the parent head keeps tanh).
+        readout: add B2MAPO's readout ``pi_ind`` (see :meth:`independent`): a per-agent
+            linear head, zero at init, on the torso's detached last hidden layer.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class DAGActor(nn.Module):
         parent_obs: bool = False,
         normalize_input: bool = False,
         activation: str = "tanh",
+        readout: bool = False,
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -110,6 +113,10 @@ class DAGActor(nn.Module):
         self.parent_obs: StackedLinear | None = None
         if parent_obs:
             self.parent_obs = StackedLinear(n_agents, obs_dim, hidden)
+        self.readout: StackedLinear | None = None
+        if readout:
+            with torch.random.fork_rng(devices=[]):  # zero weights: no draw shifts the others
+                self.readout = StackedLinear(n_agents, hidden, n_actions, init_scale=0.0)
 
     def torso_parameters(self) -> list[nn.Parameter]:
         """The inner actor's shared part (empty with per-agent parameters)."""
@@ -211,6 +218,15 @@ class DAGActor(nn.Module):
         ``pi_seq`` would be with no parents): B2MAPO's tied ``pi_ind``. Arguments as in
         :meth:`distribution`.
         """
+        if self.readout is not None:
+            out, hidden, term, avail = self._parts(
+                obs, avail, agents, None, None, messages, h0, starts, with_hidden=True
+            )
+            if self.continuous:
+                seq = self.base.gaussian(out, avail, agents, term)
+            else:
+                seq = MaskedCategorical(masked_logits(out if term is None else out + term, avail))
+            return seq, self._readout_distribution(out, hidden, avail, agents)
         out, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
         if self.continuous:
             return (
@@ -221,6 +237,37 @@ class DAGActor(nn.Module):
         return MaskedCategorical(masked_logits(seq, avail)), MaskedCategorical(
             masked_logits(out, avail)
         )
+
+    def independent(
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor | None = None,
+        agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> MaskedCategorical | MaskedDiagGaussian:
+        """The readout ``pi_ind`` (needs ``readout=True``): the inner actor's output plus
+        the readout head on its last hidden layer, both cut from the graph below the head.
+
+        ``pi_ind(. | o) = softmax(f(o) + R(h(o)))`` (continuous: the Gaussian of ``f`` with
+        its mean shifted by ``R``), ``f`` and ``h`` held fixed: distilling ``pi_seq`` into it
+        moves only ``R``, so it never moves ``pi_seq`` (unlike the tied form). Arguments
+        as in :meth:`distribution`.
+        """
+        if self.readout is None:
+            raise ValueError("this DAGActor has no readout head (readout=False)")
+        out, hidden, _, avail = self._parts(
+            obs, avail, agents, None, None, None, h0, starts, with_hidden=True
+        )
+        return self._readout_distribution(out, hidden, avail, agents)
+
+    def _readout_distribution(self, out, hidden, avail, agents):
+        """The readout ``pi_ind`` from the torso's ``out`` and last hidden layer ``hidden``."""
+        shift = self.readout(hidden.detach(), agents)
+        if self.continuous:
+            fixed = detached(self.base.gaussian(out, avail, agents, None))
+            return MaskedDiagGaussian(fixed.loc + shift, fixed.scale, fixed.mask)
+        return MaskedCategorical(masked_logits(out.detach() + shift, avail))
 
     def _parent_term(
         self, agents, parent_actions, edge_index, messages, obs=None
@@ -246,14 +293,28 @@ class DAGActor(nn.Module):
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
         return self.parent_out(hidden, agents)
 
-    def _parts(self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts):
+    def _parts(
+        self,
+        obs,
+        avail,
+        agents,
+        parent_actions,
+        edge_index,
+        messages,
+        h0,
+        starts,
+        with_hidden: bool = False,
+    ):
         """One forward of ``agents``: the inner actor's output, the parent head's term
-        (``None`` without parents) and the agents' ``avail`` rows."""
+        (``None`` without parents) and the agents' ``avail`` rows; ``with_hidden``: also
+        the torso's last hidden layer (after the output)."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
-        out = self.base.features(obs_sel, agents, h0, starts)
+        out, hidden = self.base.features_with_hidden(obs_sel, agents, h0, starts)
         term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
+        if with_hidden:
+            return out, hidden, term, avail
         return out, term, avail
 
     @torch.no_grad()

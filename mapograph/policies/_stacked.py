@@ -132,13 +132,22 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' networks)."""
+        return self.forward_with_hidden(x, agents)[0]
+
+    def forward_with_hidden(
+        self, x: torch.Tensor, agents: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(out [..., n, out], last hidden layer [..., n, H])`` from one forward."""
         lead = x.shape[:-2]
         n = x.shape[-2]
         h = self.input_norm(x).reshape(-1, n, x.shape[-1]).transpose(0, 1)  # [n, B, in]
         for layer in self.hidden_layers:
             h = self.activation(layer.forward_agent_major(h, agents))
-        h = self.out_layer.forward_agent_major(h, agents)
-        return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])
+        out = self.out_layer.forward_agent_major(h, agents)
+        return (
+            out.transpose(0, 1).reshape(*lead, n, out.shape[-1]),
+            h.transpose(0, 1).reshape(*lead, n, h.shape[-1]),
+        )
 
 
 #: Hidden-layer activations by name (``TrainConfig.activation``): tanh is the default
@@ -214,6 +223,15 @@ class SharedMLP(nn.Module):
         ids = ids.expand(*x.shape[:-1], self.n_agents)
         return self.net(torch.cat([self.input_norm(x), ids], dim=-1))
 
+    def forward_with_hidden(
+        self, x: torch.Tensor, agents: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(out, last hidden layer)`` from one forward (see :meth:`StackedMLP.forward_with_hidden`)."""
+        ids = self.agent_ids if agents is None else self.agent_ids[agents]
+        ids = ids.expand(*x.shape[:-1], self.n_agents)
+        h = self.net[:-1](torch.cat([self.input_norm(x), ids], dim=-1))
+        return self.net[-1](h), h
+
 
 class SharedTorsoMLP(nn.Module):
     """A network shared by all agents (agent one-hot appended) plus a per-agent output layer.
@@ -251,7 +269,13 @@ class SharedTorsoMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., N, in] -> [..., N, out]`` (or only ``agents``' heads) with agent one-hots."""
+        return self.forward_with_hidden(x, agents)[0]
+
+    def forward_with_hidden(
+        self, x: torch.Tensor, agents: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(out, last hidden layer)`` from one forward (see :meth:`StackedMLP.forward_with_hidden`)."""
         ids = self.agent_ids if agents is None else self.agent_ids[agents]
         ids = ids.expand(*x.shape[:-1], self.n_agents)
         h = self.torso(torch.cat([self.input_norm(x), ids], dim=-1))
-        return self.shared_out(h) + self.out_layer(h, agents)
+        return self.shared_out(h) + self.out_layer(h, agents), h

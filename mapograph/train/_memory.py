@@ -45,8 +45,10 @@ def estimate_bytes(spec: Any, cfg: Any, num_envs: int) -> int:
     preset = cfg.preset()
     one_batch = SCHEDULES.get(preset.schedule).single_batch and not preset.derived_policy
     parameters = actor_parameters(spec, cfg, per_agent_heads=not one_batch)
-    if preset.derived_policy and cfg.pi_ind != "tied":  # pi_ind: its own network, unless tied
+    if preset.derived_policy and cfg.pi_ind == "separate":  # pi_ind: its own network
         parameters += actor_parameters(spec, cfg, per_agent_heads=False)
+    elif preset.derived_policy and cfg.pi_ind == "readout":  # one linear head per agent
+        parameters += n * (h + 1) * spec.n_actions
     parameters += (layers - 1) * h * h + (spec.state_dim + layers + 1) * h  # the critic
     if preset.schedule == "learned_dag":
         parameters += 3 * cfg.generator_hidden * cfg.generator_hidden

@@ -26,8 +26,9 @@ def partition_space(trial: optuna.Trial) -> dict[str, Any]:
     ``partition`` (generations | bounded | k_batches), ``max_batch_size`` (bounded),
     ``k`` (k_batches), ``edge_threshold``, ``dag_temperature``, ``generator_lr``,
     ``generator_entropy_coef``, ``distill_every``, ``kl_coef``, ``pi_ind``
-    (separate | tied: the execution policy as its own network or as ``pi_seq``'s
-    observation part, cheaper per update), and ``condition_on_parents`` (whether ``pi_seq`` reads its DAG parents' actions:
+    (separate | tied | readout: the execution policy as its own network, as ``pi_seq``'s
+    observation part, or as that part plus a distilled readout head; the last two are
+    cheaper per update), and ``condition_on_parents`` (whether ``pi_seq`` reads its DAG parents' actions:
     on tasks with a constant-action collapse, conditioning can lock it in; see
     the benchmarks page).
     """
