@@ -157,7 +157,7 @@ class Algorithm:
         ``pi_ind``; the upper layer's generator keeps ``generator_lr``.
         """
         ppo, cfg = self.optimizer, self.config
-        pairs = [(ppo.actor_optim, cfg.lr), (ppo.torso_optim, cfg.lr)]
+        pairs = [(ppo.actor_optim, cfg.lr), (ppo.torso_optim, cfg.lr), (ppo.readout_optim, cfg.lr)]
         pairs += [
             (ppo.critic_optim, cfg.critic_lr),
             (getattr(self.execution, "optim", None), cfg.lr),

@@ -100,10 +100,22 @@ class BatchSequentialPPO:
         self.torso: list[torch.nn.Parameter] = list(getattr(actor, "torso_parameters", list)())
         self.torso_optim: torch.optim.Optimizer | None = None
         torso = {id(p) for p in self.torso}
-        self.heads = [p for p in actor.parameters() if id(p) not in torso]
+        # a readout pi_ind's head (pi_ind="readout") has an optimizer of its own, so its
+        # distillation never reaches pi_seq's steps, not even through the gradient clip
+        readout = getattr(actor, "readout", None)
+        self.readout: list[torch.nn.Parameter] = (
+            [] if readout is None else list(readout.parameters())
+        )
+        own = torso | {id(p) for p in self.readout}
+        self.heads = [p for p in actor.parameters() if id(p) not in own]
+        self.readout_optim: AgentMaskedAdam | None = None
+        if self.readout:
+            self.readout_optim = AgentMaskedAdam(
+                self.readout, n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
+            )
         if self.shared_actor:
             self.actor_optim: torch.optim.Optimizer = torch.optim.Adam(
-                actor.parameters(), lr=config.lr, eps=1e-5
+                self.heads, lr=config.lr, eps=1e-5
             )
         else:
             self.actor_optim = AgentMaskedAdam(
@@ -245,6 +257,8 @@ class BatchSequentialPPO:
                     )  # ratio, entropy [B, nb]
                     loss = loss + self._distill_loss(dist, independent, layout, kls)
                     self.actor_optim.zero_grad()
+                    if self.readout_optim is not None:
+                        self.readout_optim.zero_grad()
                     loss.backward()
                     self._step_actor(agents)
                     policy_losses.append(loss.detach())
@@ -303,7 +317,7 @@ class BatchSequentialPPO:
         cfg = self.config
         adv = normalize(advantages)
         losses = []
-        _requires_grad(self.heads, False)
+        _requires_grad(self.heads + self.readout, False)
         try:
             for _ in range(cfg.epochs):
                 for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
@@ -323,7 +337,7 @@ class BatchSequentialPPO:
                     self.torso_optim.step()
                     losses.append(loss.detach())
         finally:
-            _requires_grad(self.heads, True)
+            _requires_grad(self.heads + self.readout, True)
         return _mean(losses)
 
     def _distributions(
@@ -382,6 +396,8 @@ class BatchSequentialPPO:
             self.actor_optim.step()
         else:
             self.actor_optim.step(agents)
+        if self.readout_optim is not None:
+            self.readout_optim.step(agents)
 
     def clip_ratio(self, rho: torch.Tensor) -> torch.Tensor:
         """Clip the ratio product to ``[1 - c, 1 + c]`` (no clip when ``correction_clip`` is None)."""
@@ -469,6 +485,8 @@ class BatchSequentialPPO:
         }
         if self.torso_optim is not None:
             state["torso_optim"] = self.torso_optim.state_dict()
+        if self.readout_optim is not None:
+            state["readout_optim"] = self.readout_optim.state_dict()
         if self.critic_hidden is not None:
             state["critic_hidden"] = self.critic_hidden
         return state
@@ -481,6 +499,10 @@ class BatchSequentialPPO:
             if "torso_optim" not in state:
                 raise ValueError("the checkpoint has no optimizer state of the shared torso")
             self.torso_optim.load_state_dict(state["torso_optim"])
+        if self.readout_optim is not None:
+            if "readout_optim" not in state:
+                raise ValueError("the checkpoint has no optimizer state of the readout pi_ind")
+            self.readout_optim.load_state_dict(state["readout_optim"])
         hidden = state.get("critic_hidden")
         if hidden is not None:
             device = next(self.critic.parameters()).device
