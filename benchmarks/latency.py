@@ -40,7 +40,9 @@ def main() -> None:
         trainer = mg.Trainer(env, mg.TrainConfig(algo="b2mapo", num_envs=args.envs, progress=False))
         trainer.train_iteration()  # draws a DAG and its batches
         ts = env.reset()
-        nets = per_agent_networks(trainer.algorithm.policy("ind"))
+        ind = trainer.algorithm.policy("ind")
+        # a readout pi_ind folds into a plain actor (the same policy)
+        nets = per_agent_networks(ind.as_actor() if hasattr(ind, "as_actor") else ind)
 
         @torch.no_grad()
         def loop(ts=ts, nets=nets):

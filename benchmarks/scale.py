@@ -1,7 +1,7 @@
 """B2MAPO against MAPPO as the number of agents grows: iteration time and parameters.
 
     python benchmarks/scale.py [--agents 10 100 1000] [--iterations 2] [--settle 0]
-        [--pi-ind separate|tied]
+        [--pi-ind separate|tied|readout]
 
 For each N, MAPPO and B2MAPO (defaults: beyond 16 agents ``pi_seq`` reads its
 parents through linear-size coded messages, beyond 64 the generator attends over a
@@ -58,7 +58,9 @@ def main() -> None:
         "--settle", type=int, default=0, help="untimed iterations of each method before timing"
     )
     parser.add_argument(
-        "--pi-ind", default="separate", help="B2MAPO's execution policy: separate or tied"
+        "--pi-ind",
+        default="separate",
+        help="B2MAPO's execution policy: separate, tied or readout",
     )
     args = parser.parse_args()
     single_thread()

@@ -14,10 +14,12 @@ iteration does not depend on training), so the measured iterations are those of
 a run whose graph has been learned; the output says how many of the measured
 iterations fitted the upper layer.
 
-``B2MAPO`` is B2MAPO with ``pi_ind="separate"`` (the default, the paper's design: a
-second network trained after the batches), ``B2MAPO-tied`` with ``pi_ind="tied"``
-(the execution policy is ``pi_seq``'s own observation part, distilled inside the
-batch passes, no second network to train), settled and measured the same way.
+``B2MAPO`` is B2MAPO with ``pi_ind="separate"`` (the paper's design: a second
+network trained after the batches), ``B2MAPO-tied`` with ``pi_ind="tied"`` (the
+execution policy is ``pi_seq``'s own observation part, distilled inside the batch
+passes, no second network to train) and ``B2MAPO-readout`` with ``pi_ind="readout"``
+(that part plus a distilled linear head on ``pi_seq``'s detached features), settled
+and measured the same way.
 
 Two A2PO columns: ``A2PO`` is mapograph's ``a2po`` preset (the same vectorized
 optimizer with one agent per batch: stacked parameters, only the batch's rows
@@ -37,9 +39,19 @@ from _reference_a2po import LoopA2PO
 
 import mapograph as mg
 
-ALGOS = ("mappo", "a2po", "b2mapo", "b2mapo_tied")
-#: config of each measured trainer beyond its algo (the two forms of B2MAPO's ``pi_ind``)
-EXTRA = {"b2mapo": {"pi_ind": "separate"}, "b2mapo_tied": {"pi_ind": "tied"}}
+#: B2MAPO's measured forms of ``pi_ind`` and their labels
+B2MAPO_FORMS = {
+    "b2mapo": "B2MAPO",
+    "b2mapo_tied": "B2MAPO-tied",
+    "b2mapo_readout": "B2MAPO-readout",
+}
+ALGOS = ("mappo", "a2po", *B2MAPO_FORMS)
+#: config of each measured trainer beyond its algo (the forms of B2MAPO's ``pi_ind``)
+EXTRA = {
+    "b2mapo": {"pi_ind": "separate"},
+    "b2mapo_tied": {"pi_ind": "tied"},
+    "b2mapo_readout": {"pi_ind": "readout"},
+}
 #: Where a B2MAPO update's time goes (``Trainer.train_iteration`` statistics).
 PARTS = ("policy_update_s", "schedule_update_s", "execution_update_s")
 
@@ -69,8 +81,8 @@ def main() -> None:
             trainers[algo] = mg.Trainer(env, cfg)
             trainers[algo].train_iteration()  # warm-up
         for _ in range(args.settle):
-            trainers["b2mapo"].train_iteration()
-            trainers["b2mapo_tied"].train_iteration()
+            for algo in B2MAPO_FORMS:
+                trainers[algo].train_iteration()
         env = mg.envs.make(f"coordination:random-{n}", num_envs=16, seed=0)
         cfg = mg.TrainConfig(algo="a2po", total_steps=10**9, progress=False, tensorboard=False)
         loop = LoopA2PO(mg.Trainer(env, cfg))
@@ -78,7 +90,7 @@ def main() -> None:
         steps = {**{a: t.train_iteration for a, t in trainers.items()}, "a2po_loop": loop.iteration}
         update = {a: [] for a in steps}
         total = {a: [] for a in steps}
-        b2 = ("b2mapo", "b2mapo_tied")
+        b2 = tuple(B2MAPO_FORMS)
         parts = {(a, p): [] for a in b2 for p in PARTS}
         fits: dict[str, list] = {a: [] for a in b2}
         for _ in range(args.repeats):
@@ -93,7 +105,7 @@ def main() -> None:
         med_u = {a: statistics.mean(v) for a, v in update.items()}
         med_t = {a: statistics.mean(v) for a, v in total.items()}
         batches = trainers["b2mapo"].history[-1]["n_batches"]
-        for algo, label in zip(b2, ("B2MAPO", "B2MAPO-tied")):
+        for algo, label in B2MAPO_FORMS.items():
             split.append(
                 [
                     n,
@@ -116,9 +128,15 @@ def main() -> None:
                 med_t["b2mapo"] / med_t["a2po"],
                 med_t["b2mapo"] / med_t["a2po_loop"],
                 med_t["b2mapo"] / med_t["mappo"],
-                med_u["b2mapo_tied"],
-                med_u["b2mapo_tied"] / med_u["a2po"],
-                med_u["b2mapo_tied"] / med_u["mappo"],
+                *(
+                    value
+                    for algo in b2[1:]
+                    for value in (
+                        med_u[algo],
+                        med_u[algo] / med_u["a2po"],
+                        med_u[algo] / med_u["mappo"],
+                    )
+                ),
                 int(batches),
             ]
         )
@@ -135,9 +153,11 @@ def main() -> None:
         "B2MAPO/A2PO (total)",
         "B2MAPO/A2PO-loop (total)",
         "B2MAPO/MAPPO (total)",
-        "B2MAPO-tied update s",
-        "B2MAPO-tied/A2PO (update)",
-        "B2MAPO-tied/MAPPO (update)",
+        *(
+            column
+            for label in list(B2MAPO_FORMS.values())[1:]
+            for column in (f"{label} update s", f"{label}/A2PO (update)", f"{label}/MAPPO (update)")
+        ),
         "B2MAPO batches",
     ]
     print_table(header, rows)

@@ -9,10 +9,12 @@ other actor. It owns no parameters: the head is saved with ``pi_seq``.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
-from mapograph.policies._actor import sample_categorical
+from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._dag_actor import DAGActor
 from mapograph.policies._distributions import MaskedCategorical
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
@@ -35,6 +37,23 @@ class ReadoutPolicy(nn.Module):
         self.continuous = actor.continuous
         self.recurrent = actor.recurrent
         self.hidden_size = actor.hidden_size
+
+    @torch.no_grad()
+    def as_actor(self) -> Actor:
+        """A standalone :class:`Actor` equal to this policy, for deployment.
+
+        The head is linear in the torso's last hidden layer, like the torso's own output
+        layer, so it folds into that layer: the copy is an ordinary per-agent network
+        (``logits = (W_out + W_R) h + b_out + b_R``) with no parent head and no second
+        head. Later training does not reach the copy.
+        """
+        actor = copy.deepcopy(self.actor.base)
+        head = self.actor.readout
+        out = actor.net.out_layer  # per-agent rows (the shared torso's heads included)
+        d = head.out_features
+        out.weight[..., :d] += head.weight
+        out.bias[..., :d] += head.bias
+        return actor
 
     def initial_hidden(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Zero hidden state ``[batch, N, H]`` of a recurrent actor."""
