@@ -206,10 +206,14 @@ def _actor_params_after(env_factory, iterations=2, **overrides):
     return trainer
 
 
-@pytest.mark.parametrize("execution", [{"pi_ind": "separate"}, {"pi_ind": "tied", "kl_coef": 0.0}])
+@pytest.mark.parametrize(
+    "execution",
+    [{"pi_ind": "separate"}, {"pi_ind": "readout"}, {"pi_ind": "tied", "kl_coef": 0.0}],
+)
 def test_b2mapo_with_one_batch_performs_the_mappo_update(execution):
     # pi_seq's update is MAPPO's when nothing else enters its loss: a separate pi_ind,
-    # or a tied one without its distillation term
+    # a readout one (distilled into its own head only), or a tied one without its
+    # distillation term
     payoff = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(5))
     factory = lambda: MatrixGameEnv(payoff, num_envs=64)  # noqa: E731
     mappo = _actor_params_after(factory, algo="mappo")

@@ -162,7 +162,7 @@ def test_bad_pi_ind_values_are_one_line_errors():
 
 
 def test_kl_coef_defaults_per_pi_ind_mode_and_an_explicit_value_wins():
-    assert mg.TrainConfig(algo="b2mapo").pi_ind == "separate"  # the paper's design
+    assert mg.TrainConfig(algo="b2mapo").pi_ind == "readout"  # pi_seq's part plus a head
     assert mg.TrainConfig(algo="b2mapo").distill_weight() == 1.0
     assert mg.TrainConfig(algo="b2mapo", pi_ind="separate").distill_weight() == 1.0
     assert mg.TrainConfig(algo="b2mapo", pi_ind="tied").distill_weight() == 0.3

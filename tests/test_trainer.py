@@ -179,7 +179,8 @@ def test_win_rate_is_tracked_where_the_env_reports_wins():
 
 
 @pytest.mark.parametrize(
-    "algo, pi_ind", [("mappo", None), ("b2mapo", "tied"), ("b2mapo", "separate")]
+    "algo, pi_ind",
+    [("mappo", None), ("b2mapo", "tied"), ("b2mapo", "separate"), ("b2mapo", "readout")],
 )
 def test_iteration_stats_split_the_update_time(algo, pi_ind):
     env = mg.envs.make("coordination:chain-4", num_envs=2, seed=0)
@@ -216,6 +217,8 @@ def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo, extr
     optims["critic"] = (algorithm.optimizer.critic_optim, 2e-3)
     if algo == "b2mapo" and algorithm.execution.trains:  # a separate pi_ind
         optims["pi_ind"] = (algorithm.execution.optim, 1e-3)
+    if algorithm.optimizer.readout_optim is not None:  # a readout pi_ind's head
+        optims["readout"] = (algorithm.optimizer.readout_optim, 1e-3)
     for k in range(4):  # iteration k updates with the fraction of the budget left before it
         trainer.train_iteration()
         for name, (optim, base) in optims.items():

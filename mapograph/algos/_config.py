@@ -181,16 +181,17 @@ class AlgorithmConfig:
     #: weight of ``KL(pi_seq || pi_ind)``; ``None``: the ``pi_ind`` mode's default
     #: (:data:`DEFAULT_KL_COEF`: 1.0 separate and readout, 0.3 tied), see :meth:`distill_weight`
     kl_coef: float | None = field(default=None, metadata=check(optional(non_negative_float)))
-    #: ``tied``: ``pi_ind`` is ``pi_seq``'s own observation part (``pi_seq``
-    #: without its parent head); each batch's loss adds ``kl_coef * KL(pi_seq || pi_ind)``
-    #: with ``pi_seq`` held fixed, so no second network is trained. ``separate`` (default):
-    #: ``pi_ind`` is its own network, trained after the batch loop with MAPPO on ``pi_seq``'s data
-    #: plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's design). ``readout``: ``pi_ind``
-    #: is ``pi_seq``'s observation part plus a per-agent linear head on its detached last
-    #: hidden layer, distilled in the same batch passes; only the head moves, so ``pi_seq``
-    #: is never pulled (no second network, no drift). Docs: design-choices, "A tied
-    #: execution policy" and "A readout execution policy"
-    pi_ind: str = field(default="separate", metadata=check(_pi_ind_mode))
+    #: How B2MAPO's execution policy ``pi_ind`` is held. ``readout`` (default): ``pi_seq``'s
+    #: observation part (``pi_seq`` without its parent head) plus a per-agent linear head on
+    #: its detached last hidden layer, distilled with ``KL(pi_seq || pi_ind)`` in the same
+    #: batch passes; only the head moves, so ``pi_seq`` trains exactly as without it (no
+    #: second network, no drift), and the head folds into a plain actor for deployment.
+    #: ``separate``: its own network, trained after the batch loop with MAPPO on
+    #: ``pi_seq``'s data plus ``kl_coef * KL(pi_seq || pi_ind)`` (the paper's design).
+    #: ``tied``: ``pi_seq``'s observation part itself, pulled by ``kl_coef * KL`` in each
+    #: batch (which also moves ``pi_seq``). Docs: design-choices, "The derived independent
+    #: policy"
+    pi_ind: str = field(default="readout", metadata=check(_pi_ind_mode))
 
     def __post_init__(self) -> None:
         self.validate()
@@ -202,6 +203,9 @@ class AlgorithmConfig:
         ``pi_seq`` and the pull chases itself: measured on ``contextual:tree-7`` (100k
         steps, 3 seeds) the tied policy ends at 0.782 / 0.787 / 0.770 of the optimum
         with ``kl_coef`` 0 / 0.3 / 1, and 0.579 with 3 (one seed), hence its lower default.
+        A readout head's only loss is the distillation, so with Adam its size does not
+        matter (0 switches the distillation off; any positive value gives the same steps
+        up to Adam's epsilon).
         """
         if self.kl_coef is not None:
             return self.kl_coef
