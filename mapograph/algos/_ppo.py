@@ -47,6 +47,7 @@ from mapograph.algos._chunks import FlatLayout, layout_for
 from mapograph.algos._corrections import Correction
 from mapograph.algos._derived import minibatch_indices
 from mapograph.algos._masked_adam import AgentMaskedAdam
+from mapograph.algos._readout_distill import distill_readout
 from mapograph.algos._rollout import Rollout
 from mapograph.algos._schedules import Plan
 from mapograph.algos._surrogate import clipped_surrogate
@@ -100,8 +101,8 @@ class BatchSequentialPPO:
         self.torso: list[torch.nn.Parameter] = list(getattr(actor, "torso_parameters", list)())
         self.torso_optim: torch.optim.Optimizer | None = None
         torso = {id(p) for p in self.torso}
-        # a readout pi_ind's head (pi_ind="readout") has an optimizer of its own, so its
-        # distillation never reaches pi_seq's steps, not even through the gradient clip
+        # a readout pi_ind's head (pi_ind="readout") has an optimizer of its own and is
+        # distilled after the batches (_readout_distill): it never reaches pi_seq's steps
         readout = getattr(actor, "readout", None)
         self.readout: list[torch.nn.Parameter] = (
             [] if readout is None else list(readout.parameters())
@@ -257,8 +258,6 @@ class BatchSequentialPPO:
                     )  # ratio, entropy [B, nb]
                     loss = loss + self._distill_loss(dist, independent, layout, kls)
                     self.actor_optim.zero_grad()
-                    if self.readout_optim is not None:
-                        self.readout_optim.zero_grad()
                     loss.backward()
                     self._step_actor(agents)
                     policy_losses.append(loss.detach())
@@ -280,6 +279,20 @@ class BatchSequentialPPO:
                 context,
                 layout,
                 kls,
+            )
+        if self.readout_optim is not None and self.distill_coef > 0:  # pi_ind="readout"
+            kls.append(
+                distill_readout(
+                    self.actor,
+                    self.readout_optim,
+                    self.distill_coef,
+                    flat_obs,
+                    flat_avail,
+                    context,
+                    layout,
+                    cfg.epochs,
+                    cfg.minibatches,
+                )
             )
         if kls:
             stats["distill_kl"] = _mean(kls)
@@ -344,8 +357,9 @@ class BatchSequentialPPO:
         self, obs, avail, agents, context: dict, memory: dict
     ) -> tuple[Any, Any | None]:
         """The optimized policy's distribution of ``agents`` and, with a tied ``pi_ind``,
-        that of its independent part from the same forward (else ``None``)."""
-        if self.distill_coef > 0:
+        that of its independent part from the same forward (else ``None``; a readout
+        ``pi_ind`` is distilled after the batches, :func:`distill_readout`)."""
+        if self.distill_coef > 0 and self.readout_optim is None:
             return self.actor.distributions(obs, avail, agents=agents, **context, **memory)
         return self.actor.distribution(obs, avail, agents=agents, **context, **memory), None
 
@@ -396,8 +410,6 @@ class BatchSequentialPPO:
             self.actor_optim.step()
         else:
             self.actor_optim.step(agents)
-        if self.readout_optim is not None:
-            self.readout_optim.step(agents)
 
     def clip_ratio(self, rho: torch.Tensor) -> torch.Tensor:
         """Clip the ratio product to ``[1 - c, 1 + c]`` (no clip when ``correction_clip`` is None)."""

@@ -222,11 +222,8 @@ class DAGActor(nn.Module):
             out, hidden, term, avail = self._parts(
                 obs, avail, agents, None, None, messages, h0, starts, with_hidden=True
             )
-            if self.continuous:
-                seq = self.base.gaussian(out, avail, agents, term)
-            else:
-                seq = MaskedCategorical(masked_logits(out if term is None else out + term, avail))
-            return seq, self._readout_distribution(out, hidden, avail, agents)
+            seq = self.sequential_distribution(out, term, avail, agents)
+            return seq, self.readout_distribution(out, hidden, avail, agents)
         out, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
         if self.continuous:
             return (
@@ -237,6 +234,32 @@ class DAGActor(nn.Module):
         return MaskedCategorical(masked_logits(seq, avail)), MaskedCategorical(
             masked_logits(out, avail)
         )
+
+    @torch.no_grad()
+    def readout_inputs(
+        self,
+        obs: torch.Tensor,
+        avail: torch.Tensor | None = None,
+        messages: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(out, hidden, term, avail)`` of all agents without gradient: what the readout
+        head is distilled on (:meth:`readout_distribution`) and its teacher ``pi_seq``
+        (:meth:`sequential_distribution`). Arguments as in :meth:`distribution`."""
+        return self._parts(obs, avail, None, None, None, messages, h0, starts, with_hidden=True)
+
+    def sequential_distribution(
+        self,
+        out: torch.Tensor,
+        term: torch.Tensor | None,
+        avail: torch.Tensor | None,
+        agents: torch.Tensor | None = None,
+    ) -> MaskedCategorical | MaskedDiagGaussian:
+        """``pi_seq`` from the inner actor's output ``out`` and the parent head's ``term``."""
+        if self.continuous:
+            return self.base.gaussian(out, avail, agents, term)
+        return MaskedCategorical(masked_logits(out if term is None else out + term, avail))
 
     def independent(
         self,
@@ -259,10 +282,17 @@ class DAGActor(nn.Module):
         out, hidden, _, avail = self._parts(
             obs, avail, agents, None, None, None, h0, starts, with_hidden=True
         )
-        return self._readout_distribution(out, hidden, avail, agents)
+        return self.readout_distribution(out, hidden, avail, agents)
 
-    def _readout_distribution(self, out, hidden, avail, agents):
-        """The readout ``pi_ind`` from the torso's ``out`` and last hidden layer ``hidden``."""
+    def readout_distribution(
+        self,
+        out: torch.Tensor,
+        hidden: torch.Tensor,
+        avail: torch.Tensor | None,
+        agents: torch.Tensor | None = None,
+    ) -> MaskedCategorical | MaskedDiagGaussian:
+        """The readout ``pi_ind`` from the torso's ``out`` and last hidden layer ``hidden``
+        (``agents``' rows; the gradient reaches the readout head only)."""
         shift = self.readout(hidden.detach(), agents)
         if self.continuous:
             fixed = detached(self.base.gaussian(out, avail, agents, None))

@@ -100,7 +100,7 @@ class ReadoutPolicy(nn.Module):
             out, features = net.step(obs, hidden)  # the GRU state is the head's input
         else:
             out, features = net.forward_with_hidden(obs)
-        dist = self.actor._readout_distribution(out, features, avail, None)
+        dist = self.actor.readout_distribution(out, features, avail, None)
         if self.continuous:
             result = sample_gaussian(dist, deterministic, generator)
         else:

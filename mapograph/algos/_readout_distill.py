@@ -1,0 +1,89 @@
+"""Distilling the updated ``pi_seq`` into a readout ``pi_ind``'s head (``pi_ind="readout"``).
+
+After the batch loop (and the shared torso's pass), one forward of ``pi_seq`` without
+gradient gives the teacher (its distributions given the parents' actions in the data)
+and the torso's features; then ``epochs x minibatches`` Adam steps fit the per-agent
+linear head ``R`` (:class:`~mapograph.policies.DAGActor`'s ``readout``) on
+``KL(pi_seq || pi_ind)``, where ``pi_ind = f + R h`` with ``f`` (the inner actor's
+output) and ``h`` (its last hidden layer) held fixed. A linear model on fixed
+features: everything is laid out agent-major once, so each step is one batched
+matmul per direction.
+
+Minibatches are contiguous slices of the layout's units (no draw from the optimizer's
+generator), so the rest of training is the same with or without the head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import kl_divergence
+
+from mapograph.algos._chunks import FlatLayout
+from mapograph.policies import DAGActor, MaskedCategorical, MaskedDiagGaussian, masked_logits
+
+
+def agent_major(x: torch.Tensor | None, layout: FlatLayout) -> torch.Tensor | None:
+    """``[U, N, F]`` (flat) or ``[L, U, N, F]`` (chunks) -> contiguous ``[N, U, L, F]``."""
+    if x is None:
+        return None
+    if x.dim() == 3:  # flat layout: one step per unit
+        return x.permute(1, 0, 2).unsqueeze(2).contiguous()
+    return x.permute(2, 1, 0, 3).contiguous()
+
+
+def units_of(x: torch.Tensor | None, part: slice, n: int) -> torch.Tensor | None:
+    """The units ``part`` of an agent-major ``[N, U, L, F]`` tensor as ``[N, S, F]`` (a view)."""
+    return None if x is None else x[:, part].reshape(n, -1, x.shape[-1])
+
+
+def distill_readout(
+    actor: DAGActor,
+    optim: torch.optim.Optimizer,
+    coef: float,
+    obs: torch.Tensor,
+    avail: torch.Tensor,
+    context: dict,
+    layout: FlatLayout,
+    epochs: int,
+    minibatches: int,
+) -> torch.Tensor:
+    """Fit ``actor``'s readout head to the current ``pi_seq``; returns the mean KL.
+
+    ``obs``, ``avail`` and ``context`` (the parents' messages) are arranged by
+    ``layout`` as in :meth:`~mapograph.algos.BatchSequentialPPO.update`; ``optim``
+    steps the head's parameters for all agents.
+    """
+    d = actor.readout.out_features
+    with torch.no_grad():  # the teacher and the features are fixed
+        out, hidden, term, avail = actor.readout_inputs(obs, avail, **context, **layout.memory())
+        teacher = actor.sequential_distribution(out, term, avail)
+        if actor.continuous:
+            fixed = [agent_major(t, layout) for t in (teacher.loc, teacher.scale, teacher.mask)]
+            base = agent_major(out[..., :d], layout)  # the inner actor's mean
+        else:
+            fixed = [agent_major(teacher.logits, layout), agent_major(avail, layout)]
+            base = agent_major(out, layout)
+        hidden = agent_major(hidden, layout)
+    n = hidden.shape[0]
+    weight, bias = actor.readout.weight, actor.readout.bias  # [N, H, d], [N, d]
+    kls = []
+    for _ in range(epochs):
+        for rows in torch.arange(layout.units).chunk(minibatches):
+            part = slice(int(rows[0]), int(rows[-1]) + 1)
+            features, start, *params = (units_of(x, part, n) for x in (hidden, base, *fixed))
+            shift = torch.baddbmm(bias.unsqueeze(1), features, weight)  # [N, S, d]
+            if actor.continuous:
+                loc, scale, mask = params
+                teacher_part = MaskedDiagGaussian(loc, scale, mask)
+                student = MaskedDiagGaussian(start + shift, scale, mask)
+            else:
+                logits, mask = params
+                teacher_part = MaskedCategorical(logits, normalized=True)
+                student = MaskedCategorical(masked_logits(start + shift, mask))
+            kl = kl_divergence(teacher_part, student)  # [N, S]
+            loss = coef * kl.mean(1).sum()  # per-agent means, summed over agents
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            kls.append(kl.detach().mean())
+    return torch.stack(kls).mean()
