@@ -218,6 +218,8 @@ def test_the_readout_folds_into_a_plain_actor_for_deployment(env_id, kw):
     b = plain.act(ts.obs, ts.avail_actions, generator=gen(), **memory)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
+    if not plain.recurrent:  # the raw outputs agree too
+        torch.testing.assert_close(ind.features(ts.obs), plain.features(ts.obs))
     # a copy: training on does not reach it
     before = [p.clone() for p in plain.parameters()]
     trainer.train_iteration()

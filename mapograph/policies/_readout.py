@@ -59,6 +59,21 @@ class ReadoutPolicy(nn.Module):
         """Zero hidden state ``[batch, N, H]`` of a recurrent actor."""
         return self.actor.initial_hidden(batch, device)
 
+    def features(
+        self,
+        obs: torch.Tensor,
+        agents: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The network's output for ``obs`` already restricted to ``agents``, as
+        :meth:`Actor.features`: the inner actor's output with the head's shift added
+        (to the logits, or to the Gaussian's mean)."""
+        out, hidden = self.actor.base.features_with_hidden(obs, agents, h0, starts)
+        shift = self.actor.readout(hidden, agents)
+        d = shift.shape[-1]
+        return torch.cat([out[..., :d] + shift, out[..., d:]], dim=-1)
+
     def distribution(
         self,
         obs: torch.Tensor,
