@@ -120,7 +120,8 @@ def test_heads_outside_the_batch_and_the_torso_stay_bit_identical_during_the_bat
     # the torso moved only after the batches, and the heads did not move with it
     assert all(torch.equal(h, p) for h, p in zip(previous, ppo.heads))
     assert not all(torch.equal(b, p) for b, p in zip(torso_before, ppo.torso))
-    assert len(ppo.torso) + len(ppo.heads) == len(list(actor.parameters()))
+    # every parameter is the torso's, a head's, or a readout pi_ind's head (B2MAPO)
+    assert len(ppo.torso) + len(ppo.heads) + len(ppo.readout) == len(list(actor.parameters()))
 
 
 def test_the_joint_pass_trains_the_torso():

@@ -121,7 +121,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} has version {state['version']}, which this mapograph cannot read "
             f"(it reads versions {', '.join(map(str, [*MIGRATIONS, VERSION]))})"
         )
-    return state
+    return _with_previous_defaults(state)
 
 
 def _reason(exc: Exception) -> str:
@@ -145,6 +145,22 @@ def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
     features = state.pop("features", None)
     state["schedule"] = {} if upper is None else {"upper": upper, "features": features}
     state["version"] = 2
+    return state
+
+
+#: Fields whose default changed, with the value they had before: a checkpoint whose
+#: config lacks one was written when that value was the default (a saved config holds
+#: every field of its time), so it keeps it.
+PREVIOUS_DEFAULTS: dict[str, Any] = {
+    "pi_ind": "separate",  # the default until session 8 (now "readout")
+}
+
+
+def _with_previous_defaults(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with :data:`PREVIOUS_DEFAULTS` filled into a config that predates them."""
+    config = state["config"]
+    if isinstance(config, dict):
+        state = {**state, "config": {**PREVIOUS_DEFAULTS, **config}}
     return state
 
 
