@@ -249,7 +249,7 @@ def section_training_time(data: dict | None, img: Path, rel: str) -> str | None:
     xs = column(data, "N")
     series = {
         label: column(data, f"{label} update s")
-        for label in ("MAPPO", "A2PO", "A2PO-loop", "B2MAPO", "B2MAPO-tied")
+        for label in ("MAPPO", "A2PO", "A2PO-loop", "B2MAPO", "B2MAPO-tied", "B2MAPO-readout")
         if f"{label} update s" in data["header"]
     }
     line_plot(
