@@ -48,9 +48,11 @@ class DAGActor(nn.Module):
         n_actions: number of discrete actions (continuous: the padded action size ``d``).
         hidden: hidden width of the inner actor and the parent head.
         layers: hidden layers of the inner actor.
-        continuous, state_dependent_std, log_std_init, recurrent: as in :class:`Actor`
-            (a recurrent actor's GRU reads the observation; the parent term is added
-            to its output).
+        continuous: Gaussian actions (as in :class:`Actor`).
+        state_dependent_std: the log-std is an output of the network (as in :class:`Actor`).
+        log_std_init: initial log-std of the Gaussian (as in :class:`Actor`).
+        recurrent: a GRU torso (as in :class:`Actor`); the GRU reads the observation and
+            the parent term is added to its output.
         parent_encoding: ``auto``, ``slots`` or ``embedded`` (see
             :mod:`mapograph.policies._parent_encoding`).
         share_params: the inner actor is one network for all agents (agent one-hot in
@@ -191,7 +193,8 @@ class DAGActor(nn.Module):
             messages: precomputed :meth:`parent_messages` ``[..., N, D]``
                 (the optimizer computes them once per iteration); overrides
                 ``parent_actions``/``edge_index``.
-            h0, starts: a recurrent actor's memory (see :meth:`Actor.features`).
+            h0: a recurrent actor's hidden states (see :meth:`Actor.features`).
+            starts: a recurrent actor's episode starts (see :meth:`Actor.features`).
         """
         if not self.continuous:
             return MaskedCategorical(
