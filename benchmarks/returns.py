@@ -66,7 +66,8 @@ def run(
         "machine": machine(),
     }
     if algo == "b2mapo":
-        record["skeleton_auc"] = skeleton_auc(trainer.interdependence(), env.interdependence())
+        if hasattr(env, "interdependence"):  # the env knows its true DAG
+            record["skeleton_auc"] = skeleton_auc(trainer.interdependence(), env.interdependence())
         record["last_batches"] = result.history[-1]["batches"]
     env.close()
     tag = "".join(f"_{k}{v}" for k, v in sorted({**env_kwargs, **config}.items()))

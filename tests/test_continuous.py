@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -204,3 +205,27 @@ def test_continuous_interaction_finds_the_coupled_pair():
     assert strength.shape == (3, 3)
     assert strength[0, 2] > 10 * max(strength[0, 1], strength[1, 2])
     torch.testing.assert_close(strength, strength.t())
+
+
+def test_follow_knows_its_chain_and_b2mapo_can_be_given_it():
+    """``continuous:follow-N``'s interdependence is the chain its reward defines (agent
+    ``i``'s best first coordinate is its predecessor's plus ``c_i / 2``): a DAG whose
+    generations put one agent per batch, in chain order."""
+    env = mg.envs.make("continuous:follow-4", num_envs=1, seed=0)
+    graph = env.interdependence()
+    assert sorted(graph.edges) == [(0, 1), (1, 2), (2, 3)] and nx.is_directed_acyclic_graph(graph)
+    assert graph is not env.interdependence()  # a fresh copy each call
+    trainer = mg.Trainer(
+        mg.envs.make("continuous:follow-4", num_envs=4, seed=0),
+        mg.TrainConfig(
+            algo="b2mapo",
+            fixed_dag=[list(e) for e in graph.edges],
+            partition="generations",
+            rollout_length=8,
+            total_steps=4 * 8 * 2,
+            progress=False,
+            tensorboard=False,
+        ),
+    )
+    trainer.train()
+    assert trainer.batches == [[0], [1], [2], [3]]

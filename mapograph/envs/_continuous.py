@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+import networkx as nx
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -103,6 +104,15 @@ class FollowEnv(TensorState, MultiAgentEnv):
             done=done,
             truncated=done.clone(),
         )
+
+    def interdependence(self) -> nx.DiGraph:
+        """The true interdependence DAG: the chain ``0 -> 1 -> ... -> N-1`` (agent ``i``'s
+        best action is its predecessor's plus its own signal)."""
+        n = self.spec.n_agents
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(n))
+        graph.add_edges_from((i, i + 1) for i in range(n - 1))
+        return graph
 
     def reset(self) -> TimeStep:
         """Reset every copy."""
