@@ -335,6 +335,43 @@ def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring(
     assert not torch.equal(estimator.strength, before)
 
 
+def test_pairwise_estimator_reads_box_actions_as_the_env_received_them():
+    """The rollout stores unclipped Gaussian samples; the env acts on them clipped to the
+    box. The payoff critic must regress the reward on the clipped actions: a rollout whose
+    out-of-box actions are pushed further out gives bit-identically the same estimate."""
+    import copy
+    import dataclasses
+
+    from mapograph.algos import ESTIMATORS
+    from mapograph.algos._estimators import PairwisePayoffEstimator
+
+    seen = []
+
+    class Recording(PairwisePayoffEstimator):
+        def update(self, data):
+            seen.append(data)
+            return super().update(data)
+
+    ESTIMATORS.register("test_recording_box", Recording)
+    try:
+        env = mg.envs.make("continuous:follow-3", num_envs=4, seed=0)
+        trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator="test_recording_box"))
+        trainer.train()
+    finally:
+        ESTIMATORS.unregister("test_recording_box")
+    data = seen[-1]
+    actions = data.rollout.actions
+    outside = actions.abs() > 1
+    assert bool(outside.any()), "the test needs out-of-box samples"
+    pushed = torch.where(outside, actions * 3.0, actions)  # same clipped action
+    estimates = []
+    for rollout_actions in (actions, pushed):
+        estimator = copy.deepcopy(trainer.algorithm.schedule.estimator)
+        rollout = dataclasses.replace(data.rollout, actions=rollout_actions)
+        estimates.append(estimator.update(dataclasses.replace(data, rollout=rollout)).strength)
+    assert torch.equal(estimates[0], estimates[1])
+
+
 def test_estimator_hidden_sets_the_payoff_critics_width():
     env = mg.envs.make("contextual:chain-4", num_envs=2, seed=0)
     widths = {}

@@ -112,7 +112,9 @@ class PairwisePayoffEstimator(InteractionEstimator):
     minibatch of ``batch_size`` samples (fewer with many candidate pairs, so that a
     step evaluates at most :data:`EDGE_BUDGET` pair payoffs) drawn without
     replacement from the rollout (a fresh permutation whenever one is used up),
-    regressing ``Q(o, a)`` on the team reward of the step (``pairwise_td``: on the
+    regressing ``Q(o, a)`` on the team reward of the step (Box actions as the env
+    received them: clipped to ``[-1, 1]``, not the stored unclipped samples;
+    ``pairwise_td``: on the
     one-step advantage ``r + gamma V(s') - V(s)`` with the trainer's critic, for
     rewards that come late; its critic's errors are noise to the regression, see
     docs/design-choices.md), scaled by running statistics (rate ``smoothing``) so
@@ -218,6 +220,8 @@ class PairwisePayoffEstimator(InteractionEstimator):
             )
         obs = rollout.flat(rollout.obs).float()  # [S, N, obs_dim]
         act = action_vectors(rollout.flat(rollout.actions), self.n_actions)  # [S, N, D]
+        if rollout.continuous:  # what the env received: the box maps the clipped action
+            act = act.clamp(-1.0, 1.0)
         target = rollout.rewards
         if self.bootstrap:  # one-step advantage r + gamma V(s') - V(s) (trainer's critic)
             after = data.values[1:] * (~rollout.dones).float()
