@@ -293,12 +293,9 @@ def test_estimator_work_per_iteration_is_a_fixed_number_of_steps_whatever_the_ro
         mg.TrainConfig(estimator_steps=0)
 
 
-def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring():
-    """Pairwise payoffs are identified only where joint actions vary: a rollout of a
-    (nearly) deterministic policy must neither train the payoff critic nor move the
-    strengths, whatever its rewards (which, standardized, would be mostly noise)."""
-    import dataclasses
-
+def train_recording_estimator(env_id: str):
+    """Train a small B2MAPO on ``env_id`` with the pairwise estimator recording the data
+    of every update; returns ``(trainer, last ScheduleData)``."""
     from mapograph.algos import ESTIMATORS
     from mapograph.algos._estimators import PairwisePayoffEstimator
 
@@ -311,13 +308,22 @@ def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring(
 
     ESTIMATORS.register("test_recording", Recording)
     try:
-        env = mg.envs.make("contextual:chain-4", num_envs=4, seed=0)
+        env = mg.envs.make(env_id, num_envs=4, seed=0)
         trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator="test_recording"))
         trainer.train()
     finally:
         ESTIMATORS.unregister("test_recording")
+    return trainer, seen[-1]
+
+
+def test_pairwise_estimator_keeps_its_estimate_once_the_policies_stop_exploring():
+    """Pairwise payoffs are identified only where joint actions vary: a rollout of a
+    (nearly) deterministic policy must neither train the payoff critic nor move the
+    strengths, whatever its rewards (which, standardized, would be mostly noise)."""
+    import dataclasses
+
+    trainer, data = train_recording_estimator("contextual:chain-4")
     estimator = trainer.algorithm.schedule.estimator
-    data = seen[-1]
     assert 0.5 < estimator.exploration(data.rollout) <= 1.0  # fresh policies: near uniform
     frozen = dataclasses.replace(
         data.rollout,
@@ -342,24 +348,7 @@ def test_pairwise_estimator_reads_box_actions_as_the_env_received_them():
     import copy
     import dataclasses
 
-    from mapograph.algos import ESTIMATORS
-    from mapograph.algos._estimators import PairwisePayoffEstimator
-
-    seen = []
-
-    class Recording(PairwisePayoffEstimator):
-        def update(self, data):
-            seen.append(data)
-            return super().update(data)
-
-    ESTIMATORS.register("test_recording_box", Recording)
-    try:
-        env = mg.envs.make("continuous:follow-3", num_envs=4, seed=0)
-        trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator="test_recording_box"))
-        trainer.train()
-    finally:
-        ESTIMATORS.unregister("test_recording_box")
-    data = seen[-1]
+    trainer, data = train_recording_estimator("continuous:follow-3")
     actions = data.rollout.actions
     outside = actions.abs() > 1
     assert bool(outside.any()), "the test needs out-of-box samples"

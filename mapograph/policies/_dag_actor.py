@@ -166,7 +166,7 @@ class DAGActor(nn.Module):
         """
         if self.continuous:
             raise TypeError("a continuous actor has no logits: use distribution()")
-        out, term, avail = self._parts(
+        out, _, term, avail = self._parts(
             obs, avail, agents, parent_actions, edge_index, messages, h0, starts
         )
         return masked_logits(out if term is None else out + term, avail)
@@ -196,14 +196,10 @@ class DAGActor(nn.Module):
             h0: a recurrent actor's hidden states (see :meth:`Actor.features`).
             starts: a recurrent actor's episode starts (see :meth:`Actor.features`).
         """
-        if not self.continuous:
-            return MaskedCategorical(
-                self.logits(obs, avail, agents, parent_actions, edge_index, messages, h0, starts)
-            )
-        out, shift, avail = self._parts(
+        out, _, term, avail = self._parts(
             obs, avail, agents, parent_actions, edge_index, messages, h0, starts
         )
-        return self.base.gaussian(out, avail, agents, shift)
+        return self.sequential_distribution(out, term, avail, agents)
 
     def distributions(
         self,
@@ -218,25 +214,15 @@ class DAGActor(nn.Module):
 
         ``pi_seq`` is :meth:`distribution` given the precomputed parent ``messages``;
         ``independent`` is the same inner actor's output without the parent head (what
-        ``pi_seq`` would be with no parents): B2MAPO's tied ``pi_ind``. Arguments as in
+        ``pi_seq`` would be with no parents): B2MAPO's tied ``pi_ind``; with a readout
+        head, the readout ``pi_ind`` (:meth:`independent`). Arguments as in
         :meth:`distribution`.
         """
+        out, hidden, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
+        seq = self.sequential_distribution(out, term, avail, agents)
         if self.readout is not None:
-            out, hidden, term, avail = self._parts(
-                obs, avail, agents, None, None, messages, h0, starts, with_hidden=True
-            )
-            seq = self.sequential_distribution(out, term, avail, agents)
             return seq, self.readout_distribution(out, hidden, avail, agents)
-        out, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
-        if self.continuous:
-            return (
-                self.base.gaussian(out, avail, agents, term),
-                self.base.gaussian(out, avail, agents, None),
-            )
-        seq = out if term is None else out + term
-        return MaskedCategorical(masked_logits(seq, avail)), MaskedCategorical(
-            masked_logits(out, avail)
-        )
+        return seq, self.sequential_distribution(out, None, avail, agents)
 
     @torch.no_grad()
     def readout_inputs(
@@ -250,7 +236,7 @@ class DAGActor(nn.Module):
         """``(out, hidden, term, avail)`` of all agents without gradient: what the readout
         head is distilled on (:meth:`readout_distribution`) and its teacher ``pi_seq``
         (:meth:`sequential_distribution`). Arguments as in :meth:`distribution`."""
-        return self._parts(obs, avail, None, None, None, messages, h0, starts, with_hidden=True)
+        return self._parts(obs, avail, None, None, None, messages, h0, starts)
 
     def sequential_distribution(
         self,
@@ -282,9 +268,7 @@ class DAGActor(nn.Module):
         """
         if self.readout is None:
             raise ValueError("this DAGActor has no readout head (readout=False)")
-        out, hidden, _, avail = self._parts(
-            obs, avail, agents, None, None, None, h0, starts, with_hidden=True
-        )
+        out, hidden, _, avail = self._parts(obs, avail, agents, None, None, None, h0, starts)
         return self.readout_distribution(out, hidden, avail, agents)
 
     def readout_distribution(
@@ -326,29 +310,15 @@ class DAGActor(nn.Module):
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
         return self.parent_out(hidden, agents)
 
-    def _parts(
-        self,
-        obs,
-        avail,
-        agents,
-        parent_actions,
-        edge_index,
-        messages,
-        h0,
-        starts,
-        with_hidden: bool = False,
-    ):
-        """One forward of ``agents``: the inner actor's output, the parent head's term
-        (``None`` without parents) and the agents' ``avail`` rows; ``with_hidden``: also
-        the torso's last hidden layer (after the output)."""
+    def _parts(self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts):
+        """One forward of ``agents``: the inner actor's output, its last hidden layer, the
+        parent head's term (``None`` without parents) and the agents' ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         out, hidden = self.base.features_with_hidden(obs_sel, agents, h0, starts)
         term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
-        if with_hidden:
-            return out, hidden, term, avail
-        return out, term, avail
+        return out, hidden, term, avail
 
     @torch.no_grad()
     def act(
