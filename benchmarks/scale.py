@@ -1,7 +1,7 @@
 """B2MAPO against MAPPO as the number of agents grows: iteration time and parameters.
 
     python benchmarks/scale.py [--agents 10 100 1000] [--iterations 2] [--settle 0]
-        [--pi-ind separate|tied|readout]
+        [--pi-ind separate|tied|readout] [--config key=value ...]
 
 For each N, MAPPO and B2MAPO (defaults: beyond 16 agents ``pi_seq`` reads its
 parents through linear-size coded messages, beyond 64 the generator attends over a
@@ -23,7 +23,7 @@ import statistics
 import time
 
 import torch
-from _bench import command_line, print_table, single_thread
+from _bench import command_line, parse_pairs, print_table, single_thread
 from partition import random_dag
 
 import mapograph as mg
@@ -59,11 +59,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--pi-ind",
-        default="separate",
-        help="B2MAPO's execution policy: separate, tied or readout",
+        default=None,
+        help="B2MAPO's execution policy: separate, tied or readout (default: TrainConfig's)",
+    )
+    parser.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="B2MAPO TrainConfig overrides, e.g. interaction_estimator=pairwise",
     )
     args = parser.parse_args()
     single_thread()
+    b2mapo_config = parse_pairs(args.config)
+    if args.pi_ind is not None:
+        b2mapo_config["pi_ind"] = args.pi_ind
     rows = []
     for n in args.agents:
         trainers = {}
@@ -77,7 +87,7 @@ def main() -> None:
                 device=args.device,
                 progress=False,
                 tensorboard=False,
-                **({"pi_ind": args.pi_ind} if algo == "b2mapo" else {}),
+                **(b2mapo_config if algo == "b2mapo" else {}),
             )
             trainers[algo] = mg.Trainer(env, cfg)
         for _ in range(args.settle):

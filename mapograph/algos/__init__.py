@@ -19,6 +19,7 @@ from mapograph.algos._estimators import (
     Interdependence,
     PairwisePayoffEstimator,
     PooledAnova,
+    PooledRewardAnova,
 )
 from mapograph.algos._masked_adam import AgentMaskedAdam
 from mapograph.algos._ppo import BatchSequentialPPO
@@ -73,6 +74,7 @@ __all__ = [
     "PairwisePayoffEstimator",
     "Plan",
     "PooledAnova",
+    "PooledRewardAnova",
     "Rollout",
     "SamePolicy",
     "Schedule",

@@ -168,7 +168,7 @@ class AlgorithmConfig:
     generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     generator_heads: int = field(default=4, metadata=check(positive_int(64)))
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
-    interaction_estimator: str = field(default="pairwise", metadata=check(registered(ESTIMATORS)))
+    interaction_estimator: str = field(default="auto", metadata=check(registered(ESTIMATORS)))
     estimator_rank: int = field(default=4, metadata=check(positive_int(MAX_SIZE)))
     estimator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     estimator_max_pairs: int = field(default=1024, metadata=check(positive_int()))
