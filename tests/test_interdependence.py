@@ -156,7 +156,8 @@ def test_estimator_is_chosen_by_name_and_a_registered_one_is_used():
     finally:
         ESTIMATORS.unregister("test_diagonal")
     with pytest.raises(
-        ValueError, match="interaction_estimator must be one of anova, anova_reward, pairwise, pairwise_td, auto"
+        ValueError,
+        match="interaction_estimator must be one of anova, anova_reward, pairwise, pairwise_td, auto",
     ):
         mg.TrainConfig(algo="b2mapo", interaction_estimator="nope")
 

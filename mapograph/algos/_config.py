@@ -168,6 +168,9 @@ class AlgorithmConfig:
     generator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))
     generator_heads: int = field(default=4, metadata=check(positive_int(64)))
     interaction_coef: float = field(default=1.0, metadata=check(non_negative_float))
+    #: also add the interdependence prior to the generator's edge logits (``2 z``; docs:
+    #: design-choices, "Interdependence at 100 agents"), not only fit it as a loss
+    prior_offset: bool = field(default=True, metadata=check(boolean))
     interaction_estimator: str = field(default="auto", metadata=check(registered(ESTIMATORS)))
     estimator_rank: int = field(default=4, metadata=check(positive_int(MAX_SIZE)))
     estimator_hidden: int = field(default=64, metadata=check(positive_int(MAX_SIZE)))

@@ -401,6 +401,7 @@ class LearnedDAG(DAGSchedule):
             device=context.device,
             prior_epochs=cfg.generator_prior_epochs,
             prior_fit=cfg.generator_prior_fit,
+            prior_offset=cfg.prior_offset,
         )
         from mapograph.algos._estimators import ESTIMATORS
         from mapograph.algos._upper import RefitSchedule

@@ -35,6 +35,16 @@ not once policies have become deterministic functions of shared signals (the
 actions of all agents are then correlated); those late iterations also have
 small advantages, so they weigh little in the mean. The PPO reward then
 decides the direction (the priority order) and which edges pay off.
+
+The prior also enters the edge logits directly (``prior_offset``, default on): after
+each fit the generator's logits get the fixed offset ``2 z_ij`` (the logit of the
+skeleton target, clipped to ``+-PRIOR_LOGIT_LIMIT``), so the skeleton follows the
+estimate at once and the attention learns corrections to it, which the prior's loss
+keeps small. Without it the attention must learn the pattern of strong pairs by
+gradient steps: at 100 agents (147 true pairs among 4,950) its skeleton stayed at
+``p <= 0.3`` after hundreds of steps, every sampled edge fell under
+``edge_threshold`` and B2MAPO ran one batch, i.e. MAPPO (docs/design-choices.md,
+"Interdependence at 100 agents").
 """
 
 from __future__ import annotations
@@ -55,6 +65,9 @@ COMPLETE_GRAPH_UP_TO = 64
 
 #: Candidate partners per agent when the candidate graph is sparse by default.
 DEFAULT_CANDIDATES = 16
+
+#: Largest magnitude of the prior's logit offset (``prior_offset``).
+PRIOR_LOGIT_LIMIT = 8.0
 
 
 @dataclass
@@ -96,6 +109,8 @@ class DAGUpperLayer:
         interaction_coef: weight of the edge prior from action interactions.
         prior_epochs: extra steps per fit on the edge and direction prior alone (no PPO
             term), after the ``epochs`` joint steps (0: none).
+        prior_offset: add the prior's logit ``2 z_ij`` to the generator's edge logits
+            (see the module docstring); updated at the end of each fit.
         prior_fit: with ``prior_epochs``, take those extra steps only while the
             generator's skeleton ranks the prior's strong pairs (strength z-score above
             1, :func:`~mapograph.graph.skeleton_mask`) below this
@@ -126,6 +141,7 @@ class DAGUpperLayer:
         device: torch.device | str = "cpu",
         prior_epochs: int = 0,
         prior_fit: float | None = None,
+        prior_offset: bool = False,
     ) -> None:
         self.n_agents = n_agents
         if candidates is None and n_agents > COMPLETE_GRAPH_UP_TO:
@@ -150,11 +166,18 @@ class DAGUpperLayer:
         self.interaction_updates = 0
         self.reward_sq = torch.ones((), device=self.device)
         self.features: torch.Tensor | None = None
+        self.prior_offset = prior_offset
+        self.prior_logits: torch.Tensor | None = None  # the offset, once there is a prior
 
     def distribution(self, features: torch.Tensor, candidates: torch.Tensor | None = None):
         """The DAG distribution for ``features`` ``[B, N, F]`` at this layer's temperature
         (``candidates``: the sparse pairs it may use, see :meth:`candidate_pairs`)."""
-        return self.net(features, temperature=self.temperature, candidates=candidates)
+        return self.net(
+            features,
+            temperature=self.temperature,
+            candidates=candidates,
+            edge_offset=self.prior_logits,
+        )
 
     @torch.no_grad()
     def candidate_pairs(self) -> torch.Tensor | None:
@@ -274,6 +297,9 @@ class DAGUpperLayer:
         stats = {"generator_loss": sum(losses) / len(losses), "generator_reward": float(reward)}
         if target is None:
             return stats
+        if self.prior_offset:  # after the PPO steps, which must see their sampling logits
+            z = standardize_offdiagonal(self.interaction)
+            self.prior_logits = (2.0 * z).clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT)
         prior_steps = 0
         while True:  # prior-only steps up to the cap, or until the bar is met
             dist = self.distribution(proposal.features, proposal.candidates)
@@ -324,6 +350,7 @@ class DAGUpperLayer:
             "interaction": self.interaction.clone(),
             "interaction_updates": self.interaction_updates,
             "features": self.features,
+            "prior_logits": self.prior_logits,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -336,6 +363,8 @@ class DAGUpperLayer:
         self.interaction_updates = int(state["interaction_updates"])
         features = state["features"]
         self.features = None if features is None else features.to(self.device)
+        prior = state.get("prior_logits")  # absent in checkpoints that predate the offset
+        self.prior_logits = None if prior is None else prior.to(self.device)
 
 
 class RefitSchedule:

@@ -22,7 +22,9 @@ class DAGGenerator(nn.Module):
     over the complete agent graph, batched over copies). The decoder gives
 
     - a priority score ``s_i = w^T h_i`` per agent (Plackett–Luce order),
-    - edge logits ``l_ij = (Q h_i)^T (K h_j) / sqrt(d) + c`` for every ordered pair,
+    - edge logits ``l_ij = (Q h_i)^T (K h_j) / sqrt(d) + c (+ o_ij)`` for every ordered
+      pair, ``o`` an optional fixed offset (``edge_offset``: B2MAPO's upper layer passes
+      its interdependence prior there, see :class:`~mapograph.algos._upper.DAGUpperLayer`),
 
     and :meth:`forward` returns a :class:`DAGDistribution`, acyclic by construction.
     With ``candidates`` (an ``edge_index`` ``[2, E]``, e.g. from
@@ -57,11 +59,14 @@ class DAGGenerator(nn.Module):
         features: torch.Tensor,
         temperature: float = 1.0,
         candidates: torch.Tensor | None = None,
+        edge_offset: torch.Tensor | None = None,
     ) -> DAGDistribution:
         """The DAG distribution for features ``[B, N, F]`` (``[N, F]`` is treated as ``B = 1``).
 
         ``temperature`` divides scores and edge logits (higher: closer to uniform).
         ``candidates``: ``[2, E]`` pairs that may carry an edge (default: all pairs).
+        ``edge_offset``: ``[N, N]`` (or ``[B, N, N]``) added to the edge logits before the
+        temperature; not a parameter (no gradient flows into it from here).
         """
         if features.dim() == 2:
             features = features.unsqueeze(0)
@@ -76,6 +81,8 @@ class DAGGenerator(nn.Module):
         logits = (
             torch.einsum("bid,bjd->bij", self.query(h), self.key(h)) * self.scale + self.edge_bias
         )
+        if edge_offset is not None:
+            logits = logits + edge_offset
         logits = logits / temperature
         if candidates is not None:
             allowed = torch.zeros(

@@ -153,6 +153,8 @@ def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
 #: every field of its time), so it keeps it.
 PREVIOUS_DEFAULTS: dict[str, Any] = {
     "pi_ind": "separate",  # the default until session 8 (now "readout")
+    "prior_offset": False,  # before session 9 the prior was only a loss term
+    "interaction_estimator": "pairwise",  # the default until session 9 (now "auto")
 }
 
 
