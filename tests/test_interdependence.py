@@ -485,7 +485,7 @@ def test_the_upper_layer_skips_training_while_its_dag_holds_and_resumes_exactly(
     assert run(every, 3) == [(1.0, 1.0)] * 3
 
 
-def _fitted_upper(prior_epochs: int, prior_fit: float | None = None):
+def _fitted_upper(prior_epochs: int, prior_fit: float | None = None, prior_offset: bool = False):
     """A fresh generator after three fits to a fixed prior: (upper layer, features,
     target, the last fit's statistics)."""
     from mapograph.algos._estimators import Interdependence
@@ -507,6 +507,7 @@ def _fitted_upper(prior_epochs: int, prior_fit: float | None = None):
         generator=torch.Generator().manual_seed(1),
         prior_epochs=prior_epochs,
         prior_fit=prior_fit,
+        prior_offset=prior_offset,
     )
     strength = torch.zeros(n, n)
     for i, j in [(0, 1), (1, 2), (3, 4), (5, 6), (6, 7)]:
@@ -522,9 +523,9 @@ def _fitted_upper(prior_epochs: int, prior_fit: float | None = None):
     return upper, features, target, stats
 
 
-def _skeleton_fit_error(prior_epochs: int) -> float:
+def _skeleton_fit_error(prior_epochs: int, prior_offset: bool = False) -> float:
     """Mean |skeleton probability - prior target| after three fits of a fresh generator."""
-    upper, features, target, _ = _fitted_upper(prior_epochs)
+    upper, features, target, _ = _fitted_upper(prior_epochs, prior_offset=prior_offset)
     n = upper.n_agents
     with torch.no_grad():
         p = upper.distribution(features).edge_probabilities()[0]
@@ -540,6 +541,53 @@ def test_prior_epochs_bring_the_generator_closer_to_its_prior():
     assert (defaults.generator_prior_epochs, defaults.generator_prior_fit) == (24, 0.98)
     with pytest.raises(ValueError, match="generator_prior_epochs"):
         mg.TrainConfig(algo="b2mapo", generator_prior_epochs=-1)
+
+
+def test_prior_offset_puts_the_prior_into_the_edge_logits():
+    # the offset is the logit of the skeleton target: without any prior-only step the
+    # skeleton sits on the prior, far closer than the loss alone brings it
+    assert _skeleton_fit_error(0, prior_offset=True) < 0.25 * _skeleton_fit_error(0)
+    upper, features, target, _ = _fitted_upper(0, prior_offset=True)
+    from mapograph.algos._interaction import standardize_offdiagonal
+    from mapograph.algos._upper import PRIOR_LOGIT_LIMIT
+
+    z = standardize_offdiagonal(upper.interaction)
+    assert torch.equal(upper.prior_logits, (2 * z).clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT))
+    # the generator's own logits are unchanged by it: the offset is added, not learned
+    plain = upper.net(features).edge_logits
+    shifted = upper.net(features, edge_offset=upper.prior_logits).edge_logits
+    assert torch.allclose(shifted - plain, upper.prior_logits.expand_as(plain), atol=1e-5)
+    assert mg.TrainConfig(algo="b2mapo").prior_offset is True
+
+
+def test_b2mapo_uses_the_graph_it_finds_among_a_hundred_agents():
+    """Defaults on coordination:random-100: the reward ANOVA finds the graph and, with the
+    prior in the edge logits, the generator's skeleton follows it and the partition has
+    several batches; with the prior only as a loss the true pairs' skeleton probability
+    stays near the threshold (later every sampled edge falls under it and B2MAPO runs
+    one batch: docs, design-choices)."""
+    results = {}
+    for offset in (True, False):
+        env = mg.envs.make("coordination:random-100", num_envs=16, seed=0)
+        cfg = mg.TrainConfig(
+            algo="b2mapo",
+            total_steps=16 * 64 * 4,
+            seed=0,
+            progress=False,
+            tensorboard=False,
+            prior_offset=offset,
+        )
+        trainer = mg.Trainer(env, cfg)
+        trainer.train()
+        true = env.interdependence()
+        scores = graph_scores(trainer.interdependence())
+        skeleton = scores + scores.t()
+        on_true = float(torch.stack([skeleton[i, j] for i, j in true.edges]).mean())
+        batches = len(trainer.history[-1]["batches"])
+        results[offset] = (skeleton_auc(scores, true), on_true, batches)
+    auc, on_true, batches = results[True]
+    assert auc >= 0.95 and on_true >= 0.8 and batches >= 2, results
+    assert results[False][1] <= 0.65, results
 
 
 def test_prior_agreement_ranks_the_priors_strong_pairs():
