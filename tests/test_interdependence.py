@@ -560,6 +560,19 @@ def test_prior_offset_puts_the_prior_into_the_edge_logits():
     assert mg.TrainConfig(algo="b2mapo").prior_offset is True
 
 
+def test_the_prior_offset_is_checkpointed(tmp_path):
+    env = mg.envs.make("contextual:chain-4", num_envs=4, seed=0)
+    trainer = mg.Trainer(env, small_b2mapo(env))
+    trainer.train()
+    upper = trainer.algorithm.schedule.upper
+    assert upper.prior_logits is not None and float(upper.prior_logits.abs().max()) > 0
+    path = trainer.save(tmp_path / "ckpt.pt")
+    again = mg.Trainer.load(path, mg.envs.make("contextual:chain-4", num_envs=4, seed=0))
+    restored = again.algorithm.schedule.upper
+    assert torch.equal(restored.prior_logits, upper.prior_logits)
+    assert torch.equal(restored.edge_probabilities(), upper.edge_probabilities())
+
+
 def test_b2mapo_uses_the_graph_it_finds_among_a_hundred_agents():
     """Defaults on coordination:random-100: the reward ANOVA finds the graph and, with the
     prior in the edge logits, the generator's skeleton follows it and the partition has
