@@ -204,17 +204,43 @@ def test_trained_b2mapo_finds_the_observation_conditioned_dag_and_its_direction(
     assert results["anova"] <= 0.65
 
 
-def test_auto_estimator_is_pairwise_for_small_teams_and_the_reward_anova_beyond():
-    from mapograph.algos._estimators import PAIRWISE_UP_TO
-
+def test_auto_estimator_is_pairwise_while_all_pairs_fit_and_the_reward_anova_beyond():
     assert mg.TrainConfig().interaction_estimator == "auto"
-    for n, kind in (
-        (PAIRWISE_UP_TO, PairwisePayoffEstimator),
-        (PAIRWISE_UP_TO + 1, PooledRewardAnova),
+    for n, extra, kind in (
+        (45, {}, PairwisePayoffEstimator),  # 990 pairs <= estimator_max_pairs = 1024
+        (46, {}, PooledRewardAnova),  # 1,035 pairs
+        (46, {"estimator_max_pairs": 1035}, PairwisePayoffEstimator),
     ):
         env = mg.envs.make(f"coordination:random-{n}", num_envs=2, seed=0)
-        trainer = mg.Trainer(env, small_b2mapo(env))
+        trainer = mg.Trainer(env, small_b2mapo(env, **extra))
         assert type(trainer.algorithm.schedule.estimator) is kind
+
+
+def test_reward_anova_weighs_iterations_by_exploration():
+    """Iterations whose policies no longer explore barely move the estimate: one of a
+    deterministic behaviour policy is skipped, one with exploration e counts e^2 as
+    much as a fully exploring one."""
+    import dataclasses
+
+    trainer, data = train_recording_estimator("coordination:chain-4")
+    estimator = PooledRewardAnova(trainer.algorithm.schedule.context)
+    first = estimator.update(data).strength
+    explore = estimator.weight  # exploration squared
+    assert 0.25 < explore <= 1.0  # fresh policies: near uniform
+    frozen = dataclasses.replace(
+        data.rollout,
+        log_probs=torch.zeros_like(data.rollout.log_probs),
+        rewards=torch.randn_like(data.rollout.rewards),
+    )
+    skipped = estimator.update(dataclasses.replace(data, rollout=frozen))
+    assert torch.equal(skipped.strength, first) and estimator.weight == explore
+    # half the log-probabilities: exploration halves, weight a quarter of the first's
+    half = dataclasses.replace(data.rollout, log_probs=data.rollout.log_probs / 2)
+    noise = dataclasses.replace(half, rewards=torch.randn_like(half.rewards))
+    mixed = estimator.update(dataclasses.replace(data, rollout=noise)).strength
+    assert estimator.weight == pytest.approx(1.25 * explore)
+    alone = estimator.strengths(dataclasses.replace(data, rollout=noise))
+    assert torch.allclose(mixed, (explore * first + 0.25 * explore * alone) / (1.25 * explore))
 
 
 def test_reward_anova_finds_a_hundred_agent_graph_the_advantage_anova_misses():

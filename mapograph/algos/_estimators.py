@@ -18,16 +18,20 @@ Built in (``TrainConfig.interaction_estimator``):
   (:func:`~mapograph.algos._interaction.action_interaction`), accumulated over
   iterations. Sees only interdependence that shows without conditioning on
   observations; gives no direction.
-- ``anova_reward``: the same ANOVA of the one-step team reward. Where a step's
+- ``anova_reward``: the same ANOVA of the one-step team reward, averaged over
+  iterations with weights that fall as the agents stop exploring. Where a step's
   reward depends on that step's joint action, GAE's sum over the later steps only
   adds their (independent) variation as noise; the reward keeps the signal. Costs
   ``O(S N^2 A^2)`` with no training, so it is the large-team estimator.
-- ``auto`` (default): ``pairwise`` up to :data:`PAIRWISE_UP_TO` agents,
-  ``anova_reward`` beyond. Measured on ``coordination:random-100`` (seed 0): the
-  pairwise critic's strengths stay at chance (skeleton AUC 0.50-0.53 over 12
-  iterations, ~1.7 s per fit) while the reward ANOVA ranks the true edges at AUC
-  0.93 after one iteration and 1.00 after four (~0.05 s); the advantage ANOVA
-  stays at 0.51-0.58 (docs/design-choices.md, "Interdependence at 100 agents").
+- ``auto`` (default): ``pairwise`` while every pair fits into one of its fits
+  (``N (N - 1) / 2 <= estimator_max_pairs``, 45 agents by default), ``anova_reward``
+  beyond, where the pairwise critic must sample its candidate pairs and learns slowly
+  or not at all. Measured (seed 0): on ``coordination:random-100`` the pairwise
+  critic's strengths stay at chance (skeleton AUC 0.50-0.53 over 12 iterations, ~1.7
+  s per fit) while the reward ANOVA ranks the true edges at AUC 0.93 after one
+  iteration and 1.00 after four (~0.05 s); at 50 agents the ANOVA's AUC is at least
+  the critic's on the coordination and mixed games, at a tenth of the cost
+  (docs/design-choices.md, "Interdependence at 100 agents").
 
 Register your own with ``ESTIMATORS.register(name, cls)`` (a class or a factory
 function); it is built as ``cls(context)`` (a :class:`~mapograph.algos.ScheduleContext`).
@@ -91,6 +95,31 @@ EDGE_BUDGET = 65_536
 #: iteration is skipped by the pairwise estimator.
 MIN_EXPLORATION = 0.05
 
+
+@torch.no_grad()
+def behaviour_exploration(
+    rollout, reference: torch.Tensor | None = None
+) -> tuple[float, torch.Tensor | None]:
+    """How much the behaviour policy varies its actions, in ``[0, 1]``, and the reference.
+
+    Discrete actions: the entropy estimate ``-mean log pi(a)`` over the rollout divided
+    by ``log`` of the available actions (1 for a uniform policy, 0 for a deterministic
+    one); ``reference`` is passed through. Box actions: the geometric-mean standard
+    deviation relative to the reference rollout's, ``exp((H - H_ref) / d)`` per agent
+    with ``d`` the agent's action dimensions, clipped to 1; the first call (``reference``
+    None) makes this rollout's per-agent entropy the reference and returns it.
+    """
+    entropy = -rollout.log_probs.float().mean((0, 1))  # [N]
+    if rollout.continuous:
+        dims = rollout.avail[0, 0].float().sum(-1).clamp(min=1)  # [N]
+        if reference is None:
+            reference = entropy.clone()
+        ratio = torch.exp((entropy - reference) / dims).clamp(max=1.0)
+        return float(ratio.mean()), reference
+    most = torch.log(rollout.avail.float().sum(-1).clamp(min=1)).mean((0, 1))  # [N]
+    return float((entropy.sum() / most.sum().clamp(min=1e-8)).clamp(0.0, 1.0)), reference
+
+
 #: Interdependence estimators by name; each is built as ``cls(context)``.
 ESTIMATORS: Registry[Callable[[ScheduleContext], InteractionEstimator]] = Registry(
     "interaction estimator"
@@ -107,34 +136,76 @@ class PooledAnova(InteractionEstimator):
         """What the pairs' actions are tested against, ``[S]``: the GAE advantages."""
         return data.advantages.reshape(-1)
 
-    def update(self, data: ScheduleData) -> Interdependence | None:
+    def strengths(self, data: ScheduleData) -> torch.Tensor | None:
+        """This rollout's pair strengths ``[N, N]`` (None when too large to compute)."""
         rollout = data.rollout
         target = self.target(data).float()
+        actions = rollout.flat(rollout.actions)
         if rollout.continuous:
-            strength = continuous_interaction(
-                rollout.flat(rollout.actions), target, rollout.flat(rollout.avail)
-            )
-        else:
-            strength = action_interaction(
-                rollout.flat(rollout.actions), target, self.context.n_actions
-            )
+            return continuous_interaction(actions, target, rollout.flat(rollout.avail))
+        return action_interaction(actions, target, self.context.n_actions)
+
+    def update(self, data: ScheduleData) -> Interdependence | None:
+        strength = self.strengths(data)
         return None if strength is None else Interdependence(strength, cumulative=True)
 
 
 @ESTIMATORS.register("anova_reward")
 class PooledRewardAnova(PooledAnova):
-    """:class:`PooledAnova` of the one-step team reward instead of the advantage.
+    """:class:`PooledAnova` of the one-step team reward instead of the advantage, averaged
+    over iterations with weights that follow how much the agents still explore.
 
     In a game whose reward at a step depends on that step's joint action, the
     interaction of a pair is in the reward; GAE adds the rewards of the next
     ``~1 / (1 - gamma lambda)`` steps, whose actions are independent of this step's,
     and the critic's error, both noise to this test. Rewards that come late (a win
     bonus) are seen only through the immediate rewards that lead to them.
+
+    Each iteration's strengths enter a weighted mean with weight ``exploration ** 2``
+    (:func:`behaviour_exploration`): once the policies are nearly deterministic
+    functions of shared observations the agents' actions are correlated and a pooled
+    interaction is spurious, while the reward, unlike the advantage, does not shrink
+    to make those iterations weigh little. Below :data:`MIN_EXPLORATION` an iteration
+    is skipped. No direction (see docs/design-choices.md, "Interdependence at 100
+    agents").
     """
+
+    def __init__(self, context: ScheduleContext) -> None:
+        super().__init__(context)
+        self.total: torch.Tensor | None = None  # sum of weighted strengths
+        self.weight = 0.0
+        self.entropy_reference: torch.Tensor | None = None
 
     def target(self, data: ScheduleData) -> torch.Tensor:
         """The team reward of each sample ``[S]`` (same layout as ``rollout.flat``)."""
         return data.rollout.rewards.reshape(-1)
+
+    def update(self, data: ScheduleData) -> Interdependence | None:
+        explore, self.entropy_reference = behaviour_exploration(
+            data.rollout, self.entropy_reference
+        )
+        if self.total is None or explore >= MIN_EXPLORATION:
+            strength = self.strengths(data)
+            if strength is None:
+                return None
+            weight = max(explore, MIN_EXPLORATION) ** 2
+            self.total = weight * strength if self.total is None else self.total + weight * strength
+            self.weight += weight
+        return Interdependence(self.total / self.weight, cumulative=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "weight": self.weight,
+            "entropy_reference": self.entropy_reference,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = self.context.device
+        for name in ("total", "entropy_reference"):
+            value = state[name]
+            setattr(self, name, None if value is None else value.to(device))
+        self.weight = float(state["weight"])
 
 
 @ESTIMATORS.register("pairwise")
@@ -197,25 +268,11 @@ class PairwisePayoffEstimator(InteractionEstimator):
         self.target_stats: torch.Tensor | None = None
         self.entropy_reference: torch.Tensor | None = None
 
-    @torch.no_grad()
     def exploration(self, rollout) -> float:
-        """How much the behaviour policy varies its actions, in ``[0, 1]``.
-
-        Discrete actions: the entropy estimate ``-mean log pi(a)`` over the rollout
-        divided by ``log`` of the available actions (1 for a uniform policy, 0 for a
-        deterministic one). Box actions: the geometric-mean standard deviation
-        relative to the first rollout's, ``exp((H - H_first) / d)`` per agent with
-        ``d`` the agent's action dimensions, clipped to 1.
-        """
-        entropy = -rollout.log_probs.float().mean((0, 1))  # [N]
-        if rollout.continuous:
-            dims = rollout.avail[0, 0].float().sum(-1).clamp(min=1)  # [N]
-            if self.entropy_reference is None:
-                self.entropy_reference = entropy.clone()
-            ratio = torch.exp((entropy - self.entropy_reference) / dims).clamp(max=1.0)
-            return float(ratio.mean())
-        most = torch.log(rollout.avail.float().sum(-1).clamp(min=1)).mean((0, 1))  # [N]
-        return float((entropy.sum() / most.sum().clamp(min=1e-8)).clamp(0.0, 1.0))
+        """How much the behaviour policy varies its actions, in ``[0, 1]``
+        (:func:`behaviour_exploration`; Box actions: relative to the first rollout seen)."""
+        value, self.entropy_reference = behaviour_exploration(rollout, self.entropy_reference)
+        return value
 
     def scaled_target(self, target: torch.Tensor) -> torch.Tensor:
         """``target`` centred and scaled by running statistics (first call: its own)."""
@@ -339,16 +396,13 @@ class PairwisePayoffTD(PairwisePayoffEstimator):
     bootstrap = True
 
 
-#: ``interaction_estimator="auto"`` uses ``pairwise`` up to this many agents and
-#: ``anova_reward`` beyond (the generator's sparse candidate graph starts there too).
-PAIRWISE_UP_TO = 64
-
-
 @ESTIMATORS.register("auto")
 def auto_estimator(context: ScheduleContext) -> InteractionEstimator:
-    """The default estimator for the team size: :class:`PairwisePayoffEstimator` up to
-    :data:`PAIRWISE_UP_TO` agents, :class:`PooledRewardAnova` beyond (see the module
-    docstring for the measurement behind the switch)."""
-    if context.n_agents <= PAIRWISE_UP_TO:
+    """The default estimator for the team size: :class:`PairwisePayoffEstimator` while
+    all pairs fit into one fit (``N (N - 1) / 2 <= estimator_max_pairs``: up to 45
+    agents by default), :class:`PooledRewardAnova` beyond (see the module docstring for
+    the measurements behind the switch)."""
+    n = context.n_agents
+    if n * (n - 1) // 2 <= context.config.estimator_max_pairs:
         return PairwisePayoffEstimator(context)
     return PooledRewardAnova(context)
