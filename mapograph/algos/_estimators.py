@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mapograph._registry import Registry
-from mapograph.algos._interaction import action_interaction
+from mapograph.algos._interaction import action_interaction, standardize_offdiagonal
 from mapograph.algos._interaction_continuous import continuous_interaction
 from mapograph.graph import PairwisePayoffCritic, action_vectors, priority_order
 
@@ -161,13 +161,14 @@ class PooledRewardAnova(PooledAnova):
     and the critic's error, both noise to this test. Rewards that come late (a win
     bonus) are seen only through the immediate rewards that lead to them.
 
-    Each iteration's strengths enter a weighted mean with weight ``exploration ** 2``
-    (:func:`behaviour_exploration`): once the policies are nearly deterministic
-    functions of shared observations the agents' actions are correlated and a pooled
-    interaction is spurious, while the reward, unlike the advantage, does not shrink
-    to make those iterations weigh little. Below :data:`MIN_EXPLORATION` an iteration
-    is skipped. No direction (see docs/design-choices.md, "Interdependence at 100
-    agents").
+    Each iteration's strengths are standardized (z-scores over the pairs) and enter a
+    weighted mean with weight ``exploration ** 2`` (:func:`behaviour_exploration`):
+    once the policies are nearly deterministic functions of shared observations the
+    agents' actions are correlated and a pooled interaction is spurious, and larger
+    than the early, informative ones, while the reward, unlike the advantage, does not
+    shrink to make those iterations weigh little. Below :data:`MIN_EXPLORATION` an
+    iteration is skipped. No direction (see docs/design-choices.md, "Interdependence
+    at 100 agents").
     """
 
     def __init__(self, context: ScheduleContext) -> None:
@@ -189,7 +190,8 @@ class PooledRewardAnova(PooledAnova):
             if strength is None:
                 return None
             weight = max(explore, MIN_EXPLORATION) ** 2
-            self.total = weight * strength if self.total is None else self.total + weight * strength
+            strength = weight * standardize_offdiagonal(strength)  # one scale per iteration
+            self.total = strength if self.total is None else self.total + strength
             self.weight += weight
         return Interdependence(self.total / self.weight, cumulative=False)
 
