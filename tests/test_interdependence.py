@@ -529,6 +529,18 @@ def test_the_upper_layer_skips_training_while_its_dag_holds_and_resumes_exactly(
     assert run(every, 3) == [(1.0, 1.0)] * 3
 
 
+def test_a_cumulative_estimate_counts_every_iteration_while_the_generator_rests():
+    """The pooled ANOVA of the advantage is a mean over all iterations: the iterations
+    whose generator fit is skipped still enter it (they were dropped before)."""
+    env = mg.envs.make("contextual:chain-4", num_envs=4, seed=0)
+    cfg = small_b2mapo(env, upper_max_period=4, generator_lr=1e-9, interaction_estimator="anova")
+    trainer = mg.Trainer(env, cfg)
+    rows = [trainer.train_iteration() for _ in range(10)]
+    upper = trainer.algorithm.schedule.upper
+    assert sum(r["upper_fitted"] for r in rows) < 10  # the generator rested
+    assert upper.interaction_updates == 10  # the mean saw every iteration
+
+
 def _fitted_upper(prior_epochs: int, prior_fit: float | None = None, prior_offset: bool = False):
     """A fresh generator after three fits to a fixed prior: (upper layer, features,
     target, the last fit's statistics)."""

@@ -429,6 +429,13 @@ class LearnedDAG(DAGSchedule):
             if fitted
             else {}
         )
+        if (
+            not fitted
+            and estimated
+            and self.estimate.cumulative
+            and self.upper.interaction_coef > 0
+        ):
+            self.upper.observe(self.estimate)  # a cumulative mean must see every iteration
         self.features = agent_features(data.rollout.obs, self.n_agents)
         if fitted and self.refit.adaptive:
             self.refit.fitted(self.upper.mode_edges(self.features))

@@ -238,6 +238,22 @@ class DAGUpperLayer:
         dag.add_edges_from(adjacency.nonzero().tolist())
         return dag
 
+    def observe(self, interaction: Interdependence | torch.Tensor) -> None:
+        """Take in one iteration's interdependence estimate without training: a cumulative
+        one (or a bare ``[N, N]`` matrix) enters the running mean, another replaces the
+        current estimate. :meth:`learn` calls it with the estimate it is given; call it
+        directly for the iterations whose fit is skipped, so that a cumulative mean
+        still sees every iteration."""
+        if isinstance(interaction, torch.Tensor):
+            interaction = Interdependence(interaction, cumulative=True)
+        strength = interaction.strength.detach().to(self.device)
+        self.interaction_updates += 1
+        if interaction.cumulative:
+            rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
+            self.interaction = (1 - rate) * self.interaction + rate * strength
+        else:
+            self.interaction = strength
+
     def learn(
         self,
         proposal: DAGProposal,
@@ -264,14 +280,7 @@ class DAGUpperLayer:
             diagonal=1,
         )
         if interaction is not None and self.interaction_coef > 0:
-            strength = interaction.strength.detach().to(self.device)
-            if interaction.cumulative:
-                self.interaction_updates += 1
-                rate = 1.0 / self.interaction_updates  # cumulative mean (see module docstring)
-                self.interaction = (1 - rate) * self.interaction + rate * strength
-            else:
-                self.interaction = strength
-                self.interaction_updates += 1
+            self.observe(interaction)
             target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
             strong = skeleton_mask(self.interaction) & upper  # the prior's strong pairs
             if interaction.order is not None:
