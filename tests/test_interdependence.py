@@ -245,17 +245,29 @@ def test_reward_anova_weighs_iterations_by_exploration():
     assert torch.allclose(mixed, (explore * first + 0.25 * explore * alone) / (1.25 * explore))
 
 
+def trained_b2mapo(task: str, iterations: int, **config):
+    """B2MAPO with its defaults (16 copies x 64 steps, seed 0) after ``iterations``
+    iterations on ``task``: ``(trainer, env)``."""
+    env = mg.envs.make(task, num_envs=16, seed=0)
+    cfg = mg.TrainConfig(
+        algo="b2mapo",
+        total_steps=16 * 64 * iterations,
+        seed=0,
+        progress=False,
+        tensorboard=False,
+        **config,
+    )
+    trainer = mg.Trainer(env, cfg)
+    trainer.train()
+    return trainer, env
+
+
 @pytest.mark.slow
 def test_reward_anova_keeps_the_graph_once_the_policies_commit():
     """coordination:random-50, 80 iterations: the policies become near-deterministic
     functions of the shared signal from iteration ~30; a plain mean of the reward ANOVA
     then fell to AUC 0.64, the exploration-weighted mean of z-scores stays high."""
-    env = mg.envs.make("coordination:random-50", num_envs=16, seed=0)
-    cfg = mg.TrainConfig(
-        algo="b2mapo", total_steps=16 * 64 * 80, seed=0, progress=False, tensorboard=False
-    )
-    trainer = mg.Trainer(env, cfg)
-    trainer.train()
+    trainer, env = trained_b2mapo("coordination:random-50", 80)
     assert type(trainer.algorithm.schedule.estimator) is PooledRewardAnova
     interaction = trainer.algorithm.schedule.upper.interaction
     assert skeleton_auc(interaction, env.interdependence()) >= 0.95
@@ -267,17 +279,7 @@ def test_reward_anova_finds_a_hundred_agent_graph_the_advantage_anova_misses():
     the next steps' independent rewards are noise, does not."""
     aucs = {}
     for estimator in ("anova_reward", "anova"):
-        env = mg.envs.make("coordination:random-100", num_envs=16, seed=0)
-        cfg = mg.TrainConfig(
-            algo="b2mapo",
-            total_steps=16 * 64 * 2,
-            seed=0,
-            progress=False,
-            tensorboard=False,
-            interaction_estimator=estimator,
-        )
-        trainer = mg.Trainer(env, cfg)
-        trainer.train()
+        trainer, env = trained_b2mapo("coordination:random-100", 2, interaction_estimator=estimator)
         aucs[estimator] = skeleton_auc(
             trainer.algorithm.schedule.upper.interaction, env.interdependence()
         )
@@ -637,17 +639,7 @@ def test_b2mapo_uses_the_graph_it_finds_among_a_hundred_agents():
     one batch: docs, design-choices)."""
     results = {}
     for offset in (True, False):
-        env = mg.envs.make("coordination:random-100", num_envs=16, seed=0)
-        cfg = mg.TrainConfig(
-            algo="b2mapo",
-            total_steps=16 * 64 * 4,
-            seed=0,
-            progress=False,
-            tensorboard=False,
-            prior_offset=offset,
-        )
-        trainer = mg.Trainer(env, cfg)
-        trainer.train()
+        trainer, env = trained_b2mapo("coordination:random-100", 4, prior_offset=offset)
         true = env.interdependence()
         scores = graph_scores(trainer.interdependence())
         skeleton = scores + scores.t()

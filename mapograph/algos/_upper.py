@@ -274,14 +274,15 @@ class DAGUpperLayer:
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
         reward = torch.tensor(improvement, device=self.device) / (self.reward_sq.sqrt() + 1e-8)
         advantage = (reward - proposal.value).detach()
-        target = before = strong = None
+        target = before = strong = logits = None
         upper = torch.triu(
             torch.ones(self.n_agents, self.n_agents, dtype=torch.bool, device=self.device),
             diagonal=1,
         )
         if interaction is not None and self.interaction_coef > 0:
             self.observe(interaction)
-            target = torch.sigmoid(2.0 * standardize_offdiagonal(self.interaction))
+            logits = 2.0 * standardize_offdiagonal(self.interaction)  # the prior, as logits
+            target = torch.sigmoid(logits)
             strong = skeleton_mask(self.interaction) & upper  # the prior's strong pairs
             if interaction.order is not None:
                 # direction prior: on skeleton pairs, P(i before j) toward the estimator's order
@@ -307,8 +308,7 @@ class DAGUpperLayer:
         if target is None:
             return stats
         if self.prior_offset:  # after the PPO steps, which must see their sampling logits
-            z = standardize_offdiagonal(self.interaction)
-            self.prior_logits = (2.0 * z).clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT)
+            self.prior_logits = logits.clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT)
         prior_steps = 0
         while True:  # prior-only steps up to the cap, or until the bar is met
             dist = self.distribution(proposal.features, proposal.candidates)
