@@ -47,11 +47,12 @@ from mapograph.algos._chunks import FlatLayout, layout_for
 from mapograph.algos._corrections import Correction
 from mapograph.algos._derived import minibatch_indices
 from mapograph.algos._masked_adam import AgentMaskedAdam
-from mapograph.algos._readout_distill import distill_readout
+from mapograph.algos._readout_distill import TeacherParts, distill_readout
 from mapograph.algos._rollout import Rollout
 from mapograph.algos._schedules import Plan
 from mapograph.algos._surrogate import clipped_surrogate
 from mapograph.policies import CentralCritic, ValueNormalizer, detached
+from mapograph.policies._dag_actor import receivers_of
 
 
 class BatchSequentialPPO:
@@ -195,6 +196,7 @@ class BatchSequentialPPO:
         plan: Plan | list[list[int]],
         values: torch.Tensor | None = None,
         advantages: torch.Tensor | None = None,
+        joint_gain: bool = True,
     ) -> dict[str, float]:
         """One batch-sequential PPO iteration over the plan's batches (see module docstring).
 
@@ -204,10 +206,13 @@ class BatchSequentialPPO:
                 a plain list of batches means no conditioning.
             values: raw values ``[T + 1, E]`` (computed when ``None``).
             advantages: plain GAE advantages ``[T, E]`` of ``values`` (computed when ``None``).
+            joint_gain: report ``joint_ratio_gain`` (it needs the last batch's ratios,
+                one no-grad forward that nothing else needs: skipped when False).
 
         Returns:
-            Statistics: losses, entropy, ``joint_ratio_gain`` (the importance-weighted
-            estimate ``E[(prod_i r_i - 1) * A]`` of the joint improvement), clip fraction.
+            Statistics: losses, entropy, ``joint_ratio_gain`` (with ``joint_gain``: the
+            importance-weighted estimate ``E[(prod_i r_i - 1) * A]`` of the joint
+            improvement), clip fraction.
         """
         cfg = self.config
         if not isinstance(plan, Plan):
@@ -231,10 +236,18 @@ class BatchSequentialPPO:
         # Parents' messages depend only on the data: computed once, not per minibatch.
         context = self.actor.context(rollout.flat(rollout.actions), plan.edge_index)
         context = {k: layout.from_flat(v) for k, v in context.items()}
+        # agents without parents skip the parent head (their term is exactly zero)
+        receivers = receivers_of(plan.edge_index) if context else None
+        fixed = {} if receivers is None else {"receivers": receivers}
         rho: torch.Tensor | None = None  # [T, E] product of earlier batches' ratios
         policy_losses, entropies, clip_fracs, kls = [], [], [], []
         _requires_grad(self.torso, False)  # a shared torso does not move during the batches
-        for agents in plan.indices(flat_obs.device):
+        # a readout pi_ind's teacher: each batch's ratio forward (final without a torso)
+        teacher = None
+        if self.readout_optim is not None and self.distill_coef > 0 and not self.torso:
+            teacher = TeacherParts(self.n_agents, layout.agent_axis)
+        batches = plan.indices(flat_obs.device)
+        for k, agents in enumerate(batches):
             # (a) correct for the batches already updated this iteration
             rho_c = None if rho is None else self.clip_ratio(rho)
             target = self.correction.target(
@@ -245,12 +258,12 @@ class BatchSequentialPPO:
             old = flat_old.index_select(layout.agent_axis, agents)
             # (b) one clipped surrogate for all agents of the batch together
             for _ in range(cfg.epochs):
-                for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
+                for idx in self._actor_minibatches(layout.units):
                     dist, independent = self._distributions(
                         layout.take(flat_obs, idx),
                         layout.take(flat_avail, idx),
                         agents,
-                        {k: layout.take(v, idx) for k, v in context.items()},
+                        {**{k: layout.take(v, idx) for k, v in context.items()}, **fixed},
                         layout.memory(idx),
                     )
                     loss, ratio, entropy = self._policy_loss(
@@ -263,11 +276,20 @@ class BatchSequentialPPO:
                     policy_losses.append(loss.detach())
                     entropies.append(entropy.detach().mean())
                     clip_fracs.append(((ratio.detach() - 1).abs() > cfg.clip).float().mean())
-            # (c) fold this batch's new/old ratios into the correction
-            batch_ratio = self.batch_ratio(
-                flat_obs, flat_avail, flat_actions, flat_old, agents, context, layout
-            )
-            rho = batch_ratio if rho is None else rho * batch_ratio
+            # (c) fold this batch's new/old ratios into the correction (the last batch's
+            # only for the joint gain or a readout's teacher)
+            if k < len(batches) - 1 or joint_gain or teacher is not None:
+                batch_ratio = self.batch_ratio(
+                    flat_obs,
+                    flat_avail,
+                    flat_actions,
+                    flat_old,
+                    agents,
+                    {**context, **fixed},
+                    layout,
+                    teacher,
+                )
+                rho = batch_ratio if rho is None else rho * batch_ratio
         _requires_grad(self.torso, True)
         if self.torso_optim is not None:
             stats["torso_loss"] = self.update_torso(
@@ -288,20 +310,22 @@ class BatchSequentialPPO:
                     self.distill_coef,
                     flat_obs,
                     flat_avail,
-                    context,
+                    {**context, **fixed},
                     layout,
                     cfg.epochs,
                     cfg.minibatches,
+                    teacher,
                 )
             )
         if kls:
             stats["distill_kl"] = _mean(kls)
-        joint_gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
+        if joint_gain:
+            gain = float(((rho - 1.0) * normalize(base_adv)).mean()) if rho is not None else 0.0
+            stats["joint_ratio_gain"] = gain
         stats.update(
             policy_loss=_mean(policy_losses),
             entropy=_mean(entropies),
             clip_fraction=_mean(clip_fracs),
-            joint_ratio_gain=joint_gain,
             n_batches=float(len(plan.batches)),
         )
         return stats
@@ -333,7 +357,7 @@ class BatchSequentialPPO:
         _requires_grad(self.heads + self.readout, False)
         try:
             for _ in range(cfg.epochs):
-                for idx in minibatch_indices(layout.units, cfg.minibatches, self.generator):
+                for idx in self._actor_minibatches(layout.units):
                     dist, independent = self._distributions(
                         layout.take(obs, idx),
                         layout.take(avail, idx),
@@ -352,6 +376,13 @@ class BatchSequentialPPO:
         finally:
             _requires_grad(self.heads + self.readout, True)
         return _mean(losses)
+
+    def _actor_minibatches(self, units: int) -> list[torch.Tensor | None]:
+        """The actor passes' minibatches: ``[None]`` (all samples in place, no copy) for
+        one minibatch, else shuffled index tensors (:func:`minibatch_indices`)."""
+        if self.config.minibatches <= 1:
+            return [None]
+        return minibatch_indices(units, self.config.minibatches, self.generator)
 
     def _distributions(
         self, obs, avail, agents, context: dict, memory: dict
@@ -426,17 +457,24 @@ class BatchSequentialPPO:
         agents,
         context: dict,
         layout: FlatLayout | None = None,
+        teacher: TeacherParts | None = None,
     ) -> torch.Tensor:
         """``prod_{i in agents} pi_i^new(a_i) / pi_i^old(a_i)`` per step, ``[T, E]``.
 
         ``obs``... are arranged by ``layout`` (flat ``[T * E, ...]`` when ``None``;
-        then the result stays flat ``[T * E]``).
+        then the result stays flat ``[T * E]``). ``teacher``: also keep the forward
+        for a readout ``pi_ind``'s distillation (:class:`TeacherParts`).
         """
         axis = 1 if layout is None else layout.agent_axis
         memory = {} if layout is None else layout.memory()
-        log_p = self.actor.distribution(obs, avail, agents=agents, **context, **memory).log_prob(
-            actions.index_select(axis, agents)
-        )
+        if teacher is None:
+            dist = self.actor.distribution(obs, avail, agents=agents, **context, **memory)
+        else:
+            parts = self.actor.readout_inputs(obs, avail, agents=agents, **context, **memory)
+            teacher.add(agents, parts)
+            out, _, term, avail_rows = parts
+            dist = self.actor.sequential_distribution(out, term, avail_rows, agents)
+        log_p = dist.log_prob(actions.index_select(axis, agents))
         ratio = torch.exp((log_p - old_log_probs.index_select(axis, agents)).sum(-1))
         return ratio if layout is None else layout.restore(ratio)
 

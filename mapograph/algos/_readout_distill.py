@@ -11,6 +11,11 @@ matmul per direction.
 
 Minibatches are contiguous slices of the layout's units (no draw from the optimizer's
 generator), so the rest of training is the same with or without the head.
+
+Where ``pi_seq`` has no shared torso, an agent's parameters are final once its batch
+is updated, so the optimizer's own no-grad forward of each batch (the one that gives
+the batch's new/old ratios) is the teacher already: :class:`TeacherParts` gathers
+those forwards, and the teacher pass is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +25,45 @@ from torch.distributions import kl_divergence
 
 from mapograph.algos._chunks import FlatLayout
 from mapograph.policies import DAGActor, MaskedCategorical, MaskedDiagGaussian, masked_logits
+
+
+class TeacherParts:
+    """``pi_seq``'s no-grad forward of every agent, gathered batch by batch.
+
+    :meth:`add` takes one batch's ``(out, hidden, term, avail)`` (agents on
+    ``agent_axis``, as :meth:`~mapograph.policies.DAGActor.readout_inputs` returns
+    them; a ``None`` parent term is zero); :attr:`parts` is the same four for all
+    ``n_agents`` once every agent was added (``None`` before).
+
+    Args:
+        n_agents: agents ``N``.
+        agent_axis: the agents' axis of the layout (1 flat, 2 chunks).
+    """
+
+    def __init__(self, n_agents: int, agent_axis: int) -> None:
+        self.n_agents = n_agents
+        self.axis = agent_axis
+        self._full: list[torch.Tensor | None] = [None] * 4
+        self._covered = 0
+
+    def add(self, agents: torch.Tensor, parts: tuple) -> None:
+        """Store the forward ``parts`` of ``agents`` (each agent once)."""
+        for slot, x in enumerate(parts):
+            if x is None:
+                continue  # no parent term for these agents (zero), or no avail mask
+            if self._full[slot] is None:
+                shape = list(x.shape)
+                shape[self.axis] = self.n_agents
+                self._full[slot] = x.new_zeros(shape)
+            self._full[slot].index_copy_(self.axis, agents, x)
+        self._covered += int(agents.numel())
+
+    @property
+    def parts(self) -> tuple | None:
+        """``(out, hidden, term, avail)`` of all agents, or ``None`` while some are missing."""
+        if self._full[0] is None or self._covered != self.n_agents:
+            return None
+        return tuple(self._full)
 
 
 def agent_major(x: torch.Tensor | None, layout: FlatLayout) -> torch.Tensor | None:
@@ -46,16 +90,22 @@ def distill_readout(
     layout: FlatLayout,
     epochs: int,
     minibatches: int,
+    teacher: TeacherParts | None = None,
 ) -> torch.Tensor:
     """Fit ``actor``'s readout head to the current ``pi_seq``; returns the mean KL.
 
     ``obs``, ``avail`` and ``context`` (the parents' messages) are arranged by
     ``layout`` as in :meth:`~mapograph.algos.BatchSequentialPPO.update`; ``optim``
-    steps the head's parameters for all agents.
+    steps the head's parameters for all agents. ``teacher``: the current ``pi_seq``'s
+    forward gathered during the batch loop (its complete :attr:`TeacherParts.parts`
+    replace the teacher pass).
     """
     d = actor.readout.out_features
     with torch.no_grad():  # the teacher and the features are fixed
-        out, hidden, term, avail = actor.readout_inputs(obs, avail, **context, **layout.memory())
+        parts = None if teacher is None else teacher.parts
+        if parts is None:
+            parts = actor.readout_inputs(obs, avail, **context, **layout.memory())
+        out, hidden, term, avail = parts
         teacher = actor.sequential_distribution(out, term, avail)
         if actor.continuous:
             fixed = [agent_major(t, layout) for t in (teacher.loc, teacher.scale, teacher.mask)]

@@ -107,9 +107,12 @@ class Schedule:
         single_batch: every plan is one batch (then ``share_params`` gives one network for
             all agents; otherwise a shared torso under per-agent heads).
         requires: config fields that must be set (e.g. ``("fixed_partition",)``).
+        uses_joint_gain: :meth:`learn` reads the update's ``joint_ratio_gain`` (the
+            optimizer computes it only then).
     """
 
     uses_dag: ClassVar[bool] = False
+    uses_joint_gain: ClassVar[bool] = False
     uses_order: ClassVar[bool] = False
     single_batch: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
@@ -379,6 +382,8 @@ def agent_features(obs: torch.Tensor, n_agents: int) -> torch.Tensor:
 class LearnedDAG(DAGSchedule):
     """B2MAPO's upper layer: a DAG generator proposes the DAG and learns from its payoff."""
 
+    uses_joint_gain = True
+
     def __init__(self, context: ScheduleContext) -> None:
         super().__init__(context)
         from mapograph.algos._upper import DAGUpperLayer
@@ -438,13 +443,22 @@ class LearnedDAG(DAGSchedule):
             self.upper.observe(self.estimate)  # a cumulative mean must see every iteration
         self.features = agent_features(data.rollout.obs, self.n_agents)
         if fitted and self.refit.adaptive:
-            self.refit.fitted(self.upper.mode_edges(self.features))
+            self.refit.fitted(self.upper.mode_edges(self.features), self._prior_mode())
         return {
             **out,
             "upper_fitted": float(fitted),
             "upper_period": float(self.refit.period),
             "estimator_fitted": float(estimated),
         }
+
+    def _prior_mode(self) -> frozenset | None:
+        """What the generator's skeleton follows, where it follows it (``prior_offset``):
+        the running estimate's strong pairs and the estimator's order (else ``None``)."""
+        from mapograph.algos._estimators import Interdependence
+
+        if not self.upper.prior_offset or self.estimate is None:
+            return None
+        return estimate_mode(Interdependence(self.upper.interaction, order=self.estimate.order))
 
     def _estimate(self, data: ScheduleData) -> bool:
         """Train the estimator when due (it rests while its skeleton and order hold);

@@ -39,6 +39,13 @@ from mapograph.policies._parent_encoding import action_vectors, build_parent_enc
 from mapograph.policies._stacked import StackedLinear
 
 
+def receivers_of(edge_index: torch.Tensor | None) -> torch.Tensor | None:
+    """The agents with at least one parent in ``edge_index`` (sorted), ``None`` without edges."""
+    if edge_index is None or edge_index.numel() == 0:
+        return None
+    return edge_index[1].unique()
+
+
 class DAGActor(nn.Module):
     """Per-agent actor conditioned on the actions of its parents in a DAG.
 
@@ -115,6 +122,7 @@ class DAGActor(nn.Module):
         self.parent_obs: StackedLinear | None = None
         if parent_obs:
             self.parent_obs = StackedLinear(n_agents, obs_dim, hidden)
+        self._decoding_cache: tuple | None = None  # see _decoding
         self.readout: StackedLinear | None = None
         if readout:
             with torch.random.fork_rng(devices=[]):  # zero weights: no draw shifts the others
@@ -130,24 +138,61 @@ class DAGActor(nn.Module):
             return {}
         return {"messages": self.parent_messages(actions, edge_index)}
 
-    def parent_messages(self, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def parent_messages(
+        self,
+        actions: torch.Tensor,
+        edge_index: torch.Tensor,
+        batched: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Messages ``[..., N, D]``: for every agent, the sum of its parents' encodings.
 
         Args:
             actions: ``[..., N]`` long joint actions (continuous: ``[..., N, d]``; only
                 parents' entries matter).
             edge_index: ``[2, e]`` DAG edges ``i -> j`` between agents.
+            batched: ``edge_index`` already repeated for every sample (optional).
         """
         n = self.n_agents
         vectors, lead = action_vectors(actions, n, self.n_actions, self.continuous)
         x = self.encode(vectors)  # [B, N, D]
         batch = x.shape[0]
-        offsets = (torch.arange(batch, device=actions.device) * n).repeat_interleave(
-            edge_index.shape[1]
-        )
-        batched = edge_index.repeat(1, batch) + offsets
+        if batched is None:
+            batched = self._batched_edges(edge_index, batch)
         messages = self.aggregate(x.reshape(batch * n, -1), batched)
         return messages.reshape(*lead, n, -1)
+
+    def _batched_edges(self, edge_index: torch.Tensor, batch: int) -> torch.Tensor:
+        """``edge_index`` repeated for ``batch`` disjoint copies of the agent graph."""
+        offsets = (torch.arange(batch, device=edge_index.device) * self.n_agents)
+        return edge_index.repeat(1, batch) + offsets.repeat_interleave(edge_index.shape[1])
+
+    def _decoding(self, batches, edge_index, samples: int, device) -> list[tuple]:
+        """Per batch of a plan: ``(agents, batched edges into the batch or None, the
+        agents with a parent, their positions in the batch or None when all have one)``.
+
+        Built once per plan and kept while the same ``batches`` and ``edge_index``
+        objects come back (every step of a rollout), so that sequential decoding does
+        no per-step index work.
+        """
+        key = (samples, str(device))
+        cached = self._decoding_cache
+        if cached is not None and cached[0] is batches and cached[1] is edge_index:
+            if cached[2] == key:
+                return cached[3]
+        steps = []
+        for batch in batches:
+            agents = torch.as_tensor(batch, dtype=torch.long, device=device)
+            into = edge_index[:, torch.isin(edge_index[1], agents)]
+            if into.numel() == 0:
+                steps.append((agents, None, None, None))
+                continue
+            rows = torch.isin(agents, into[1]).nonzero().squeeze(-1)
+            takers = agents.index_select(0, rows)
+            if rows.numel() == agents.numel():
+                rows = None
+            steps.append((agents, self._batched_edges(into, samples), takers, rows))
+        self._decoding_cache = (batches, edge_index, key, steps)
+        return steps
 
     def logits(
         self,
@@ -159,6 +204,7 @@ class DAGActor(nn.Module):
         messages: torch.Tensor | None = None,
         h0: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
+        receivers: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Masked logits ``[..., N, n_actions]`` given the parents' actions (discrete only).
 
@@ -167,7 +213,7 @@ class DAGActor(nn.Module):
         if self.continuous:
             raise TypeError("a continuous actor has no logits: use distribution()")
         out, _, term, avail = self._parts(
-            obs, avail, agents, parent_actions, edge_index, messages, h0, starts
+            obs, avail, agents, parent_actions, edge_index, messages, h0, starts, receivers
         )
         return masked_logits(out if term is None else out + term, avail)
 
@@ -181,6 +227,7 @@ class DAGActor(nn.Module):
         messages: torch.Tensor | None = None,
         h0: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
+        receivers: torch.Tensor | None = None,
     ) -> MaskedCategorical | MaskedDiagGaussian:
         """Every agent's action distribution given the parents' actions.
 
@@ -195,9 +242,12 @@ class DAGActor(nn.Module):
                 ``parent_actions``/``edge_index``.
             h0: a recurrent actor's hidden states (see :meth:`Actor.features`).
             starts: a recurrent actor's episode starts (see :meth:`Actor.features`).
+            receivers: the agents that have a parent in the DAG (:func:`receivers_of`;
+                optional): the parent head runs on their rows only, the others' term
+                being exactly zero (a zero message through a bias-free head).
         """
         out, _, term, avail = self._parts(
-            obs, avail, agents, parent_actions, edge_index, messages, h0, starts
+            obs, avail, agents, parent_actions, edge_index, messages, h0, starts, receivers
         )
         return self.sequential_distribution(out, term, avail, agents)
 
@@ -209,6 +259,7 @@ class DAGActor(nn.Module):
         messages: torch.Tensor | None = None,
         h0: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
+        receivers: torch.Tensor | None = None,
     ) -> tuple[MaskedCategorical | MaskedDiagGaussian, MaskedCategorical | MaskedDiagGaussian]:
         """``(pi_seq, independent)`` from one forward pass.
 
@@ -218,7 +269,9 @@ class DAGActor(nn.Module):
         head, the readout ``pi_ind`` (:meth:`independent`). Arguments as in
         :meth:`distribution`.
         """
-        out, hidden, term, avail = self._parts(obs, avail, agents, None, None, messages, h0, starts)
+        out, hidden, term, avail = self._parts(
+            obs, avail, agents, None, None, messages, h0, starts, receivers
+        )
         seq = self.sequential_distribution(out, term, avail, agents)
         if self.readout is not None:
             return seq, self.readout_distribution(out, hidden, avail, agents)
@@ -232,11 +285,14 @@ class DAGActor(nn.Module):
         messages: torch.Tensor | None = None,
         h0: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
+        agents: torch.Tensor | None = None,
+        receivers: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """``(out, hidden, term, avail)`` of all agents without gradient: what the readout
-        head is distilled on (:meth:`readout_distribution`) and its teacher ``pi_seq``
-        (:meth:`sequential_distribution`). Arguments as in :meth:`distribution`."""
-        return self._parts(obs, avail, None, None, None, messages, h0, starts)
+        """``(out, hidden, term, avail)`` of ``agents`` (all when ``None``) without
+        gradient: what the readout head is distilled on (:meth:`readout_distribution`)
+        and its teacher ``pi_seq`` (:meth:`sequential_distribution`). Arguments as in
+        :meth:`distribution`."""
+        return self._parts(obs, avail, agents, None, None, messages, h0, starts, receivers)
 
     def sequential_distribution(
         self,
@@ -287,12 +343,14 @@ class DAGActor(nn.Module):
         return MaskedCategorical(masked_logits(out.detach() + shift, avail))
 
     def _parent_term(
-        self, agents, parent_actions, edge_index, messages, obs=None
+        self, agents, parent_actions, edge_index, messages, obs=None, receivers=None
     ) -> torch.Tensor | None:
         """The parent head's output for ``agents`` (``None`` without parents).
 
         ``obs``: ``agents``' observations; with ``parent_obs`` they modulate the head's
         hidden units, so the answer to a parent's action can depend on what the agent sees.
+        ``receivers``: the agents with a parent; the head runs on those rows only (the
+        others' term is exactly zero) and ``None`` comes back when none is among ``agents``.
         """
         if (
             messages is None
@@ -303,19 +361,40 @@ class DAGActor(nn.Module):
             messages = self.parent_messages(parent_actions, edge_index)
         if messages is None:
             return None
+        rows = None  # positions in `agents` whose term is computed (None: all)
+        if receivers is not None:
+            if agents is None:
+                agents = torch.arange(self.n_agents, device=messages.device)
+            rows = torch.isin(agents, receivers).nonzero().squeeze(-1)
+            if rows.numel() == 0:
+                return None
+            if rows.numel() == agents.numel():
+                rows = None
+            else:
+                agents_all, agents = agents, agents.index_select(0, rows)
+                obs = None if obs is None else obs.index_select(-2, rows)
         if agents is not None:
             messages = messages.index_select(-2, agents)
         hidden = torch.tanh(self.parent_hidden(messages, agents))
         if self.parent_obs is not None and obs is not None:
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
-        return self.parent_out(hidden, agents)
+        term = self.parent_out(hidden, agents)
+        if rows is None:
+            return term
+        shape = list(term.shape)
+        shape[-2] = agents_all.numel()
+        return term.new_zeros(shape).index_copy(-2, rows, term)
 
-    def _parts(self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts):
+    def _parts(
+        self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts, receivers=None
+    ):
         """One forward of ``agents``: the inner actor's output, its last hidden layer, the
         parent head's term (``None`` without parents) and the agents' ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         out, hidden = self.base.features_with_hidden(obs_sel, agents, h0, starts)
-        term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel)
+        term = self._parent_term(
+            agents, parent_actions, edge_index, messages, obs_sel, receivers
+        )
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
         return out, hidden, term, avail
@@ -373,14 +452,17 @@ class DAGActor(nn.Module):
         base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for batch in batches:
-            agents = torch.as_tensor(batch, dtype=torch.long, device=obs.device)
-            into_batch = torch.isin(edge_index[1], agents)
+        samples = actions[..., 0].numel()
+        for agents, batched, takers, rows in self._decoding(
+            batches, edge_index, samples, obs.device
+        ):
             logits = base_logits.index_select(-2, agents)
-            if bool(into_batch.any()):
-                messages = self.parent_messages(actions, edge_index[:, into_batch])
-                obs_sel = obs.index_select(-2, agents)
-                logits = logits + self._parent_term(agents, None, None, messages, obs_sel)
+            if batched is not None:
+                messages = self.parent_messages(actions, edge_index, batched)
+                term = self._parent_term(
+                    takers, None, None, messages, obs.index_select(-2, takers)
+                )
+                logits = logits + term if rows is None else logits.index_add(-2, rows, term)
             if avail is not None:
                 logits = masked_logits(logits, avail.index_select(-2, agents))
             a, lp = sample_categorical(logits, deterministic, generator, epsilon)
@@ -396,15 +478,19 @@ class DAGActor(nn.Module):
             return sample_gaussian(self.base.gaussian(out, avail, None), deterministic, generator)
         actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for batch in batches:
-            agents = torch.as_tensor(batch, dtype=torch.long, device=obs.device)
-            into_batch = torch.isin(edge_index[1], agents)
+        samples = log_probs[..., 0].numel()
+        for agents, batched, takers, rows in self._decoding(
+            batches, edge_index, samples, obs.device
+        ):
             shift = None
-            if bool(into_batch.any()):
-                messages = self.parent_messages(actions, edge_index[:, into_batch])
-                shift = self._parent_term(
-                    agents, None, None, messages, obs.index_select(-2, agents)
+            if batched is not None:
+                messages = self.parent_messages(actions, edge_index, batched)
+                term = self._parent_term(
+                    takers, None, None, messages, obs.index_select(-2, takers)
                 )
+                shift = term if rows is None else term.new_zeros(
+                    (*term.shape[:-2], agents.numel(), term.shape[-1])
+                ).index_copy(-2, rows, term)
             dist = self.base.gaussian(
                 out.index_select(-2, agents),
                 None if avail is None else avail.index_select(-2, agents),

@@ -305,7 +305,9 @@ class Trainer:
 
         # 4. batch-by-batch update of the policy being optimized
         start = time.perf_counter()
-        stats = algo.optimizer.update(rollout, self.plan, values, data.advantages)
+        stats = algo.optimizer.update(
+            rollout, self.plan, values, data.advantages, algo.schedule.uses_joint_gain
+        )
         policy_done = time.perf_counter()
 
         # 5. the schedule learns from the update (B2MAPO's upper layer)
