@@ -480,6 +480,37 @@ def test_refit_schedule_doubles_its_period_while_the_dag_holds_and_resets_when_i
         mg.TrainConfig(algo="b2mapo", upper_max_period=0)
 
 
+def test_refit_schedule_counts_a_held_prior_as_held_even_when_the_dag_wanders():
+    """With the prior given (the generator sits on it), a fit whose prior changed in at
+    most PRIOR_TOLERANCE of its elements backs off although the mode DAG changed; a
+    larger change, or no prior, falls back to the DAG rule. The prior is checkpointed."""
+    from mapograph.algos._upper import PRIOR_TOLERANCE, RefitSchedule
+
+    prior = frozenset((i, i + 1) for i in range(100))
+    nudged = (prior - {(0, 1)}) | {(0, 2)}  # 2 of 101 elements differ
+    moved = (prior - {(i, i + 1) for i in range(5)}) | {(i, i + 2) for i in range(5)}
+    assert len(nudged ^ prior) / len(nudged | prior) <= PRIOR_TOLERANCE
+    assert len(moved ^ prior) / len(moved | prior) > PRIOR_TOLERANCE
+    dags = [frozenset({(0, k)}) for k in range(1, 6)]  # a different mode DAG every fit
+    refit = RefitSchedule(max_period=8)
+    refit.fitted(dags[0], prior)
+    refit.fitted(dags[1], nudged)
+    assert refit.period == 2  # the prior held: backs off
+    refit.fitted(dags[2], moved)
+    assert refit.period == 1  # the prior moved
+    again = RefitSchedule(max_period=8)
+    again.load_state_dict(refit.state_dict())
+    assert again.last_prior == moved and again.last == dags[2]
+    plain = RefitSchedule(max_period=8)
+    plain.fitted(dags[0])
+    plain.fitted(dags[1])
+    assert plain.period == 1  # no prior: the DAG rule alone
+    old = refit.state_dict()
+    del old["last_prior"]  # a checkpoint from before the prior rule
+    again.load_state_dict(old)
+    assert again.last_prior is None
+
+
 def _generator_state(schedule) -> list[torch.Tensor]:
     upper = [*schedule.upper.net.parameters(), *schedule.upper.critic.parameters()]
     return [p.detach().clone() for p in upper]

@@ -196,3 +196,74 @@ def test_parent_obs_keeps_the_reductions_exact():
     decoded, _ = actor.act(obs, deterministic=True, batches=[[0, 1], [2]], edge_index=edge_index)
     answered = actor.logits(obs, parent_actions=decoded, edge_index=edge_index)
     assert torch.equal(decoded, answered.argmax(-1))  # sequential decoding reads the same head
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("parent_obs", [False, True])
+def test_parentless_agents_skip_the_parent_head_with_the_same_result(continuous, parent_obs):
+    """``receivers`` runs the parent head on the agents with a parent only: the others'
+    term is exactly zero anyway, so distributions and gradients are the same (where no
+    agent has a parent the head is not used at all: no gradient instead of a zero one)."""
+    from mapograph.policies._dag_actor import receivers_of
+
+    torch.manual_seed(0)
+    n, obs_dim, d = 6, 5, 3
+    actor = DAGActor(n, obs_dim, d, hidden=8, continuous=continuous, parent_obs=parent_obs)
+    with torch.no_grad():
+        actor.parent_out.weight.normal_()  # zero at init: make the parents matter
+    edge_index = torch.tensor([[0, 1, 0], [2, 3, 3]])
+    obs = torch.randn(7, n, obs_dim)
+    actions = torch.randn(7, n, d) if continuous else torch.randint(0, d, (7, n))
+    messages = actor.parent_messages(actions, edge_index)
+    receivers = receivers_of(edge_index)
+    assert receivers.tolist() == [2, 3] and receivers_of(edge_index[:, :0]) is None
+    for agents in (None, torch.tensor([1, 2, 5]), torch.tensor([3, 2]), torch.tensor([0, 4])):
+        results = []
+        for kw in ({}, {"receivers": receivers}):
+            actor.zero_grad()
+            dist = actor.distribution(obs, None, agents, messages=messages, **kw)
+            mean = dist.loc if continuous else dist.logits
+            mean.pow(2).sum().backward()
+            # unused (no receiver among the agents): no gradient, the zero it was before
+            grads = [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                for p in actor.parent_hidden.parameters()
+            ]
+            results.append((mean.detach(), grads))
+        (full, g_full), (skip, g_skip) = results
+        torch.testing.assert_close(skip, full, rtol=0, atol=1e-6)
+        for a, b in zip(g_full, g_skip):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_sequential_decoding_follows_a_new_plan(continuous):
+    """Decoding keeps its per-plan index work between steps; a new plan (other batches or
+    edges) is decoded as by an actor that never saw the old one."""
+    import copy
+
+    torch.manual_seed(0)
+    n, obs_dim, d = 5, 4, 3
+    actor = DAGActor(n, obs_dim, d, hidden=8, continuous=continuous)
+    with torch.no_grad():
+        actor.parent_out.weight.normal_(std=3.0)
+    fresh = copy.deepcopy(actor)
+    obs = torch.randn(6, n, obs_dim)
+    plan_a = ([[0, 1], [2, 3, 4]], torch.tensor([[0, 1], [2, 4]]))
+    plan_b = ([[3], [0, 1, 2], [4]], torch.tensor([[3, 3, 1], [0, 2, 4]]))
+
+    def act(policy, plan, seed):
+        batches, edges = plan
+        gen = torch.Generator().manual_seed(seed)
+        return policy.act(obs, None, generator=gen, batches=batches, edge_index=edges)
+
+    for seed in range(2):  # the same plan objects again: the kept index work is reused
+        act(actor, plan_a, seed)
+    for seed in range(2):
+        got, expected = act(actor, plan_b, seed), act(fresh, plan_b, seed)
+        for x, y in zip(got, expected):
+            torch.testing.assert_close(x, y)
+    # the parent term reaches the children: decoding without edges differs
+    gen = torch.Generator().manual_seed(0)
+    unconditioned = actor.act(obs, None, generator=gen)[1]
+    assert not torch.allclose(unconditioned, act(actor, plan_b, 0)[1])

@@ -224,3 +224,54 @@ def test_the_readout_folds_into_a_plain_actor_for_deployment(env_id, kw):
     before = [p.clone() for p in plain.parameters()]
     trainer.train_iteration()
     assert all(torch.equal(p, q) for p, q in zip(before, plain.parameters()))
+
+
+def test_the_readout_teacher_gathered_from_the_batch_passes_equals_a_teacher_pass(monkeypatch):
+    """Without a shared torso each batch's ratio forward is the final pi_seq for its agents:
+    gathering those replaces the teacher pass and distils the same head."""
+    from mapograph.algos import _readout_distill
+
+    runs = {}
+    for gathered in (True, False):
+        if not gathered:  # as before: the gathered parts are never complete
+            monkeypatch.setattr(_readout_distill.TeacherParts, "parts", property(lambda s: None))
+        trainer = make_trainer("coordination:random-8", total_steps=8 * 16 * 4)
+        trainer.train()
+        assert len(trainer.plan.batches) > 1
+        runs[gathered] = trainer
+    new, old = (_params(runs[g]) for g in (True, False))
+    for key, value in old.items():
+        torch.testing.assert_close(new[key], value, rtol=1e-5, atol=1e-6)
+    assert runs[True].actor.readout.weight.abs().sum() > 0
+
+
+def test_only_a_learned_dag_pays_for_the_joint_gain(monkeypatch):
+    """The last batch's ratio pass serves only the upper layer's reward: HAPPO and MAPPO skip
+    it (no joint_ratio_gain) and train exactly as with it; B2MAPO reports it."""
+    from mapograph.algos._schedules import Schedule
+
+    def train(algo, **kw):
+        env = mg.envs.make("coordination:chain-4", num_envs=4, seed=0)
+        cfg = mg.TrainConfig(
+            algo=algo,
+            rollout_length=8,
+            total_steps=4 * 8 * 3,
+            seed=0,
+            progress=False,
+            tensorboard=False,
+            **kw,
+        )
+        trainer = mg.Trainer(env, cfg)
+        trainer.train()
+        return trainer
+
+    for algo in ("happo", "mappo"):
+        skipped = train(algo)
+        assert "joint_ratio_gain" not in skipped.history[-1]
+        monkeypatch.setattr(Schedule, "uses_joint_gain", True)
+        computed = train(algo)
+        monkeypatch.undo()
+        assert "joint_ratio_gain" in computed.history[-1]
+        a, b = _params(skipped), _params(computed)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "joint_ratio_gain" in train("b2mapo").history[-1]

@@ -163,7 +163,7 @@ class DAGActor(nn.Module):
 
     def _batched_edges(self, edge_index: torch.Tensor, batch: int) -> torch.Tensor:
         """``edge_index`` repeated for ``batch`` disjoint copies of the agent graph."""
-        offsets = (torch.arange(batch, device=edge_index.device) * self.n_agents)
+        offsets = torch.arange(batch, device=edge_index.device) * self.n_agents
         return edge_index.repeat(1, batch) + offsets.repeat_interleave(edge_index.shape[1])
 
     def _decoding(self, batches, edge_index, samples: int, device) -> list[tuple]:
@@ -176,9 +176,13 @@ class DAGActor(nn.Module):
         """
         key = (samples, str(device))
         cached = self._decoding_cache
-        if cached is not None and cached[0] is batches and cached[1] is edge_index:
-            if cached[2] == key:
-                return cached[3]
+        if (
+            cached is not None
+            and cached[0] is batches
+            and cached[1] is edge_index
+            and cached[2] == key
+        ):
+            return cached[3]
         steps = []
         for batch in batches:
             agents = torch.as_tensor(batch, dtype=torch.long, device=device)
@@ -392,9 +396,7 @@ class DAGActor(nn.Module):
         parent head's term (``None`` without parents) and the agents' ``avail`` rows."""
         obs_sel = obs if agents is None else obs.index_select(-2, agents)
         out, hidden = self.base.features_with_hidden(obs_sel, agents, h0, starts)
-        term = self._parent_term(
-            agents, parent_actions, edge_index, messages, obs_sel, receivers
-        )
+        term = self._parent_term(agents, parent_actions, edge_index, messages, obs_sel, receivers)
         if avail is not None and agents is not None:
             avail = avail.index_select(-2, agents)
         return out, hidden, term, avail
@@ -459,9 +461,7 @@ class DAGActor(nn.Module):
             logits = base_logits.index_select(-2, agents)
             if batched is not None:
                 messages = self.parent_messages(actions, edge_index, batched)
-                term = self._parent_term(
-                    takers, None, None, messages, obs.index_select(-2, takers)
-                )
+                term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
                 logits = logits + term if rows is None else logits.index_add(-2, rows, term)
             if avail is not None:
                 logits = masked_logits(logits, avail.index_select(-2, agents))
@@ -485,12 +485,14 @@ class DAGActor(nn.Module):
             shift = None
             if batched is not None:
                 messages = self.parent_messages(actions, edge_index, batched)
-                term = self._parent_term(
-                    takers, None, None, messages, obs.index_select(-2, takers)
+                term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
+                shift = (
+                    term
+                    if rows is None
+                    else term.new_zeros(
+                        (*term.shape[:-2], agents.numel(), term.shape[-1])
+                    ).index_copy(-2, rows, term)
                 )
-                shift = term if rows is None else term.new_zeros(
-                    (*term.shape[:-2], agents.numel(), term.shape[-1])
-                ).index_copy(-2, rows, term)
             dist = self.base.gaussian(
                 out.index_select(-2, agents),
                 None if avail is None else avail.index_select(-2, agents),
