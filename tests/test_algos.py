@@ -310,3 +310,26 @@ def test_b2mapo_beyond_64_agents_uses_sparse_candidates_and_linear_parent_messag
     assert type(trainer.actor.encode).__name__ == "EmbeddedEncoding"
     with pytest.raises(ValueError, match="generator_candidates"):
         mg.TrainConfig(generator_candidates=0)
+
+
+def test_agent_masked_adam_shares_one_step_count_and_keeps_it_through_a_checkpoint():
+    """One per-agent step tensor serves every parameter (one update per step, not one per
+    parameter); it survives state_dict/load_state_dict as one shared float64 tensor."""
+    from mapograph.algos._masked_adam import AgentMaskedAdam
+
+    params = [torch.nn.Parameter(torch.randn(4, 3, 2)), torch.nn.Parameter(torch.randn(4, 5))]
+    opt = AgentMaskedAdam(params, 4, lr=1e-2, max_grad_norm=1.0)
+    for agents in (torch.tensor([0, 2]), None, torch.tensor([2])):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step(agents)
+    assert opt.steps.tolist() == [2.0, 1.0, 3.0, 1.0]
+    again = AgentMaskedAdam([torch.nn.Parameter(p.detach().clone()) for p in params], 4, lr=1e-2)
+    again.load_state_dict(opt.state_dict())
+    states = list(again.state.values())
+    assert all(s["agent_step"] is states[0]["agent_step"] for s in states)
+    assert again.steps.dtype == torch.float64 and again.steps.tolist() == [2.0, 1.0, 3.0, 1.0]
+    for p in again._params():
+        p.grad = torch.ones_like(p)
+    again.step(torch.tensor([1]))
+    assert again.steps.tolist() == [2.0, 2.0, 3.0, 1.0]

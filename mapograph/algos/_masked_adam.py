@@ -53,11 +53,15 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
         self.n_agents = n_agents
         self.max_grad_norm = max_grad_norm
+        # one step count per agent, the same tensor in every parameter's state
+        steps = torch.zeros(
+            n_agents, dtype=torch.float64, device=params[0].device if params else None
+        )
         for p in self._params():
             self.state[p] = {
                 "exp_avg": torch.zeros_like(p),
                 "exp_avg_sq": torch.zeros_like(p),
-                "agent_step": torch.zeros(n_agents, dtype=torch.float64, device=p.device),
+                "agent_step": steps,
             }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -75,18 +79,25 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         return self.state[self._params()[0]]["agent_step"]
 
     @torch.no_grad()
-    def agent_grad_norms(self) -> torch.Tensor:
-        """L2 norm of each agent's gradient over all parameters, ``[N]``."""
-        params = self._params()
-        total = torch.zeros(self.n_agents, dtype=torch.float32, device=params[0].device)
+    def agent_grad_norms(self, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """L2 norm of each agent's gradient over all parameters, ``[N]`` (``[len(agents)]``
+        for the rows of ``agents``)."""
+        params = [p for p in self._params() if p.grad is not None]
+        rows = self.n_agents if agents is None else agents.numel()
+        total = torch.zeros(rows, dtype=torch.float32, device=self._params()[0].device)
         for p in params:
-            if p.grad is not None:
-                total += p.grad.reshape(self.n_agents, -1).pow(2).sum(1).float()
+            g = p.grad if agents is None else p.grad.index_select(0, agents)
+            total += g.reshape(rows, -1).pow(2).sum(1).float()
         return total.sqrt()
 
     @torch.no_grad()
     def step(self, agents: torch.Tensor | None = None, closure: Any = None) -> Any:
-        """One Adam step on the rows of ``agents`` (LongTensor of ids; ``None``: all agents)."""
+        """One Adam step on the rows of ``agents`` (LongTensor of ids; ``None``: all agents).
+
+        The rows are gathered once per parameter and the Adam rule runs as ``torch._foreach``
+        operations over all parameters together (one kernel per operation instead of one
+        per parameter): the per-step overhead that a batch-by-batch update pays K times.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -98,32 +109,45 @@ class AgentMaskedAdam(torch.optim.Optimizer):
             if agents is None
             else agents.to(device=device, dtype=torch.long)
         )
-        scale = None
-        if self.max_grad_norm is not None:
-            norms = self.agent_grad_norms()
-            scale = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        for p in params:  # every agent in the batch counts a step, with or without a gradient
-            self.state[p]["agent_step"][agents] += 1
+        self.steps[agents] += 1  # every agent in the batch counts a step, gradient or not
         step = self.steps[agents]
+        rows = {p: p.grad.index_select(0, agents) for p in params if p.grad is not None}
+        scale = None
+        if self.max_grad_norm is not None and rows:
+            total = torch.zeros(agents.numel(), dtype=torch.float32, device=device)
+            for g in rows.values():
+                total += g.reshape(agents.numel(), -1).pow(2).sum(1).float()
+            scale = (self.max_grad_norm / (total.sqrt() + 1e-6)).clamp(max=1.0)
         for group in self.param_groups:
+            live = [p for p in group["params"] if p.grad is not None]
+            if not live:
+                continue
             beta1, beta2 = group["betas"]
             bias1 = (1 - beta1**step).float()
             bias2 = (1 - beta2**step).float()
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            shapes = [(-1,) + (1,) * (p.dim() - 1) for p in live]
+            grads = [rows[p] for p in live]
+            if scale is not None:
+                torch._foreach_mul_(
+                    grads, [scale.view(sh).to(p.dtype) for sh, p in zip(shapes, live)]
+                )
+            m_rows = [self.state[p]["exp_avg"].index_select(0, agents) for p in live]
+            v_rows = [self.state[p]["exp_avg_sq"].index_select(0, agents) for p in live]
+            torch._foreach_mul_(m_rows, beta1)
+            torch._foreach_add_(m_rows, grads, alpha=1 - beta1)
+            torch._foreach_mul_(v_rows, beta2)
+            torch._foreach_addcmul_(v_rows, grads, grads, value=1 - beta2)
+            denom = torch._foreach_div(v_rows, [bias2.view(sh) for sh in shapes])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, group["eps"])
+            update = torch._foreach_div(m_rows, [bias1.view(sh) for sh in shapes])
+            torch._foreach_mul_(update, group["lr"])
+            torch._foreach_div_(update, denom)
+            for p, m, v, u in zip(live, m_rows, v_rows, update):
                 state = self.state[p]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                g = p.grad[agents]
-                if scale is not None:
-                    g = g * scale[agents].view(shape).to(p.dtype)
-                m_rows = m[agents].mul_(beta1).add_(g, alpha=1 - beta1)
-                v_rows = v[agents].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                m[agents] = m_rows
-                v[agents] = v_rows
-                denom = (v_rows / bias2.view(shape)).sqrt_().add_(group["eps"])
-                p[agents] = p[agents] - group["lr"] * (m_rows / bias1.view(shape)) / denom
+                state["exp_avg"].index_copy_(0, agents, m)
+                state["exp_avg_sq"].index_copy_(0, agents, v)
+                p.index_add_(0, agents, u, alpha=-1)
         return loss
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -145,6 +169,8 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         if len(state_dict["state"]) != len(self._params()):
             raise ValueError("optimizer state does not match the parameters (different model?)")
         super().load_state_dict(state_dict)
-        for p in self._params():  # torch casts state to the parameter's dtype: counts stay float64
-            state = self.state[p]
-            state["agent_step"] = state["agent_step"].to(device=p.device, dtype=torch.float64)
+        params = self._params()
+        # torch casts state to the parameter's dtype: counts stay float64, one shared tensor
+        steps = self.state[params[0]]["agent_step"].to(device=params[0].device, dtype=torch.float64)
+        for p in params:
+            self.state[p]["agent_step"] = steps
