@@ -4,8 +4,10 @@
 ``j`` in the iteration's DAG restricted to edges that cross batches (within a batch
 all agents act at once, so an edge inside a batch carries no information at act time).
 
-Parents' actions reach agent ``j`` by message passing with a torch_geometric
-``SimpleConv`` (sum aggregation) over the DAG: node ``i`` sends an encoding of its
+Parents' actions reach agent ``j`` by message passing over the DAG, a sum
+aggregation along the agent axis for every sample at once (``index_add_``; it
+replaced torch_geometric's ``SimpleConv`` over a per-sample copy of the graph, same
+sums, 2-3x faster): node ``i`` sends an encoding of its
 action (:mod:`mapograph.policies._parent_encoding`: ``slots``, the one-hot of its
 action placed in slot ``i`` of an ``N * n_actions`` vector, so ``j`` receives which
 parent did what; or ``embedded``, a learned action embedding plus a per-agent
@@ -22,7 +24,7 @@ agents without parents still get exactly zero.
 
 Continuous actions: a parent's action reaches the child as a vector, its action
 clipped to ``[-1, 1]`` (padded dimensions zero), encoded the same way and summed by
-the same ``SimpleConv``; the parent head's output shifts the
+the same aggregation; the parent head's output shifts the
 child's Gaussian mean.
 """
 
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import SimpleConv
 
 from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._distributions import MaskedCategorical, detached, masked_logits
@@ -113,7 +114,6 @@ class DAGActor(nn.Module):
             normalize_input=normalize_input,
             activation=activation,
         )
-        self.aggregate = SimpleConv(aggr="sum")
         self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)
         self.parent_hidden = StackedLinear(n_agents, self.encode.size, hidden, bias=False)
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
@@ -138,43 +138,33 @@ class DAGActor(nn.Module):
             return {}
         return {"messages": self.parent_messages(actions, edge_index)}
 
-    def parent_messages(
-        self,
-        actions: torch.Tensor,
-        edge_index: torch.Tensor,
-        batched: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def parent_messages(self, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Messages ``[..., N, D]``: for every agent, the sum of its parents' encodings.
 
         Args:
             actions: ``[..., N]`` long joint actions (continuous: ``[..., N, d]``; only
                 parents' entries matter).
             edge_index: ``[2, e]`` DAG edges ``i -> j`` between agents.
-            batched: ``edge_index`` already repeated for every sample (optional).
         """
         n = self.n_agents
         vectors, lead = action_vectors(actions, n, self.n_actions, self.continuous)
         x = self.encode(vectors)  # [B, N, D]
-        batch = x.shape[0]
-        if batched is None:
-            batched = self._batched_edges(edge_index, batch)
-        messages = self.aggregate(x.reshape(batch * n, -1), batched)
+        source, target = edge_index
+        # every sample's parents summed at once along the agent axis: no per-sample copy of
+        # the graph; index_add_ is 2-3x faster than torch_geometric's SimpleConv or scatter
+        # on these shapes and gives the same sums (docs: design choices)
+        messages = x.new_zeros(x.shape).index_add_(1, target, x.index_select(1, source))
         return messages.reshape(*lead, n, -1)
 
-    def _batched_edges(self, edge_index: torch.Tensor, batch: int) -> torch.Tensor:
-        """``edge_index`` repeated for ``batch`` disjoint copies of the agent graph."""
-        offsets = torch.arange(batch, device=edge_index.device) * self.n_agents
-        return edge_index.repeat(1, batch) + offsets.repeat_interleave(edge_index.shape[1])
-
-    def _decoding(self, batches, edge_index, samples: int, device) -> list[tuple]:
-        """Per batch of a plan: ``(agents, batched edges into the batch or None, the
-        agents with a parent, their positions in the batch or None when all have one)``.
+    def _decoding(self, batches, edge_index, device) -> list[tuple]:
+        """Per batch of a plan: ``(agents, the edges into the batch or None, the agents
+        with a parent, their positions in the batch or None when all have one)``.
 
         Built once per plan and kept while the same ``batches`` and ``edge_index``
         objects come back (every step of a rollout), so that sequential decoding does
         no per-step index work.
         """
-        key = (samples, str(device))
+        key = str(device)
         cached = self._decoding_cache
         if (
             cached is not None
@@ -194,7 +184,7 @@ class DAGActor(nn.Module):
             takers = agents.index_select(0, rows)
             if rows.numel() == agents.numel():
                 rows = None
-            steps.append((agents, self._batched_edges(into, samples), takers, rows))
+            steps.append((agents, into, takers, rows))
         self._decoding_cache = (batches, edge_index, key, steps)
         return steps
 
@@ -454,13 +444,10 @@ class DAGActor(nn.Module):
         base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        samples = actions[..., 0].numel()
-        for agents, batched, takers, rows in self._decoding(
-            batches, edge_index, samples, obs.device
-        ):
+        for agents, into, takers, rows in self._decoding(batches, edge_index, obs.device):
             logits = base_logits.index_select(-2, agents)
-            if batched is not None:
-                messages = self.parent_messages(actions, edge_index, batched)
+            if into is not None:
+                messages = self.parent_messages(actions, into)
                 term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
                 logits = logits + term if rows is None else logits.index_add(-2, rows, term)
             if avail is not None:
@@ -478,13 +465,10 @@ class DAGActor(nn.Module):
             return sample_gaussian(self.base.gaussian(out, avail, None), deterministic, generator)
         actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        samples = log_probs[..., 0].numel()
-        for agents, batched, takers, rows in self._decoding(
-            batches, edge_index, samples, obs.device
-        ):
+        for agents, into, takers, rows in self._decoding(batches, edge_index, obs.device):
             shift = None
-            if batched is not None:
-                messages = self.parent_messages(actions, edge_index, batched)
+            if into is not None:
+                messages = self.parent_messages(actions, into)
                 term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
                 shift = (
                     term
