@@ -333,3 +333,30 @@ def test_agent_masked_adam_shares_one_step_count_and_keeps_it_through_a_checkpoi
         p.grad = torch.ones_like(p)
     again.step(torch.tensor([1]))
     assert again.steps.tolist() == [2.0, 2.0, 3.0, 1.0]
+
+
+def test_agent_masked_adam_steps_a_batch_of_every_agent_in_place_with_the_same_result():
+    """A batch holding all N agents (in any order) takes the in-place path: the same
+    parameters and moments as the gathering path on the same rows, and the gradients
+    are not scaled in place."""
+    from mapograph.algos._masked_adam import AgentMaskedAdam
+
+    torch.manual_seed(1)
+    first = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(4, 2, 2))]
+    second = [torch.nn.Parameter(p.detach().clone()) for p in first]
+    by_batch = AgentMaskedAdam(first, 4, lr=1e-2, max_grad_norm=0.1)
+    by_rows = AgentMaskedAdam(second, 4, lr=1e-2, max_grad_norm=0.1)
+    for step in range(4):
+        grads = [torch.randn_like(p) for p in first]
+        for p, g in zip(first, grads):
+            p.grad = g.clone()
+        for p, g in zip(second, grads):
+            p.grad = g.clone()
+        by_batch.step(torch.tensor([2, 0, 3, 1]))
+        # the gathering path, two agents at a time (rows are independent), is the reference
+        by_rows.step(torch.tensor([0, 1]))
+        by_rows.step(torch.tensor([3, 2]))
+        assert all(torch.equal(p.grad, g) for p, g in zip(first, grads))  # not clipped in place
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    for a, b in zip(first, second):
+        assert torch.equal(by_batch.state[a]["exp_avg"], by_rows.state[b]["exp_avg"])

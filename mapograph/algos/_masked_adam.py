@@ -97,6 +97,8 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         The rows are gathered once per parameter and the Adam rule runs as ``torch._foreach``
         operations over all parameters together (one kernel per operation instead of one
         per parameter): the per-step overhead that a batch-by-batch update pays K times.
+        A step of every agent (``None``, or a batch of all ``N``) works on the tensors in
+        place, without gathering (the rule is the same on every row).
         """
         loss = None
         if closure is not None:
@@ -104,14 +106,20 @@ class AgentMaskedAdam(torch.optim.Optimizer):
                 loss = closure()
         params = self._params()
         device = params[0].device
+        # a batch of every agent: the rows are the whole tensors, in place (no gather)
+        every = agents is None or agents.numel() == self.n_agents
         agents = (
             torch.arange(self.n_agents, device=device)
-            if agents is None
+            if every
             else agents.to(device=device, dtype=torch.long)
         )
         self.steps[agents] += 1  # every agent in the batch counts a step, gradient or not
         step = self.steps[agents]
-        rows = {p: p.grad.index_select(0, agents) for p in params if p.grad is not None}
+
+        def take(x: torch.Tensor) -> torch.Tensor:
+            return x if every else x.index_select(0, agents)
+
+        rows = {p: take(p.grad) for p in params if p.grad is not None}
         scale = None
         if self.max_grad_norm is not None and rows:
             total = torch.zeros(agents.numel(), dtype=torch.float32, device=device)
@@ -127,12 +135,12 @@ class AgentMaskedAdam(torch.optim.Optimizer):
             bias2 = (1 - beta2**step).float()
             shapes = [(-1,) + (1,) * (p.dim() - 1) for p in live]
             grads = [rows[p] for p in live]
-            if scale is not None:
-                torch._foreach_mul_(
+            if scale is not None:  # a new tensor: the gradients themselves stay as they are
+                grads = torch._foreach_mul(
                     grads, [scale.view(sh).to(p.dtype) for sh, p in zip(shapes, live)]
                 )
-            m_rows = [self.state[p]["exp_avg"].index_select(0, agents) for p in live]
-            v_rows = [self.state[p]["exp_avg_sq"].index_select(0, agents) for p in live]
+            m_rows = [take(self.state[p]["exp_avg"]) for p in live]
+            v_rows = [take(self.state[p]["exp_avg_sq"]) for p in live]
             torch._foreach_mul_(m_rows, beta1)
             torch._foreach_add_(m_rows, grads, alpha=1 - beta1)
             torch._foreach_mul_(v_rows, beta2)
@@ -143,6 +151,9 @@ class AgentMaskedAdam(torch.optim.Optimizer):
             update = torch._foreach_div(m_rows, [bias1.view(sh) for sh in shapes])
             torch._foreach_mul_(update, group["lr"])
             torch._foreach_div_(update, denom)
+            if every:  # the moments were updated in place
+                torch._foreach_add_(live, update, alpha=-1)
+                continue
             for p, m, v, u in zip(live, m_rows, v_rows, update):
                 state = self.state[p]
                 state["exp_avg"].index_copy_(0, agents, m)
