@@ -346,7 +346,7 @@ def test_agent_masked_adam_steps_a_batch_of_every_agent_in_place_with_the_same_r
     second = [torch.nn.Parameter(p.detach().clone()) for p in first]
     by_batch = AgentMaskedAdam(first, 4, lr=1e-2, max_grad_norm=0.1)
     by_rows = AgentMaskedAdam(second, 4, lr=1e-2, max_grad_norm=0.1)
-    for step in range(4):
+    for _ in range(4):
         grads = [torch.randn_like(p) for p in first]
         for p, g in zip(first, grads):
             p.grad = g.clone()
