@@ -275,3 +275,47 @@ def test_only_a_learned_dag_pays_for_the_joint_gain(monkeypatch):
         a, b = _params(skipped), _params(computed)
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert "joint_ratio_gain" in train("b2mapo").history[-1]
+
+
+def test_the_discrete_readout_step_is_the_categorical_kl_and_its_gradient():
+    """The readout's steps run laid out [N, actions, samples]: their KL is torch's
+    categorical KL(pi_seq || pi_ind) (unavailable actions included) and one SGD step
+    moves the head by that KL's gradient."""
+    from mapograph.algos._chunks import FlatLayout
+    from mapograph.algos._readout_distill import distill_readout
+    from mapograph.algos._rollout import Rollout
+
+    torch.manual_seed(0)
+    n, obs_dim, actions, samples = 4, 5, 3, 12
+    actor = DAGActor(n, obs_dim, actions, hidden=8, readout=True)
+    with torch.no_grad():
+        actor.readout.weight.normal_()
+        actor.parent_out.weight.normal_()
+    obs = torch.randn(samples, n, obs_dim)
+    avail = torch.rand(samples, n, actions) > 0.3
+    avail[..., 0] = True
+    edges = torch.tensor([[0, 1], [2, 3]])
+    context = {"messages": actor.parent_messages(torch.randint(0, 1, (samples, n)), edges)}
+    with torch.no_grad():
+        out, hidden, term, _ = actor.readout_inputs(obs, avail, **context)
+        teacher = actor.sequential_distribution(out, term, avail)
+    head = [actor.readout.weight, actor.readout.bias]
+    reference = kl_divergence(teacher, actor.readout_distribution(out, hidden, avail))
+    grads = torch.autograd.grad(reference.mean(0).sum(), head)
+    before = [p.detach().clone() for p in head]
+    rollout = Rollout(
+        obs=obs[:, None],
+        state=torch.zeros(samples + 1, 1, 1),
+        avail=avail[:, None],
+        actions=torch.zeros(samples, 1, n, dtype=torch.long),
+        log_probs=torch.zeros(samples, 1, n),
+        rewards=torch.zeros(samples, 1),
+        dones=torch.zeros(samples, 1, dtype=torch.bool),
+    )
+    layout = FlatLayout(rollout)  # T = samples steps of one copy
+    kl = distill_readout(
+        actor, torch.optim.SGD(head, lr=1.0), 1.0, obs, avail, context, layout, 1, 1
+    )
+    torch.testing.assert_close(kl, reference.mean(), rtol=1e-5, atol=1e-6)
+    for p, b, g in zip(head, before, grads):
+        torch.testing.assert_close(p.detach(), b - g, rtol=1e-5, atol=1e-6)

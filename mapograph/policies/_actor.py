@@ -25,7 +25,12 @@ import math
 import torch
 from torch import nn
 
-from mapograph.policies._distributions import MASKED_LOGIT, MaskedCategorical, masked_logits
+from mapograph.policies._distributions import (
+    MASKED_LOGIT,
+    MaskedCategorical,
+    log_softmax,
+    masked_logits,
+)
 from mapograph.policies._gaussian import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -291,7 +296,7 @@ def sample_categorical(
 
     Returns ``(actions, log_probs)``; masked actions (logit ``-1e9``) are never drawn.
     """
-    log_p = torch.log_softmax(logits, dim=-1)
+    log_p = log_softmax(logits)
     actions = log_p.argmax(dim=-1) if deterministic else _gumbel_max(log_p, generator)
     mix = not deterministic and epsilon > 0.0
     if mix:

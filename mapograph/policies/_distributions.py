@@ -1,7 +1,7 @@
 """Action distributions returned by the policies (``torch.distributions`` objects).
 
 :class:`MaskedCategorical` is a :class:`torch.distributions.Categorical` whose
-logits are normalized by one ``log_softmax`` (a fused kernel) and whose
+logits are normalized by one ``log_softmax`` (:func:`log_softmax`) and whose
 probabilities are ``exp(logits)``; unavailable actions carry the logit ``-1e9``
 and get probability exactly 0. ``log_prob``, ``entropy``, ``sample`` and
 ``kl_divergence`` are torch's own.
@@ -15,6 +15,24 @@ from torch.distributions.utils import lazy_property
 
 MASKED_LOGIT = -1e9
 """Logit given to unavailable actions before the softmax (their probability is then exactly 0)."""
+
+
+#: :func:`log_softmax` moves the categories to the front below this many of them (CPU).
+FEW_CATEGORIES = 16
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.log_softmax(logits, -1)``, fast also for a handful of categories on a CPU.
+
+    torch's CPU kernel over a short last axis is slow (measured on this project's
+    2-core machine: ``[1024, 100, 5]`` 6.8 ms, against 1.0 ms with the 5 categories moved
+    to the front and the rows contiguous behind them). With at most
+    :data:`FEW_CATEGORIES` categories on a CPU the softmax runs in that layout and the
+    result is a view in the original shape; elsewhere it is torch's own call.
+    """
+    if logits.device.type != "cpu" or logits.dim() < 2 or logits.shape[-1] > FEW_CATEGORIES:
+        return torch.log_softmax(logits, dim=-1)
+    return torch.log_softmax(logits.movedim(-1, 0).contiguous(), dim=0).movedim(0, -1)
 
 
 def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
@@ -35,7 +53,7 @@ class MaskedCategorical(Categorical):
     def __init__(self, logits: torch.Tensor, normalized: bool = False) -> None:
         if logits.dim() < 1:
             raise ValueError("logits must be at least one-dimensional")
-        self.logits = logits if normalized else torch.log_softmax(logits, dim=-1)
+        self.logits = logits if normalized else log_softmax(logits)
         self._param = self.logits
         self._num_events = logits.shape[-1]
         Distribution.__init__(self, logits.shape[:-1], validate_args=False)
