@@ -269,9 +269,9 @@ def test_sequential_decoding_follows_a_new_plan(continuous):
     assert not torch.allclose(unconditioned, act(actor, plan_b, 0)[1])
 
 
-def test_log_softmax_over_few_categories_is_torchs_bit_for_bit():
-    """The CPU fast path (categories moved to the front) gives torch's values and gradients
-    exactly, for few and for many categories."""
+def test_log_softmax_over_few_categories_is_torchs():
+    """The CPU fast path (categories moved to the front) gives torch's values bit for bit
+    and its gradients to rounding, for few and for many categories."""
     from mapograph.policies._distributions import FEW_CATEGORIES, log_softmax
 
     torch.manual_seed(0)
@@ -282,4 +282,4 @@ def test_log_softmax_over_few_categories_is_torchs_bit_for_bit():
         assert ours.shape == theirs.shape and torch.equal(ours, theirs)
         (g_ours,) = torch.autograd.grad((ours * weights).sum(), x)
         (g_theirs,) = torch.autograd.grad((theirs * weights).sum(), x)
-        assert torch.equal(g_ours, g_theirs)
+        torch.testing.assert_close(g_ours, g_theirs, rtol=1e-6, atol=1e-7)
