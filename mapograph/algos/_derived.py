@@ -84,7 +84,7 @@ class DerivedPolicy:
         self.actor = actor
         self.config = config
         self.generator = generator
-        self.optim = torch.optim.Adam(actor.parameters(), lr=config.lr, eps=1e-5)
+        self.optim = torch.optim.Adam(actor.parameters(), lr=config.lr, eps=1e-5, foreach=True)
         self.hidden: torch.Tensor | None = None  # a recurrent pi_ind's state across rollouts
 
     def modules(self) -> dict[str, nn.Module]:

@@ -259,7 +259,7 @@ class PairwisePayoffEstimator(InteractionEstimator):
             hidden=cfg.estimator_hidden,
             rank=cfg.estimator_rank,
         ).to(device)
-        self.optim = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
+        self.optim = torch.optim.Adam(self.critic.parameters(), lr=self.lr, foreach=True)
         self.max_pairs = cfg.estimator_max_pairs
         self.all_pairs = torch.triu_indices(n, n, 1, device=device)
         self.strength = torch.zeros(n, n, device=device)

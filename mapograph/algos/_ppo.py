@@ -117,15 +117,19 @@ class BatchSequentialPPO:
             )
         if self.shared_actor:
             self.actor_optim: torch.optim.Optimizer = torch.optim.Adam(
-                self.heads, lr=config.lr, eps=1e-5
+                self.heads, lr=config.lr, eps=1e-5, foreach=True
             )
         else:
             self.actor_optim = AgentMaskedAdam(
                 self.heads, n_agents, lr=config.lr, max_grad_norm=config.max_grad_norm
             )
             if self.torso:
-                self.torso_optim = torch.optim.Adam(self.torso, lr=config.lr, eps=1e-5)
-        self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.critic_lr, eps=1e-5)
+                self.torso_optim = torch.optim.Adam(
+                    self.torso, lr=config.lr, eps=1e-5, foreach=True
+                )
+        self.critic_optim = torch.optim.Adam(
+            critic.parameters(), lr=config.critic_lr, eps=1e-5, foreach=True
+        )
         self.recurrent_critic = bool(getattr(critic, "recurrent", False))
         self.critic_hidden: torch.Tensor | None = None  # carried across rollouts
 

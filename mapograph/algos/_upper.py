@@ -151,7 +151,9 @@ class DAGUpperLayer:
         # Built on the CPU (same initial weights on every device), then moved.
         self.net = DAGGenerator(feature_dim, n_agents, hidden=hidden, heads=heads).to(self.device)
         self.critic = DAGCritic(feature_dim, n_agents, hidden=hidden, heads=heads).to(self.device)
-        self.optim = torch.optim.Adam([*self.net.parameters(), *self.critic.parameters()], lr=lr)
+        self.optim = torch.optim.Adam(
+            [*self.net.parameters(), *self.critic.parameters()], lr=lr, foreach=True
+        )
         self.entropy_coef = entropy_coef
         self.epochs = epochs
         self.clip = clip
