@@ -443,7 +443,7 @@ class LearnedDAG(DAGSchedule):
             self.upper.observe(self.estimate)  # a cumulative mean must see every iteration
         self.features = agent_features(data.rollout.obs, self.n_agents)
         if fitted and self.refit.adaptive:
-            self.refit.fitted(self.upper.mode_edges(self.features), self._prior_mode())
+            self.refit.fitted(self.upper.mode_edges(self.features), self._prior())
         return {
             **out,
             "upper_fitted": float(fitted),
@@ -451,14 +451,22 @@ class LearnedDAG(DAGSchedule):
             "estimator_fitted": float(estimated),
         }
 
-    def _prior_mode(self) -> frozenset | None:
+    def _prior(self) -> Any:
         """What the generator's skeleton follows, where it follows it (``prior_offset``):
-        the running estimate's strong pairs and the estimator's order (else ``None``)."""
-        from mapograph.algos._estimators import Interdependence
+        the running estimate's edge probabilities and the estimator's order (a
+        :class:`~mapograph.algos._upper.Prior`; else ``None``)."""
+        from mapograph.algos._interaction import standardize_offdiagonal
+        from mapograph.algos._upper import Prior
 
         if not self.upper.prior_offset or self.estimate is None:
             return None
-        return estimate_mode(Interdependence(self.upper.interaction, order=self.estimate.order))
+        pairs = torch.triu_indices(self.n_agents, self.n_agents, 1, device=self.context.device)
+        z = standardize_offdiagonal(self.upper.interaction)
+        order = self.estimate.order
+        return Prior(
+            torch.sigmoid(2 * z)[pairs[0], pairs[1]],
+            None if order is None else tuple(int(a) for a in order),
+        )
 
     def _estimate(self, data: ScheduleData) -> bool:
         """Train the estimator when due (it rests while its skeleton and order hold);

@@ -378,16 +378,29 @@ class DAGUpperLayer:
         self.prior_logits = None if prior is None else prior.to(self.device)
 
 
-#: :class:`RefitSchedule`: the largest share of a prior's elements that may change
-#: between two fits for the prior to count as held (below 20 elements: none). At 100
-#: agents pairs whose z-score sits near the skeleton's threshold flicker in and out:
-#: 1-5 % of ~150-230 strong pairs per fit once the graph is found (docs).
-PRIOR_TOLERANCE = 0.05
+#: :class:`RefitSchedule`: the largest mean change of the prior's edge probabilities
+#: ``sigmoid(2 z)`` between two fits for the prior to count as held.
+PRIOR_TOLERANCE = 0.01
 
 
-def changed_share(a: frozenset, b: frozenset) -> float:
-    """The share of the elements of ``a | b`` that are in only one of them (0: equal)."""
-    return len(a ^ b) / max(len(a | b), 1)
+@dataclass(frozen=True)
+class Prior:
+    """What the generator's skeleton follows (with ``prior_offset``), for :class:`RefitSchedule`.
+
+    Attributes:
+        probabilities: the prior's edge probability ``sigmoid(2 z_ij)`` of each agent pair
+            (``i < j``, row-major), the skeleton target and, as its logit, the offset.
+        order: the estimator's agent order (its direction prior), or ``None``.
+    """
+
+    probabilities: torch.Tensor
+    order: tuple[int, ...] | None = None
+
+    def change(self, other: Prior) -> float:
+        """Mean absolute change of the edge probabilities; ``inf`` when the order differs."""
+        if self.order != other.order or self.probabilities.shape != other.probabilities.shape:
+            return float("inf")
+        return float((self.probabilities - other.probabilities).abs().mean())
 
 
 class RefitSchedule:
@@ -395,10 +408,10 @@ class RefitSchedule:
 
     The upper layer is fitted every iteration at first. After each fit the most
     likely DAG (:meth:`DAGUpperLayer.mode_edges`) is compared with the one after
-    the previous fit, and so is the prior the fit followed, where one is given (its
-    strong pairs and order, see :meth:`fitted`): when the DAG is unchanged, or the
-    prior changed in at most :data:`PRIOR_TOLERANCE` of its elements, the period
-    until the next fit doubles (up to ``max_period`` iterations); otherwise it falls
+    the previous fit, and so is the prior the fit followed, where one is given
+    (:class:`Prior`, see :meth:`fitted`): when the DAG is unchanged, or the prior's
+    edge probabilities moved by at most :data:`PRIOR_TOLERANCE` on average (same
+    order), the period until the next fit doubles (up to ``max_period`` iterations); otherwise it falls
     back to 1. Between fits the generator still samples a DAG every iteration from
     its (unchanged) distribution; only the estimator's and the generator's training
     are skipped. ``max_period=1`` fits every iteration (the paper's schedule).
@@ -412,7 +425,7 @@ class RefitSchedule:
         self.period = 1
         self.wait = 0  # iterations to skip before the next fit
         self.last: frozenset[tuple[int, int]] | None = None
-        self.last_prior: frozenset | None = None
+        self.last_prior: Prior | None = None
 
     @property
     def adaptive(self) -> bool:
@@ -426,19 +439,18 @@ class RefitSchedule:
             return False
         return True
 
-    def fitted(self, mode: frozenset[tuple[int, int]], prior: frozenset | None = None) -> None:
+    def fitted(self, mode: frozenset[tuple[int, int]], prior: Prior | None = None) -> None:
         """Record the most likely DAG after a fit and set the gap to the next one.
 
         ``prior``: what the fit followed where the generator sits on its prior (with
-        ``prior_offset``: its strong pairs and order, :func:`prior_mode`). Where
-        the generator's skeleton is the prior's, its remaining moves are the reward's
-        noise: a held prior says the fit has nothing new to learn even when the mode
-        DAG wanders (at 100 agents it changes 10-30 % of its edges per fit while the
-        prior's 150 pairs hold to 0-3).
+        ``prior_offset``). Where the generator's skeleton is the prior's, its remaining
+        moves are the reward's noise: a held prior says the fit has nothing new to learn
+        even when the mode DAG wanders (at 100 agents it changes 10-30 % of its edges
+        per fit while the prior's probabilities settle, docs: design choices).
         """
         stable = self.last is not None and mode == self.last
         if not stable and prior is not None and self.last_prior is not None:
-            stable = changed_share(prior, self.last_prior) <= PRIOR_TOLERANCE
+            stable = prior.change(self.last_prior) <= PRIOR_TOLERANCE
         self.period = min(2 * self.period, self.max_period) if stable else 1
         self.wait = self.period - 1
         self.last = mode
@@ -446,27 +458,29 @@ class RefitSchedule:
 
     def state_dict(self) -> dict:
         """Period, remaining wait, the last fit's DAG and prior (for bit-exact resume)."""
+        prior = self.last_prior
         return {
             "period": self.period,
             "wait": self.wait,
-            "last": _sorted(self.last),
-            "last_prior": _sorted(self.last_prior),
+            "last": None if self.last is None else sorted(self.last, key=repr),
+            "last_prior": None
+            if prior is None
+            else {"probabilities": prior.probabilities.clone(), "order": prior.order},
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.period = int(state["period"])
         self.wait = int(state["wait"])
-        self.last = _as_set(state["last"])
-        self.last_prior = _as_set(state.get("last_prior"))  # absent before the prior rule
-
-
-def _sorted(items: frozenset | None) -> list | None:
-    return None if items is None else sorted(items, key=repr)
-
-
-def _as_set(items: list | None) -> frozenset | None:
-    return None if items is None else frozenset(_as_tuple(item) for item in items)
+        last = state["last"]
+        self.last = None if last is None else frozenset(_as_tuple(item) for item in last)
+        prior = state.get("last_prior")  # absent before the prior rule
+        self.last_prior = None
+        if isinstance(prior, dict):
+            order = prior["order"]
+            self.last_prior = Prior(
+                prior["probabilities"], None if order is None else tuple(int(a) for a in order)
+            )
 
 
 def _as_tuple(item: object) -> object:
