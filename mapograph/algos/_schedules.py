@@ -453,18 +453,22 @@ class LearnedDAG(DAGSchedule):
 
     def _prior(self) -> Any:
         """What the generator's skeleton follows, where it follows it (``prior_offset``):
-        the running estimate's edge probabilities and the estimator's order (a
-        :class:`~mapograph.algos._upper.Prior`; else ``None``)."""
+        the running estimate's edge probabilities, strong pairs and the estimator's
+        order (a :class:`~mapograph.algos._upper.Prior`; else ``None``)."""
         from mapograph.algos._interaction import standardize_offdiagonal
         from mapograph.algos._upper import Prior
 
         if not self.upper.prior_offset or self.estimate is None:
             return None
-        pairs = torch.triu_indices(self.n_agents, self.n_agents, 1, device=self.context.device)
+        from mapograph.graph import skeleton_mask
+
+        upper = torch.triu_indices(self.n_agents, self.n_agents, 1, device=self.context.device)
         z = standardize_offdiagonal(self.upper.interaction)
+        strong = skeleton_mask(self.upper.interaction).triu(1).nonzero().tolist()
         order = self.estimate.order
         return Prior(
-            torch.sigmoid(2 * z)[pairs[0], pairs[1]],
+            torch.sigmoid(2 * z)[upper[0], upper[1]],
+            frozenset(map(tuple, strong)),
             None if order is None else tuple(int(a) for a in order),
         )
 

@@ -378,8 +378,11 @@ class DAGUpperLayer:
         self.prior_logits = None if prior is None else prior.to(self.device)
 
 
-#: :class:`RefitSchedule`: the largest mean change of the prior's edge probabilities
-#: ``sigmoid(2 z)`` between two fits for the prior to count as held.
+#: :class:`RefitSchedule`: a prior counts as held while its strong pairs change by at
+#: most this share (below 20 pairs: not at all; at 100 agents pairs near the
+#: threshold flicker in and out, 1-5 % per fit, docs)...
+PRIOR_PAIRS_TOLERANCE = 0.05
+#: ...or while its edge probabilities ``sigmoid(2 z)`` move by at most this on average.
 PRIOR_TOLERANCE = 0.01
 
 
@@ -390,17 +393,24 @@ class Prior:
     Attributes:
         probabilities: the prior's edge probability ``sigmoid(2 z_ij)`` of each agent pair
             (``i < j``, row-major), the skeleton target and, as its logit, the offset.
+        pairs: its strong pairs (``z > 1``, :func:`~mapograph.graph.skeleton_mask`).
         order: the estimator's agent order (its direction prior), or ``None``.
     """
 
     probabilities: torch.Tensor
+    pairs: frozenset = frozenset()
     order: tuple[int, ...] | None = None
 
-    def change(self, other: Prior) -> float:
-        """Mean absolute change of the edge probabilities; ``inf`` when the order differs."""
-        if self.order != other.order or self.probabilities.shape != other.probabilities.shape:
-            return float("inf")
-        return float((self.probabilities - other.probabilities).abs().mean())
+    def held(self, before: Prior) -> bool:
+        """Whether this prior is ``before`` still: the same order, and its strong pairs
+        changed by at most :data:`PRIOR_PAIRS_TOLERANCE` or its probabilities moved by at
+        most :data:`PRIOR_TOLERANCE` on average."""
+        if self.order != before.order or self.probabilities.shape != before.probabilities.shape:
+            return False
+        union = len(self.pairs | before.pairs)
+        if len(self.pairs ^ before.pairs) <= PRIOR_PAIRS_TOLERANCE * union:
+            return True
+        return float((self.probabilities - before.probabilities).abs().mean()) <= PRIOR_TOLERANCE
 
 
 class RefitSchedule:
@@ -409,9 +419,8 @@ class RefitSchedule:
     The upper layer is fitted every iteration at first. After each fit the most
     likely DAG (:meth:`DAGUpperLayer.mode_edges`) is compared with the one after
     the previous fit, and so is the prior the fit followed, where one is given
-    (:class:`Prior`, see :meth:`fitted`): when the DAG is unchanged, or the prior's
-    edge probabilities moved by at most :data:`PRIOR_TOLERANCE` on average (same
-    order), the period until the next fit doubles (up to ``max_period`` iterations); otherwise it falls
+    (:class:`Prior`, see :meth:`fitted`): when the DAG is unchanged, or the prior
+    held (:meth:`Prior.held`), the period until the next fit doubles (up to ``max_period`` iterations); otherwise it falls
     back to 1. Between fits the generator still samples a DAG every iteration from
     its (unchanged) distribution; only the estimator's and the generator's training
     are skipped. ``max_period=1`` fits every iteration (the paper's schedule).
@@ -450,7 +459,7 @@ class RefitSchedule:
         """
         stable = self.last is not None and mode == self.last
         if not stable and prior is not None and self.last_prior is not None:
-            stable = prior.change(self.last_prior) <= PRIOR_TOLERANCE
+            stable = prior.held(self.last_prior)
         self.period = min(2 * self.period, self.max_period) if stable else 1
         self.wait = self.period - 1
         self.last = mode
@@ -465,7 +474,11 @@ class RefitSchedule:
             "last": None if self.last is None else sorted(self.last, key=repr),
             "last_prior": None
             if prior is None
-            else {"probabilities": prior.probabilities.clone(), "order": prior.order},
+            else {
+                "probabilities": prior.probabilities.clone(),
+                "pairs": sorted(prior.pairs),
+                "order": prior.order,
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -479,7 +492,9 @@ class RefitSchedule:
         if isinstance(prior, dict):
             order = prior["order"]
             self.last_prior = Prior(
-                prior["probabilities"], None if order is None else tuple(int(a) for a in order)
+                prior["probabilities"],
+                frozenset(_as_tuple(pair) for pair in prior["pairs"]),
+                None if order is None else tuple(int(a) for a in order),
             )
 
 
