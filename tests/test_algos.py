@@ -324,6 +324,9 @@ def test_agent_masked_adam_shares_one_step_count_and_keeps_it_through_a_checkpoi
             p.grad = torch.randn_like(p)
         opt.step(agents)
     assert opt.steps.tolist() == [2.0, 1.0, 3.0, 1.0]
+    manual = sum(p.grad.reshape(4, -1).pow(2).sum(1) for p in params).sqrt()
+    torch.testing.assert_close(opt.agent_grad_norms(), manual)
+    torch.testing.assert_close(opt.agent_grad_norms(torch.tensor([3, 1])), manual[[3, 1]])
     again = AgentMaskedAdam([torch.nn.Parameter(p.detach().clone()) for p in params], 4, lr=1e-2)
     again.load_state_dict(opt.state_dict())
     states = list(again.state.values())

@@ -82,13 +82,11 @@ class AgentMaskedAdam(torch.optim.Optimizer):
     def agent_grad_norms(self, agents: torch.Tensor | None = None) -> torch.Tensor:
         """L2 norm of each agent's gradient over all parameters, ``[N]`` (``[len(agents)]``
         for the rows of ``agents``)."""
-        params = [p for p in self._params() if p.grad is not None]
+        grads = [p.grad for p in self._params() if p.grad is not None]
+        if agents is not None:
+            grads = [g.index_select(0, agents) for g in grads]
         rows = self.n_agents if agents is None else agents.numel()
-        total = torch.zeros(rows, dtype=torch.float32, device=self._params()[0].device)
-        for p in params:
-            g = p.grad if agents is None else p.grad.index_select(0, agents)
-            total += g.reshape(rows, -1).pow(2).sum(1).float()
-        return total.sqrt()
+        return _row_norms(grads, rows, self._params()[0].device)
 
     @torch.no_grad()
     def step(self, agents: torch.Tensor | None = None, closure: Any = None) -> Any:
@@ -122,10 +120,8 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         rows = {p: take(p.grad) for p in params if p.grad is not None}
         scale = None
         if self.max_grad_norm is not None and rows:
-            total = torch.zeros(agents.numel(), dtype=torch.float32, device=device)
-            for g in rows.values():
-                total += g.reshape(agents.numel(), -1).pow(2).sum(1).float()
-            scale = (self.max_grad_norm / (total.sqrt() + 1e-6)).clamp(max=1.0)
+            norms = _row_norms(rows.values(), agents.numel(), device)
+            scale = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         for group in self.param_groups:
             live = [p for p in group["params"] if p.grad is not None]
             if not live:
@@ -185,3 +181,11 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         steps = self.state[params[0]]["agent_step"].to(device=params[0].device, dtype=torch.float64)
         for p in params:
             self.state[p]["agent_step"] = steps
+
+
+def _row_norms(grads, rows: int, device: torch.device) -> torch.Tensor:
+    """L2 norm of each row over all the ``[rows, ...]`` tensors ``grads``, ``[rows]``."""
+    total = torch.zeros(rows, dtype=torch.float32, device=device)
+    for g in grads:
+        total += g.reshape(rows, -1).pow(2).sum(1).float()
+    return total.sqrt()

@@ -142,22 +142,16 @@ def _distill_categorical(
         )
     n = features.shape[0]
     weight, bias = actor.readout.weight, actor.readout.bias  # [N, H, d], [N, d]
-    kls = []
-    for _ in range(epochs):
-        for rows in torch.arange(layout.units).chunk(minibatches):
-            part = slice(int(rows[0]), int(rows[-1]) + 1)
-            h, target, start, valid = (
-                units_of_features(x, part, n) for x in (features, log_p, base, mask)
-            )
-            shift = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), h)  # [N, d, S]
-            log_q = torch.log_softmax(masked_logits(start + shift, valid), 1)
-            kl = (target.exp() * (target - log_q)).sum(1)  # KL(pi_seq || pi_ind), [N, S]
-            loss = coef * kl.mean(1).sum()  # per-agent means, summed over agents
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            kls.append(kl.detach().mean())
-    return torch.stack(kls).mean()
+
+    def kl_of(part: slice) -> torch.Tensor:
+        h, target, start, valid = (
+            units_of_features(x, part, n) for x in (features, log_p, base, mask)
+        )
+        shift = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), h)  # [N, d, S]
+        log_q = torch.log_softmax(masked_logits(start + shift, valid), 1)
+        return (target.exp() * (target - log_q)).sum(1)  # KL(pi_seq || pi_ind), [N, S]
+
+    return _fit_head(optim, coef, kl_of, layout.units, epochs, minibatches)
 
 
 def _distill_gaussian(
@@ -171,17 +165,23 @@ def _distill_gaussian(
         hidden = agent_major(hidden, layout)
     n = hidden.shape[0]
     weight, bias = actor.readout.weight, actor.readout.bias  # [N, H, d], [N, d]
+
+    def kl_of(part: slice) -> torch.Tensor:
+        features, start, loc, scale, mask = (units_of(x, part, n) for x in (hidden, base, *fixed))
+        shift = torch.baddbmm(bias.unsqueeze(1), features, weight)  # [N, S, d]
+        student = MaskedDiagGaussian(start + shift, scale, mask)
+        return kl_divergence(MaskedDiagGaussian(loc, scale, mask), student)  # [N, S]
+
+    return _fit_head(optim, coef, kl_of, layout.units, epochs, minibatches)
+
+
+def _fit_head(optim, coef: float, kl_of, units: int, epochs: int, minibatches: int) -> torch.Tensor:
+    """``epochs x minibatches`` steps on ``coef x`` the per-agent mean of ``kl_of(part)``
+    (``[N, S]`` over the contiguous units ``part``), summed over agents; the mean KL."""
     kls = []
     for _ in range(epochs):
-        for rows in torch.arange(layout.units).chunk(minibatches):
-            part = slice(int(rows[0]), int(rows[-1]) + 1)
-            features, start, loc, scale, mask = (
-                units_of(x, part, n) for x in (hidden, base, *fixed)
-            )
-            shift = torch.baddbmm(bias.unsqueeze(1), features, weight)  # [N, S, d]
-            teacher_part = MaskedDiagGaussian(loc, scale, mask)
-            student = MaskedDiagGaussian(start + shift, scale, mask)
-            kl = kl_divergence(teacher_part, student)  # [N, S]
+        for rows in torch.arange(units).chunk(minibatches):
+            kl = kl_of(slice(int(rows[0]), int(rows[-1]) + 1))
             loss = coef * kl.mean(1).sum()  # per-agent means, summed over agents
             optim.zero_grad()
             loss.backward()
