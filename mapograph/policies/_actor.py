@@ -296,7 +296,9 @@ def sample_categorical(
 
     Returns ``(actions, log_probs)``; masked actions (logit ``-1e9``) are never drawn.
     """
-    log_p = log_softmax(logits)
+    # contiguous: log_softmax over few categories returns a permuted view (see
+    # policies._distributions), on which argmax and the noise are 2-4x slower
+    log_p = log_softmax(logits).contiguous()
     actions = log_p.argmax(dim=-1) if deterministic else _gumbel_max(log_p, generator)
     mix = not deterministic and epsilon > 0.0
     if mix:
@@ -315,8 +317,12 @@ def sample_categorical(
 def _gumbel_max(log_p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Exact categorical sampling with an explicit generator (Gumbel-max).
 
-    -log(E) with E ~ Exponential(1) is a standard Gumbel variable; the clamp keeps
-    E = 0 (probability ~2^-24) from giving +inf to a masked action.
+    ``E = -log(U)``, ``U ~ Uniform[0, 1)``, is Exponential(1) and ``-log(E)`` a standard
+    Gumbel variable. Drawn from ``torch.rand``: torch's CPU ``exponential_`` is about 5x
+    slower than ``rand`` plus a log (measured: ``[16, 100, 5]`` 128 against 23 us), and
+    sampling runs at every environment step. The clamp keeps ``U = 0`` (probability
+    ~2^-24) finite: ``E`` is then ~69, never 0, so a masked action never wins.
     """
-    exp = torch.empty_like(log_p).exponential_(generator=generator).clamp_min_(1e-20)
-    return (log_p - exp.log_()).argmax(dim=-1)
+    uniform = torch.rand(log_p.shape, generator=generator, dtype=log_p.dtype, device=log_p.device)
+    exponential = uniform.clamp_min_(1e-30).log_().neg_()
+    return (log_p - exponential.log_()).argmax(dim=-1)

@@ -30,6 +30,8 @@ child's Gaussian mean.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -38,6 +40,22 @@ from mapograph.policies._distributions import MaskedCategorical, detached, maske
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
 from mapograph.policies._parent_encoding import action_vectors, build_parent_encoding
 from mapograph.policies._stacked import StackedLinear
+
+
+class _DecodingStep(NamedTuple):
+    """Index work of one batch of sequential decoding (see :meth:`DAGActor._decoding`).
+
+    ``agents``: the batch; ``sources``: the parent of every edge into it, ``slots``: the
+    position of that edge's child in ``takers`` (the batch's agents with a parent);
+    ``rows``: the takers' positions in ``agents`` (``None`` when all have a parent).
+    Without parents in the batch only ``agents`` is set.
+    """
+
+    agents: torch.Tensor
+    sources: torch.Tensor | None = None
+    slots: torch.Tensor | None = None
+    takers: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
 
 
 def receivers_of(edge_index: torch.Tensor | None) -> torch.Tensor | None:
@@ -156,9 +174,20 @@ class DAGActor(nn.Module):
         messages = x.new_zeros(x.shape).index_add_(1, target, x.index_select(1, source))
         return messages.reshape(*lead, n, -1)
 
-    def _decoding(self, batches, edge_index, device) -> list[tuple]:
-        """Per batch of a plan: ``(agents, the edges into the batch or None, the agents
-        with a parent, their positions in the batch or None when all have one)``.
+    def _messages_into(self, actions: torch.Tensor, step: _DecodingStep) -> torch.Tensor:
+        """The parent messages ``[..., T, D]`` of one decoding step's receivers only:
+        the parents' actions encoded (not every agent's) and summed per receiver."""
+        agent_axis = -2 if self.continuous else -1
+        picked = actions.index_select(agent_axis, step.sources)
+        vectors, lead = action_vectors(
+            picked, step.sources.numel(), self.n_actions, self.continuous
+        )
+        x = self.encode(vectors, step.sources)  # [B, S, D]
+        messages = x.new_zeros(x.shape[0], step.takers.numel(), x.shape[-1])
+        return messages.index_add_(1, step.slots, x).reshape(*lead, step.takers.numel(), -1)
+
+    def _decoding(self, batches, edge_index, device) -> list[_DecodingStep]:
+        """One :class:`_DecodingStep` per batch of a plan.
 
         Built once per plan and kept while the same ``batches`` and ``edge_index``
         objects come back (every step of a rollout), so that sequential decoding does
@@ -174,17 +203,19 @@ class DAGActor(nn.Module):
         ):
             return cached[3]
         steps = []
+        position = torch.full((self.n_agents,), -1, dtype=torch.long, device=device)
         for batch in batches:
             agents = torch.as_tensor(batch, dtype=torch.long, device=device)
             into = edge_index[:, torch.isin(edge_index[1], agents)]
             if into.numel() == 0:
-                steps.append((agents, None, None, None))
+                steps.append(_DecodingStep(agents))
                 continue
             rows = torch.isin(agents, into[1]).nonzero().squeeze(-1)
             takers = agents.index_select(0, rows)
-            if rows.numel() == agents.numel():
-                rows = None
-            steps.append((agents, into, takers, rows))
+            position[takers] = torch.arange(takers.numel(), device=device)
+            slots = position.index_select(0, into[1])
+            rows = None if rows.numel() == agents.numel() else rows
+            steps.append(_DecodingStep(agents, into[0], slots, takers, rows))
         self._decoding_cache = (batches, edge_index, key, steps)
         return steps
 
@@ -369,15 +400,21 @@ class DAGActor(nn.Module):
                 obs = None if obs is None else obs.index_select(-2, rows)
         if agents is not None:
             messages = messages.index_select(-2, agents)
-        hidden = torch.tanh(self.parent_hidden(messages, agents))
-        if self.parent_obs is not None and obs is not None:
-            hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
-        term = self.parent_out(hidden, agents)
+        term = self._parent_head(messages, agents, obs)
         if rows is None:
             return term
         shape = list(term.shape)
         shape[-2] = agents_all.numel()
         return term.new_zeros(shape).index_copy(-2, rows, term)
+
+    def _parent_head(
+        self, messages: torch.Tensor, agents: torch.Tensor | None, obs: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The parent head of ``agents`` (all when ``None``) on their own ``messages``."""
+        hidden = torch.tanh(self.parent_hidden(messages, agents))
+        if self.parent_obs is not None and obs is not None:
+            hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
+        return self.parent_out(hidden, agents)
 
     def _parts(
         self, obs, avail, agents, parent_actions, edge_index, messages, h0, starts, receivers=None
@@ -444,18 +481,28 @@ class DAGActor(nn.Module):
         base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for agents, into, takers, rows in self._decoding(batches, edge_index, obs.device):
-            logits = base_logits.index_select(-2, agents)
-            if into is not None:
-                messages = self.parent_messages(actions, into)
-                term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
+        for step in self._decoding(batches, edge_index, obs.device):
+            logits = base_logits.index_select(-2, step.agents)
+            term = self._decoding_term(actions, obs, step)
+            if term is not None:
+                rows = step.rows
                 logits = logits + term if rows is None else logits.index_add(-2, rows, term)
             if avail is not None:
-                logits = masked_logits(logits, avail.index_select(-2, agents))
+                logits = masked_logits(logits, avail.index_select(-2, step.agents))
             a, lp = sample_categorical(logits, deterministic, generator, epsilon)
-            actions[..., agents] = a
-            log_probs[..., agents] = lp
+            actions[..., step.agents] = a
+            log_probs[..., step.agents] = lp
         return actions, log_probs
+
+    def _decoding_term(
+        self, actions: torch.Tensor, obs: torch.Tensor, step: _DecodingStep
+    ) -> torch.Tensor | None:
+        """The parent head's term of a decoding step's receivers given the actions taken
+        so far (``None`` when no agent of the step has a parent)."""
+        if step.takers is None:
+            return None
+        messages = self._messages_into(actions, step)
+        return self._parent_head(messages, step.takers, obs.index_select(-2, step.takers))
 
     def _act_continuous(self, obs, avail, deterministic, generator, batches, edge_index, out):
         """Sequential decoding of Gaussian actions (see :meth:`act`)."""
@@ -465,18 +512,13 @@ class DAGActor(nn.Module):
             return sample_gaussian(self.base.gaussian(out, avail, None), deterministic, generator)
         actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for agents, into, takers, rows in self._decoding(batches, edge_index, obs.device):
-            shift = None
-            if into is not None:
-                messages = self.parent_messages(actions, into)
-                term = self._parent_term(takers, None, None, messages, obs.index_select(-2, takers))
-                shift = (
-                    term
-                    if rows is None
-                    else term.new_zeros(
-                        (*term.shape[:-2], agents.numel(), term.shape[-1])
-                    ).index_copy(-2, rows, term)
-                )
+        for step in self._decoding(batches, edge_index, obs.device):
+            agents, rows = step.agents, step.rows
+            shift = term = self._decoding_term(actions, obs, step)
+            if term is not None and rows is not None:
+                shift = term.new_zeros(
+                    (*term.shape[:-2], agents.numel(), term.shape[-1])
+                ).index_copy(-2, rows, term)
             dist = self.base.gaussian(
                 out.index_select(-2, agents),
                 None if avail is None else avail.index_select(-2, agents),

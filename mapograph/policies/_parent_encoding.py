@@ -56,10 +56,15 @@ class SlotEncoding(nn.Module):
         self.size = n_agents * n_actions
         self.register_buffer("_slots", torch.eye(n_agents), persistent=False)
 
-    def forward(self, actions: torch.Tensor) -> torch.Tensor:
-        """``[B, N, A]`` action vectors (one-hot or continuous) -> ``[B, N, N * A]``."""
-        b, n, a = actions.shape
-        return (self._slots[None, :, :, None] * actions[:, :, None, :]).reshape(b, n, n * a)
+    def forward(self, actions: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, N, A]`` action vectors (one-hot or continuous) -> ``[B, N, N * A]``.
+
+        ``agents``: the agents whose vectors ``actions`` holds (``[B, S, A]`` ->
+        ``[B, S, N * A]``); all ``N`` when ``None``.
+        """
+        b, s, a = actions.shape
+        slots = self._slots if agents is None else self._slots.index_select(0, agents)
+        return (slots[None, :, :, None] * actions[:, :, None, :]).reshape(b, s, -1)
 
 
 class EmbeddedEncoding(nn.Module):
@@ -72,10 +77,12 @@ class EmbeddedEncoding(nn.Module):
         codes = torch.randn(n_agents, code_size, generator=torch.Generator().manual_seed(n_agents))
         self.register_buffer("codes", codes / codes.norm(dim=-1, keepdim=True))
 
-    def forward(self, actions: torch.Tensor) -> torch.Tensor:
-        """``[B, N, A]`` action vectors -> ``[B, N, A * C]``."""
-        b, n, a = actions.shape
-        return (actions[..., :, None] * self.codes[None, :, None, :]).reshape(b, n, -1)
+    def forward(self, actions: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, N, A]`` action vectors -> ``[B, N, A * C]`` (``agents``: as in
+        :meth:`SlotEncoding.forward`)."""
+        b, s, a = actions.shape
+        codes = self.codes if agents is None else self.codes.index_select(0, agents)
+        return (actions[..., :, None] * codes[None, :, None, :]).reshape(b, s, -1)
 
 
 def action_vectors(actions: torch.Tensor, n_agents: int, n_actions: int, continuous: bool):
