@@ -41,7 +41,10 @@ def top_k_candidates(strength: torch.Tensor, k: int) -> torch.Tensor:
         ],
         dim=1,
     )
-    return torch.unique(pairs, dim=1)
+    # unique pairs, sorted by (i, j) as torch.unique(pairs, dim=1) would give them, through
+    # one integer key per pair: unique over columns is ~50x slower (9 ms at 100 agents)
+    keys = torch.unique(pairs[0] * n + pairs[1])
+    return torch.stack([keys.div(n, rounding_mode="floor"), keys.remainder(n)])
 
 
 def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batch:
