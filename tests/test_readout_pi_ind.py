@@ -226,16 +226,27 @@ def test_the_readout_folds_into_a_plain_actor_for_deployment(env_id, kw):
     assert all(torch.equal(p, q) for p, q in zip(before, plain.parameters()))
 
 
-def test_the_readout_teacher_gathered_from_the_batch_passes_equals_a_teacher_pass(monkeypatch):
+@pytest.mark.parametrize(
+    "env_id, extra",
+    [
+        ("coordination:random-8", {}),
+        ("coordination:random-8", {"recurrent": True, "chunk_length": 8}),
+        ("continuous:follow-5", {}),
+    ],
+)
+def test_the_readout_teacher_gathered_from_the_batch_passes_equals_a_teacher_pass(
+    monkeypatch, env_id, extra
+):
     """Without a shared torso each batch's ratio forward is the final pi_seq for its agents:
-    gathering those replaces the teacher pass and distils the same head."""
-    from mapograph.algos import _readout_distill
+    gathering those replaces the teacher pass and distils the same head (discrete,
+    recurrent chunks, Gaussian)."""
+    from mapograph.algos import _ppo
 
     runs = {}
     for gathered in (True, False):
-        if not gathered:  # as before: the gathered parts are never complete
-            monkeypatch.setattr(_readout_distill.TeacherParts, "parts", property(lambda s: None))
-        trainer = make_trainer("coordination:random-8", total_steps=8 * 16 * 4)
+        if not gathered:  # as before: the optimizer gathers nothing, distilling runs its pass
+            monkeypatch.setattr(_ppo, "readout_teacher", lambda actor: None)
+        trainer = make_trainer(env_id, total_steps=8 * 16 * 4, **extra)
         trainer.train()
         assert len(trainer.plan.batches) > 1
         runs[gathered] = trainer

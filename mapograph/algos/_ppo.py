@@ -47,7 +47,7 @@ from mapograph.algos._chunks import FlatLayout, layout_for
 from mapograph.algos._corrections import Correction
 from mapograph.algos._derived import minibatch_indices
 from mapograph.algos._masked_adam import AgentMaskedAdam
-from mapograph.algos._readout_distill import TeacherParts, distill_readout
+from mapograph.algos._readout_distill import TeacherParts, distill_readout, readout_teacher
 from mapograph.algos._rollout import Rollout
 from mapograph.algos._schedules import Plan
 from mapograph.algos._surrogate import clipped_surrogate
@@ -249,7 +249,7 @@ class BatchSequentialPPO:
         # a readout pi_ind's teacher: each batch's ratio forward (final without a torso)
         teacher = None
         if self.readout_optim is not None and self.distill_coef > 0 and not self.torso:
-            teacher = TeacherParts(self.n_agents, layout.agent_axis)
+            teacher = readout_teacher(self.actor)
         batches = plan.indices(flat_obs.device)
         for k, agents in enumerate(batches):
             # (a) correct for the batches already updated this iteration
@@ -475,9 +475,9 @@ class BatchSequentialPPO:
             dist = self.actor.distribution(obs, avail, agents=agents, **context, **memory)
         else:
             parts = self.actor.readout_inputs(obs, avail, agents=agents, **context, **memory)
-            teacher.add(agents, parts)
-            out, _, term, avail_rows = parts
+            out, hidden, term, avail_rows = parts
             dist = self.actor.sequential_distribution(out, term, avail_rows, agents)
+            teacher.add(agents, out, hidden, avail_rows, dist)
         log_p = dist.log_prob(actions.index_select(axis, agents))
         ratio = torch.exp((log_p - old_log_probs.index_select(axis, agents)).sum(-1))
         return ratio if layout is None else layout.restore(ratio)

@@ -25,64 +25,82 @@ import torch
 from torch.distributions import kl_divergence
 
 from mapograph.algos._chunks import FlatLayout
-from mapograph.policies import DAGActor, MaskedDiagGaussian, masked_logits
+from mapograph.policies import DAGActor, MaskedCategorical, MaskedDiagGaussian, masked_logits
 
 
 class TeacherParts:
-    """``pi_seq``'s no-grad forward of every agent, gathered batch by batch.
+    """``pi_seq``'s no-grad forward of every agent, gathered batch by batch in the
+    layout the readout's steps read.
 
-    :meth:`add` takes one batch's ``(out, hidden, term, avail)`` (agents on
-    ``agent_axis``, as :meth:`~mapograph.policies.DAGActor.readout_inputs` returns
-    them; a ``None`` parent term is zero); :attr:`parts` is the same four for all
-    ``n_agents`` once every agent was added (``None`` before).
+    :meth:`add` takes one batch's forward (its agents on the layout's agent axis) and
+    stores it agent-first at once: discrete ``(log-probs, avail, out, hidden)``
+    feature-major ``[N, F, U, L]``, continuous ``(loc, scale, mask, mean, hidden)``
+    agent-major ``[N, U, L, F]``; each batch's part is copied once, straight from its
+    permuted view (no ``[U, N, F]`` buffer, no teacher softmax over all agents).
+    :attr:`parts` is complete once every agent was added (``None`` before).
 
     Args:
         n_agents: agents ``N``.
-        agent_axis: the agents' axis of the layout (1 flat, 2 chunks).
+        continuous: Gaussian ``pi_seq`` (else categorical).
+        mean_size: a continuous readout's output size (the inner actor's mean is
+            ``out[..., :mean_size]``).
     """
 
-    def __init__(self, n_agents: int, agent_axis: int) -> None:
+    def __init__(self, n_agents: int, continuous: bool = False, mean_size: int = 0) -> None:
         self.n_agents = n_agents
-        self.axis = agent_axis
-        self._full: list[torch.Tensor | None] = [None] * 4
+        self.continuous = continuous
+        self.mean_size = mean_size
+        self._full: list[torch.Tensor | None] | None = None
         self._covered = 0
 
-    def add(self, agents: torch.Tensor, parts: tuple) -> None:
-        """Store the forward ``parts`` of ``agents`` (each agent once)."""
-        for slot, x in enumerate(parts):
-            if x is None:
-                continue  # no parent term for these agents (zero), or no avail mask
-            if self._full[slot] is None:
-                shape = list(x.shape)
-                shape[self.axis] = self.n_agents
-                self._full[slot] = x.new_zeros(shape)
-            self._full[slot].index_copy_(self.axis, agents, x)
+    def add(
+        self,
+        agents: torch.Tensor,
+        out: torch.Tensor,
+        hidden: torch.Tensor,
+        avail: torch.Tensor | None,
+        dist: MaskedCategorical | MaskedDiagGaussian,
+    ) -> None:
+        """Store ``agents``' forward (each agent once): the inner actor's ``out``, its last
+        ``hidden`` layer, their ``avail`` rows and ``pi_seq``'s distribution ``dist``."""
+        if self.continuous:
+            views = [_agent_major_view(x) for x in (dist.loc, dist.scale, dist.mask)]
+            views += [_agent_major_view(out[..., : self.mean_size]), _agent_major_view(hidden)]
+        else:
+            views = [_feature_major_view(x) for x in (dist.logits, avail, out, hidden)]
+        if self._full is None:
+            self._full = [
+                None if x is None else x.new_empty((self.n_agents, *x.shape[1:])) for x in views
+            ]
+        for full, x in zip(self._full, views):
+            if x is not None:
+                full.index_copy_(0, agents, x)
         self._covered += int(agents.numel())
 
     @property
     def parts(self) -> tuple | None:
-        """``(out, hidden, term, avail)`` of all agents, or ``None`` while some are missing."""
-        if self._full[0] is None or self._covered != self.n_agents:
+        """The gathered tensors of all agents, or ``None`` while some are missing."""
+        if self._full is None or self._covered != self.n_agents:
             return None
         return tuple(self._full)
 
 
-def agent_major(x: torch.Tensor | None, layout: FlatLayout) -> torch.Tensor | None:
-    """``[U, N, F]`` (flat) or ``[L, U, N, F]`` (chunks) -> contiguous ``[N, U, L, F]``."""
+def _agent_major_view(x: torch.Tensor | None) -> torch.Tensor | None:
+    """``[U, N, F]`` (flat) or ``[L, U, N, F]`` (chunks) viewed as ``[N, U, L, F]``."""
     if x is None:
         return None
     if x.dim() == 3:  # flat layout: one step per unit
-        return x.permute(1, 0, 2).unsqueeze(2).contiguous()
-    return x.permute(2, 1, 0, 3).contiguous()
+        return x.permute(1, 0, 2).unsqueeze(2)
+    return x.permute(2, 1, 0, 3)
 
 
-def feature_major(x: torch.Tensor | None, layout: FlatLayout) -> torch.Tensor | None:
-    """``[U, N, F]`` (flat) or ``[L, U, N, F]`` (chunks) -> contiguous ``[N, F, U, L]``."""
+def _feature_major_view(x: torch.Tensor | None) -> torch.Tensor | None:
+    """``[U, N, F]`` (flat) or ``[L, U, N, F]`` (chunks) viewed as ``[N, F, U, L]``."""
     if x is None:
         return None
     if x.dim() == 3:
-        return x.permute(1, 2, 0).unsqueeze(3).contiguous()
-    return x.permute(2, 3, 1, 0).contiguous()
+        return x.permute(1, 2, 0).unsqueeze(3)
+    return x.permute(2, 3, 1, 0)
 
 
 def units_of_features(x: torch.Tensor | None, part: slice, n: int) -> torch.Tensor | None:
@@ -115,31 +133,30 @@ def distill_readout(
     forward gathered during the batch loop (its complete :attr:`TeacherParts.parts`
     replace the teacher pass).
     """
-    with torch.no_grad():  # the teacher and the features are fixed
-        parts = None if teacher is None else teacher.parts
-        if parts is None:
-            parts = actor.readout_inputs(obs, avail, **context, **layout.memory())
-        out, hidden, term, avail = parts
-        teacher = actor.sequential_distribution(out, term, avail)
+    parts = None if teacher is None else teacher.parts
+    if parts is None:  # the teacher pass: one no-grad forward of every agent
+        teacher = readout_teacher(actor)
+        with torch.no_grad():
+            out, hidden, term, rows = actor.readout_inputs(obs, avail, **context, **layout.memory())
+            everyone = torch.arange(actor.n_agents, device=out.device)
+            teacher.add(everyone, out, hidden, rows, actor.sequential_distribution(out, term, rows))
+        parts = teacher.parts
     if actor.continuous:
-        return _distill_gaussian(
-            actor, optim, coef, out, hidden, teacher, layout, epochs, minibatches
-        )
-    return _distill_categorical(
-        actor, optim, coef, out, hidden, teacher, avail, layout, epochs, minibatches
-    )
+        return _distill_gaussian(actor, optim, coef, parts, layout, epochs, minibatches)
+    return _distill_categorical(actor, optim, coef, parts, layout, epochs, minibatches)
 
 
-def _distill_categorical(
-    actor, optim, coef, out, hidden, teacher, avail, layout, epochs, minibatches
-) -> torch.Tensor:
+def readout_teacher(actor: DAGActor) -> TeacherParts:
+    """An empty :class:`TeacherParts` for ``actor``'s readout head."""
+    mean_size = actor.readout.out_features if actor.continuous else 0
+    return TeacherParts(actor.n_agents, actor.continuous, mean_size)
+
+
+def _distill_categorical(actor, optim, coef, parts, layout, epochs, minibatches) -> torch.Tensor:
     """The discrete readout's steps, laid out ``[N, actions, samples]``: with a handful of
     actions on the last axis, the head's matmul and the softmax are 3x slower (measured
     at 100 agents: 21 against 6.5 ms per forward and backward)."""
-    with torch.no_grad():
-        log_p, mask, base, features = (
-            feature_major(x, layout) for x in (teacher.logits, avail, out, hidden)
-        )
+    log_p, mask, base, features = parts  # feature-major [N, F, U, L]
     n = features.shape[0]
     weight, bias = actor.readout.weight, actor.readout.bias  # [N, H, d], [N, d]
 
@@ -154,23 +171,19 @@ def _distill_categorical(
     return _fit_head(optim, coef, kl_of, layout.units, epochs, minibatches)
 
 
-def _distill_gaussian(
-    actor, optim, coef, out, hidden, teacher, layout, epochs, minibatches
-) -> torch.Tensor:
+def _distill_gaussian(actor, optim, coef, parts, layout, epochs, minibatches) -> torch.Tensor:
     """The continuous readout's steps (the head shifts the Gaussian mean), agent-major."""
-    d = actor.readout.out_features
-    with torch.no_grad():
-        fixed = [agent_major(t, layout) for t in (teacher.loc, teacher.scale, teacher.mask)]
-        base = agent_major(out[..., :d], layout)  # the inner actor's mean
-        hidden = agent_major(hidden, layout)
+    loc, scale, mask, base, hidden = parts  # agent-major [N, U, L, F]
     n = hidden.shape[0]
     weight, bias = actor.readout.weight, actor.readout.bias  # [N, H, d], [N, d]
 
     def kl_of(part: slice) -> torch.Tensor:
-        features, start, loc, scale, mask = (units_of(x, part, n) for x in (hidden, base, *fixed))
+        features, start, loc_u, scale_u, mask_u = (
+            units_of(x, part, n) for x in (hidden, base, loc, scale, mask)
+        )
         shift = torch.baddbmm(bias.unsqueeze(1), features, weight)  # [N, S, d]
-        student = MaskedDiagGaussian(start + shift, scale, mask)
-        return kl_divergence(MaskedDiagGaussian(loc, scale, mask), student)  # [N, S]
+        student = MaskedDiagGaussian(start + shift, scale_u, mask_u)
+        return kl_divergence(MaskedDiagGaussian(loc_u, scale_u, mask_u), student)  # [N, S]
 
     return _fit_head(optim, coef, kl_of, layout.units, epochs, minibatches)
 
