@@ -9,7 +9,9 @@ with ordered batches ``[[agents of batch 1], [batch 2], ...]``:
       ``rho = clip(prod_{i in earlier batches} pi_i^new / pi_i^old)`` (no gradient);
    b. one clipped PPO surrogate (:func:`~mapograph.algos.clipped_surrogate`) for all
       agents of batch k together, in one vectorized forward (stacked per-agent
-      parameters, indexed by the batch); the optimizer steps only those agents' rows;
+      parameters, indexed by the batch; on a CPU a large batch runs in agent groups
+      whose gradients add up, see :data:`GROUP_ELEMENTS`); the optimizer steps only
+      those agents' rows;
    c. fold batch k's new/old ratios into ``rho``.
 
 Agents outside batch k keep their parameters and optimizer state bit-identical.
