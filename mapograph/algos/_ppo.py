@@ -69,7 +69,9 @@ class _StepStats:
         self._loss = self._entropy = self._clipped = 0.0
         self._count = 0
 
-    def add(self, loss: torch.Tensor, ratio: torch.Tensor, entropy: torch.Tensor, clip: float):
+    def add(
+        self, loss: torch.Tensor, ratio: torch.Tensor, entropy: torch.Tensor, clip: float
+    ) -> None:
         """One group's loss and its ``[B, n]`` ratios and entropies."""
         self._loss = self._loss + loss.detach()
         self._entropy = self._entropy + entropy.detach().sum()

@@ -164,27 +164,30 @@ class DAGActor(nn.Module):
                 parents' entries matter).
             edge_index: ``[2, e]`` DAG edges ``i -> j`` between agents.
         """
-        n = self.n_agents
-        vectors, lead = action_vectors(actions, n, self.n_actions, self.continuous)
-        x = self.encode(vectors)  # [B, N, D]
         source, target = edge_index
-        # every sample's parents summed at once along the agent axis: no per-sample copy of
-        # the graph; index_add_ is 2-3x faster than torch_geometric's SimpleConv or scatter
-        # on these shapes and gives the same sums (docs: design choices)
-        messages = x.new_zeros(x.shape).index_add_(1, target, x.index_select(1, source))
-        return messages.reshape(*lead, n, -1)
+        return self._summed_messages(actions, source, target, self.n_agents)
+
+    def _summed_messages(
+        self, actions: torch.Tensor, sources: torch.Tensor, slots: torch.Tensor, count: int
+    ) -> torch.Tensor:
+        """Messages ``[..., count, D]``: edge ``e``'s parent ``sources[e]`` encoded and
+        added to row ``slots[e]`` (only the parents' actions are encoded).
+
+        Every sample's parents are summed at once along the agent axis: no per-sample
+        copy of the graph; ``index_add_`` is 2-3x faster than torch_geometric's
+        ``SimpleConv`` or ``scatter`` on these shapes and gives the same sums (docs:
+        design choices).
+        """
+        agent_axis = -2 if self.continuous else -1
+        picked = actions.index_select(agent_axis, sources)
+        vectors, lead = action_vectors(picked, sources.numel(), self.n_actions, self.continuous)
+        x = self.encode(vectors, sources)  # [B, S, D]
+        messages = x.new_zeros(x.shape[0], count, x.shape[-1]).index_add_(1, slots, x)
+        return messages.reshape(*lead, count, -1)
 
     def _messages_into(self, actions: torch.Tensor, step: _DecodingStep) -> torch.Tensor:
-        """The parent messages ``[..., T, D]`` of one decoding step's receivers only:
-        the parents' actions encoded (not every agent's) and summed per receiver."""
-        agent_axis = -2 if self.continuous else -1
-        picked = actions.index_select(agent_axis, step.sources)
-        vectors, lead = action_vectors(
-            picked, step.sources.numel(), self.n_actions, self.continuous
-        )
-        x = self.encode(vectors, step.sources)  # [B, S, D]
-        messages = x.new_zeros(x.shape[0], step.takers.numel(), x.shape[-1])
-        return messages.index_add_(1, step.slots, x).reshape(*lead, step.takers.numel(), -1)
+        """The parent messages ``[..., T, D]`` of one decoding step's receivers only."""
+        return self._summed_messages(actions, step.sources, step.slots, step.takers.numel())
 
     def _decoding(self, batches, edge_index, device) -> list[_DecodingStep]:
         """One :class:`_DecodingStep` per batch of a plan.
