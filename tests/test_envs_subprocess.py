@@ -320,3 +320,34 @@ def test_ctrl_c_stops_parent_and_workers(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+_UNGUARDED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_envs_subprocess import GuessGame
+    from mapograph.envs import WorkerVectorEnv
+
+    print("top level ran", flush=True)
+    env = WorkerVectorEnv(GuessGame, num_envs=1, num_workers=1, start_timeout=60)
+    env.close()
+    """
+)
+
+
+def test_a_script_without_main_guard_fails_fast_naming_the_guard(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED_SCRIPT.format(tests=os.path.dirname(__file__)))
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert time.monotonic() - start < 50  # not the 60 s start timeout
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    # the parent's error, one line: the worker died while starting, and why
+    assert "WorkerError" in last and "during 'start'" in last, proc.stderr[-2000:]
+    assert 'if __name__ == "__main__":' in last
+    # the worker's own error says what happened inside it
+    assert "was built while a worker process imported the main script" in proc.stderr

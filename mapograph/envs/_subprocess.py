@@ -36,6 +36,17 @@ from mapograph.envs._types import EnvSpec, TimeStep
 
 __all__ = ["SingleCopyEnv", "WorkerError", "WorkerVectorEnv"]
 
+# Spawned workers import the script that started them (as ``__mp_main__``) before they
+# run: top-level code that builds a worker env then runs again inside every worker.
+_MAIN_GUARD_HINT = (
+    'the workers import the main script again: put its top-level code under `if __name__ == "__main__":`'
+)
+
+
+def _importing_main_in_worker() -> bool:
+    """Whether this process is a spawned worker still importing the parent's main script."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
+
 
 @runtime_checkable
 class SingleCopyEnv(Protocol):
@@ -281,6 +292,11 @@ class WorkerVectorEnv(MultiAgentEnv):
             )
         if context not in ("spawn", "forkserver"):
             raise ValueError(f"context must be 'spawn' or 'forkserver', got {context!r}")
+        if _importing_main_in_worker():
+            raise WorkerError(
+                f"env {env_id!r} was built while a worker process imported the main script; "
+                f"{_MAIN_GUARD_HINT}"
+            )
         if timeout <= 0 or start_timeout <= 0:
             raise ValueError(f"timeouts must be positive, got {timeout!r}, {start_timeout!r}")
         self.num_envs = num_envs
@@ -353,6 +369,7 @@ class WorkerVectorEnv(MultiAgentEnv):
                     if time.monotonic() > deadline:
                         self._fail(
                             f"{self._describe(w)} did not answer {cmd!r} within {timeout:.0f} s"
+                            + self._start_hint(cmd)
                         )
                 try:
                     status, payload = conn.recv()
@@ -370,7 +387,12 @@ class WorkerVectorEnv(MultiAgentEnv):
     def _death_message(self, w: int, cmd: str) -> str:
         code = self._processes[w].exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return f"{self._describe(w)} died ({how}) during {cmd!r}"
+        return f"{self._describe(w)} died ({how}) during {cmd!r}" + self._start_hint(cmd)
+
+    @staticmethod
+    def _start_hint(cmd: str) -> str:
+        """Why a worker may fail to start: a script without a ``__main__`` guard."""
+        return f" (if the script has no main guard: {_MAIN_GUARD_HINT})" if cmd == "start" else ""
 
     # -- public API ----------------------------------------------------------------------
 
