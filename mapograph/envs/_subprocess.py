@@ -38,9 +38,7 @@ __all__ = ["SingleCopyEnv", "WorkerError", "WorkerVectorEnv"]
 
 # Spawned workers import the script that started them (as ``__mp_main__``) before they
 # run: top-level code that builds a worker env then runs again inside every worker.
-_MAIN_GUARD_HINT = (
-    'the workers import the main script again: put its top-level code under `if __name__ == "__main__":`'
-)
+_MAIN_GUARD_HINT = 'the workers import the main script again: put its top-level code under `if __name__ == "__main__":`'
 
 
 def _importing_main_in_worker() -> bool:
