@@ -44,8 +44,9 @@ class FlatLayout:
         return x
 
     def take(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        """The samples ``idx`` (all when ``None``)."""
-        return x if idx is None else x[idx]
+        """The samples ``idx`` (all when ``None``); a context entry that is not a
+        per-sample tensor (a DAG actor's ``ParentSlots``) as it is."""
+        return x if idx is None or not isinstance(x, torch.Tensor) else x[idx]
 
     def samples(self, y: torch.Tensor) -> torch.Tensor:
         """Per-sample rows ``[b, ...]`` of an arranged result (already flat)."""
@@ -93,12 +94,14 @@ class ChunkLayout(FlatLayout):
         return x.reshape(self.length, self.units, *rest)
 
     def from_flat(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T * E, ...]`` (flat) -> ``[L, C * E, ...]``."""
+        """``[T * E, ...]`` (flat) -> ``[L, C * E, ...]`` (not a tensor: as it is)."""
+        if not isinstance(x, torch.Tensor):
+            return x
         return self.arrange(x.reshape(self.horizon, self.num_envs, *x.shape[1:]))
 
     def take(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        """The chunks ``idx`` ``[L, b, ...]`` (all when ``None``)."""
-        return x if idx is None else x[:, idx]
+        """The chunks ``idx`` ``[L, b, ...]`` (all when ``None``; not a tensor: as it is)."""
+        return x if idx is None or not isinstance(x, torch.Tensor) else x[:, idx]
 
     def samples(self, y: torch.Tensor) -> torch.Tensor:
         """``[L, b, ...] -> [L * b, ...]``."""

@@ -66,6 +66,15 @@ class SlotEncoding(nn.Module):
         slots = self._slots if agents is None else self._slots.index_select(0, agents)
         return (slots[None, :, :, None] * actions[:, :, None, :]).reshape(b, s, -1)
 
+    def slot_weights(self, weight: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        """A first layer ``weight [n, N * A, H]`` on compact messages: ``[n, K * A, H]``,
+        block ``k`` of row ``m`` being the rows of ``weight[m]`` that read parent
+        ``parents[m, k]``'s slot (so ``x_p @ weight[m] == a_p @ block``)."""
+        n, _, hidden = weight.shape
+        blocks = weight.reshape(n, self._slots.shape[0], -1)  # [n, N, A * H]
+        index = parents.unsqueeze(-1).expand(*parents.shape, blocks.shape[-1])
+        return torch.gather(blocks, 1, index).reshape(n, -1, hidden)
+
 
 class EmbeddedEncoding(nn.Module):
     """``x_i = a_i (outer) c_i`` with fixed random unit codes ``c_i`` (not trained)."""
@@ -83,6 +92,15 @@ class EmbeddedEncoding(nn.Module):
         b, s, a = actions.shape
         codes = self.codes if agents is None else self.codes.index_select(0, agents)
         return (actions[..., :, None] * codes[None, :, None, :]).reshape(b, s, -1)
+
+    def slot_weights(self, weight: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        """A first layer ``weight [n, A * C, H]`` on compact messages: ``[n, K * A, H]``,
+        block ``k`` of row ``m`` being ``weight[m]`` contracted with parent
+        ``parents[m, k]``'s code (so ``x_p @ weight[m] == a_p @ block``)."""
+        n, _, hidden = weight.shape
+        codes = self.codes.index_select(0, parents.reshape(-1)).reshape(*parents.shape, -1)
+        per_action = weight.reshape(n, -1, codes.shape[-1], hidden)  # [n, A, C, H]
+        return torch.einsum("nach,nkc->nkah", per_action, codes).reshape(n, -1, hidden)
 
 
 def action_vectors(actions: torch.Tensor, n_agents: int, n_actions: int, continuous: bool):

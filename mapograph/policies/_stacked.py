@@ -16,6 +16,14 @@ import torch
 from torch import nn
 
 
+def stacked_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``[..., n, in] @ weight [n, in, out] -> [..., n, out]``: row ``i`` of every sample
+    through its own matrix ``weight[i]`` (one batched matmul)."""
+    lead, n = x.shape[:-2], x.shape[-2]
+    flat = x.reshape(-1, n, weight.shape[1]).transpose(0, 1)  # [n, B, in]
+    return torch.bmm(flat, weight).transpose(0, 1).reshape(*lead, n, weight.shape[2])
+
+
 class StackedLinear(nn.Module):
     """``N`` independent linear layers evaluated in one batched matmul.
 
@@ -71,6 +79,8 @@ class StackedLinear(nn.Module):
         Returns:
             ``[..., N or len(agents), out]``.
         """
+        if self.bias is None:
+            return stacked_matmul(x, self.weight if agents is None else self.weight[agents])
         lead = x.shape[:-2]
         n = x.shape[-2]
         flat = x.reshape(-1, n, self.in_features).transpose(0, 1)  # [n, B, in]
