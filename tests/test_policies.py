@@ -349,3 +349,8 @@ def test_compact_parent_messages_match_the_encoded_messages(encoding, continuous
         assert all(step.compact is not None for step in steps[1:])
         again = actor.distribution(obs, None, **actor.context(taken, edge_index))
         torch.testing.assert_close(again.log_prob(taken), log_probs, atol=1e-5, rtol=1e-5)
+        # decoding keeps the rearranged weights per plan; a moved head is read anew
+        actor.parent_hidden.weight.mul_(-2.0)
+        taken, log_probs = actor.act(obs, None, True, None, batches, edge_index)
+        again = actor.distribution(obs, None, **actor.context(taken, edge_index))
+        torch.testing.assert_close(again.log_prob(taken), log_probs, atol=1e-5, rtol=1e-5)

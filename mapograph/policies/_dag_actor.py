@@ -287,8 +287,22 @@ class DAGActor(nn.Module):
             rows = None if rows.numel() == agents.numel() else rows
             compact = self._compact_slots(into[0], slots, takers.numel())
             steps.append(_DecodingStep(agents, into[0], slots, takers, rows, compact))
-        self._decoding_cache = (batches, edge_index, key, steps)
+        self._decoding_cache = (batches, edge_index, key, steps, {})
         return steps
+
+    def _decoding_weight(self, position: int, step: _DecodingStep) -> torch.Tensor:
+        """The compact first-layer weight of decoding step ``position`` of the cached plan,
+        rearranged once while the head's weight is the same tensor, unchanged in place
+        (its version counter: optimizer steps and loads bump it)."""
+        weights = self._decoding_cache[4]
+        weight = self.parent_hidden.weight
+        cached = weights.get(position)
+        if cached is None or cached[0] is not weight or cached[1] != weight._version:
+            first = self.encode.slot_weights(
+                weight.index_select(0, step.takers), step.compact.index
+            )
+            cached = weights[position] = (weight, weight._version, first)
+        return cached[2]
 
     def logits(
         self,
@@ -514,15 +528,19 @@ class DAGActor(nn.Module):
         agents: torch.Tensor | None,
         obs: torch.Tensor | None,
         slots: ParentSlots | None = None,
+        first: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The parent head of ``agents`` (all when ``None``) on their own ``messages``
-        (compact ones with their ``slots``: see :meth:`slot_messages`)."""
+        (compact ones with their ``slots``: see :meth:`slot_messages`; ``first``: their
+        first-layer weight when already rearranged)."""
         if slots is None:
             pre = self.parent_hidden(messages, agents)
         else:
-            weight = self.parent_hidden.weight
-            weight = weight if agents is None else weight.index_select(0, agents)
-            pre = stacked_matmul(messages, self.encode.slot_weights(weight, slots.index))
+            if first is None:
+                weight = self.parent_hidden.weight
+                weight = weight if agents is None else weight.index_select(0, agents)
+                first = self.encode.slot_weights(weight, slots.index)
+            pre = stacked_matmul(messages, first)
         hidden = torch.tanh(pre)
         if self.parent_obs is not None and obs is not None:
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
@@ -605,9 +623,9 @@ class DAGActor(nn.Module):
         base_logits = self.base.net(obs) if out is None else out
         actions = torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for step in self._decoding(batches, edge_index, obs.device):
+        for position, step in enumerate(self._decoding(batches, edge_index, obs.device)):
             logits = base_logits.index_select(-2, step.agents)
-            term = self._decoding_term(actions, obs, step)
+            term = self._decoding_term(actions, obs, position, step)
             if term is not None:
                 rows = step.rows
                 logits = logits + term if rows is None else logits.index_add(-2, rows, term)
@@ -619,15 +637,16 @@ class DAGActor(nn.Module):
         return actions, log_probs
 
     def _decoding_term(
-        self, actions: torch.Tensor, obs: torch.Tensor, step: _DecodingStep
+        self, actions: torch.Tensor, obs: torch.Tensor, position: int, step: _DecodingStep
     ) -> torch.Tensor | None:
-        """The parent head's term of a decoding step's receivers given the actions taken
-        so far (``None`` when no agent of the step has a parent)."""
+        """The parent head's term of decoding step ``position`` (``step``) of the cached
+        plan given the actions taken so far (``None`` when no agent of it has a parent)."""
         if step.takers is None:
             return None
         messages = self._messages_into(actions, step)
         obs = obs.index_select(-2, step.takers)
-        return self._parent_head(messages, step.takers, obs, step.compact)
+        first = None if step.compact is None else self._decoding_weight(position, step)
+        return self._parent_head(messages, step.takers, obs, step.compact, first)
 
     def _act_continuous(self, obs, avail, deterministic, generator, batches, edge_index, out):
         """Sequential decoding of Gaussian actions (see :meth:`act`)."""
@@ -637,9 +656,9 @@ class DAGActor(nn.Module):
             return sample_gaussian(self.base.gaussian(out, avail, None), deterministic, generator)
         actions = torch.zeros(*obs.shape[:-1], self.n_actions, dtype=obs.dtype, device=obs.device)
         log_probs = torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
-        for step in self._decoding(batches, edge_index, obs.device):
+        for position, step in enumerate(self._decoding(batches, edge_index, obs.device)):
             agents, rows = step.agents, step.rows
-            shift = term = self._decoding_term(actions, obs, step)
+            shift = term = self._decoding_term(actions, obs, position, step)
             if term is not None and rows is not None:
                 shift = term.new_zeros(
                     (*term.shape[:-2], agents.numel(), term.shape[-1])
