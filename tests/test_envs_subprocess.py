@@ -345,9 +345,13 @@ def test_a_script_without_main_guard_fails_fast_naming_the_guard(tmp_path):
     )
     assert time.monotonic() - start < 50  # not the 60 s start timeout
     assert proc.returncode != 0
-    last = proc.stderr.strip().splitlines()[-1]
     # the parent's error, one line: the worker died while starting, and why
-    assert "WorkerError" in last and "during 'start'" in last, proc.stderr[-2000:]
-    assert 'if __name__ == "__main__":' in last
+    parent = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith("mapograph.envs._subprocess.WorkerError") and "during 'start'" in line
+    ]
+    assert parent, proc.stderr[-2000:]
+    assert 'if __name__ == "__main__":' in parent[-1]
     # the worker's own error says what happened inside it
     assert "was built while a worker process imported the main script" in proc.stderr
