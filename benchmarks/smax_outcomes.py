@@ -34,6 +34,7 @@ from _bench import command_line, machine, parse_pairs, write_result
 
 import mapograph as mg
 from mapograph.envs import TimeStep
+from mapograph.envs._smax import allies_won, observe
 
 
 def _state_copies(env, copies: int):
@@ -43,29 +44,18 @@ def _state_copies(env, copies: int):
 
     game = env._env  # jaxmarl's HeuristicEnemySMAX behind mapograph's adapter
     agents = list(game.agents)
-    n_allies = game.num_allies
-
-    def observe(state, obs):
-        avail = game.get_avail_actions(state)
-        return (
-            jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
-            obs["world_state"].astype(jnp.float32),
-            jnp.stack([avail[a] for a in agents]).astype(bool),
-        )
 
     @jax.jit
     def reset_same(key):
         obs, state = game.reset(key)
         tile = lambda x: jnp.broadcast_to(x, (copies, *x.shape))  # noqa: E731
-        return jax.tree.map(tile, state), jax.tree.map(tile, observe(state, obs))
+        return jax.tree.map(tile, state), jax.tree.map(tile, observe(game, state, obs))
 
     @jax.jit
     def step(keys, state, actions):
         def one(key, s, a):
             obs, s2, _, dones, _ = game.step_env(key, s, {ag: a[i] for i, ag in enumerate(agents)})
-            alive = s2.state.unit_alive
-            won = ~jnp.any(alive[n_allies:]) & jnp.any(alive[:n_allies])
-            return s2, observe(s2, obs), dones["__all__"], won
+            return s2, observe(game, s2, obs), dones["__all__"], allies_won(game, s2)
 
         return jax.vmap(one)(keys, state, actions)
 

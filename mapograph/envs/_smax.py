@@ -46,25 +46,42 @@ def _to_torch(x: Any) -> torch.Tensor:
     return torch.from_dlpack(x)
 
 
+def observe(env: Any, state: Any, obs: dict) -> tuple:
+    """``(obs [N, obs_dim], world state [state_dim], avail [N, A])`` of one jaxmarl SMAX
+    copy as JAX arrays (traceable: used inside the jitted reset and step)."""
+    import jax.numpy as jnp
+
+    agents = list(env.agents)
+    avail = env.get_avail_actions(state)
+    return (
+        jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
+        obs["world_state"].astype(jnp.float32),
+        jnp.stack([avail[a] for a in agents]).astype(bool),
+    )
+
+
+def allies_won(env: Any, state: Any) -> Any:
+    """Whether the allies wiped out the enemies and kept a unit (JAX bool)."""
+    import jax.numpy as jnp
+
+    alive = state.state.unit_alive
+    return ~jnp.any(alive[env.num_allies :]) & jnp.any(alive[: env.num_allies])
+
+
 def _compile(env: Any, num_envs: int) -> tuple:
     """Build the jitted ``reset(key)`` and ``step(key, state, actions)`` over all copies."""
+    import functools as ft
+
     import jax
 
     jnp = jax.numpy
     agents = list(env.agents)
     n_allies = env.num_allies
-
-    def observe(state: Any, obs: dict) -> tuple:
-        avail = env.get_avail_actions(state)
-        return (
-            jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
-            obs["world_state"].astype(jnp.float32),
-            jnp.stack([avail[a] for a in agents]).astype(bool),
-        )
+    observe_copy = ft.partial(observe, env)
 
     def reset_one(key: Any) -> tuple:
         obs, state = env.reset(key)
-        return state, observe(state, obs)
+        return state, observe_copy(state, obs)
 
     def step_one(key: Any, state: Any, actions: Any) -> tuple:
         key_step, key_reset = jax.random.split(key)
@@ -74,14 +91,14 @@ def _compile(env: Any, num_envs: int) -> tuple:
         allies_dead = ~jnp.any(alive[:n_allies])
         enemies_dead = ~jnp.any(alive[n_allies:])
         done = dones["__all__"]
-        won = enemies_dead & ~allies_dead
+        won = allies_won(env, next_state)
         truncated = done & ~allies_dead & ~enemies_dead
         reset_obs, reset_state = env.reset(key_reset)
         next_state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), reset_state, next_state)
         obs = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), reset_obs, obs)
         return (
             next_state,
-            observe(next_state, obs),
+            observe_copy(next_state, obs),
             (
                 rewards[agents[0]].astype(jnp.float32),
                 done,
