@@ -14,7 +14,10 @@ parent did what; or ``embedded``, a learned action embedding plus a per-agent
 embedding, linear in ``N``). A per-agent parent head (stacked, bias-free, last layer
 zero at init) maps that message to logits added to the independent :class:`Actor`'s
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
-exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit.
+exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit. Where it is smaller,
+the head reads compact messages instead (each child's parents' action vectors side by
+side, its first-layer weight rearranged per parent: :meth:`DAGActor.slot_messages`),
+the same function to rounding.
 
 That head reads only the parents' actions, so the child's answer to them cannot
 depend on what the child observes (``logits = f(obs) + g(parents' actions)``).
@@ -358,9 +361,10 @@ class DAGActor(nn.Module):
             agents: evaluate only these agents (obs/avail still hold all ``N``).
             parent_actions: ``[..., N]`` actions of the agents (parents' entries used).
             edge_index: DAG edges; ``None`` or empty means no conditioning.
-            messages: precomputed :meth:`parent_messages` ``[..., N, D]``
-                (the optimizer computes them once per iteration); overrides
-                ``parent_actions``/``edge_index``.
+            messages: precomputed messages (the optimizer computes them once per
+                iteration with :meth:`context`): :meth:`parent_messages` ``[..., N, D]``,
+                or compact :meth:`slot_messages` ``[..., N, K * A]`` with their
+                ``parent_slots``; overrides ``parent_actions``/``edge_index``.
             h0: a recurrent actor's hidden states (see :meth:`Actor.features`).
             starts: a recurrent actor's episode starts (see :meth:`Actor.features`).
             receivers: the agents that have a parent in the DAG (:func:`receivers_of`;
