@@ -338,6 +338,40 @@ def test_agent_masked_adam_shares_one_step_count_and_keeps_it_through_a_checkpoi
     assert again.steps.tolist() == [2.0, 2.0, 3.0, 1.0]
 
 
+def test_agent_masked_adam_leaves_a_parameter_without_gradient_and_its_moments_alone():
+    """A parameter that got no gradient this step (a parent head no agent of the batch
+    uses) keeps its values and moments on both paths (a subset of agents and all of
+    them); the others move exactly as with an optimizer of their own."""
+    from mapograph.algos._masked_adam import AgentMaskedAdam
+
+    torch.manual_seed(3)
+    used, unused = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(4, 2))
+    alone = torch.nn.Parameter(used.detach().clone())
+    both = AgentMaskedAdam([used, unused], 4, lr=1e-2, max_grad_norm=0.5)
+    single = AgentMaskedAdam([alone], 4, lr=1e-2, max_grad_norm=0.5)
+    for p in (used, unused):  # a first step of both (below the clip) gives both moments
+        p.grad = 0.01 * torch.randn_like(p)
+    alone.grad = used.grad.clone()
+    both.step(torch.tensor([0, 2]))
+    single.step(torch.tensor([0, 2]))
+    for agents in (torch.tensor([2, 1]), None):
+        before = unused.detach().clone()
+        moments = [both.state[unused][k].clone() for k in ("exp_avg", "exp_avg_sq")]
+        used.grad, unused.grad = torch.randn_like(used), None
+        alone.grad = used.grad.clone()
+        both.step(agents)
+        single.step(agents)
+        assert torch.equal(unused, before)
+        assert torch.equal(both.state[unused]["exp_avg"], moments[0])
+        assert torch.equal(both.state[unused]["exp_avg_sq"], moments[1])
+        assert torch.equal(used, alone)
+        assert torch.equal(both.state[used]["exp_avg_sq"], single.state[alone]["exp_avg_sq"])
+    # the state torch saves is the state the steps use
+    saved = both.state_dict()["state"][0]["exp_avg"]
+    assert saved.shape == (4, 3) and torch.equal(saved, both.state[used]["exp_avg"])
+    assert not torch.equal(saved[3], torch.zeros(3))  # agent 3 stepped in the last step
+
+
 def test_agent_masked_adam_steps_a_batch_of_every_agent_in_place_with_the_same_result():
     """A batch holding all N agents (in any order) takes the in-place path: the same
     parameters and moments as the gathering path on the same rows, and the gradients

@@ -92,19 +92,30 @@ class AgentMaskedAdam(torch.optim.Optimizer):
     def step(self, agents: torch.Tensor | None = None, closure: Any = None) -> Any:
         """One Adam step on the rows of ``agents`` (LongTensor of ids; ``None``: all agents).
 
-        The rows are gathered once per parameter and the Adam rule runs as ``torch._foreach``
-        operations over all parameters together (one kernel per operation instead of one
-        per parameter): the per-step overhead that a batch-by-batch update pays K times.
-        A step of every agent (``None``, or a batch of all ``N``) works on the tensors in
-        place, without gathering (the rule is the same on every row).
+        The moments of all parameters live side by side in two agent-major ``[N, S]``
+        buffers (``S``: one agent's parameter count; each parameter's ``exp_avg`` and
+        ``exp_avg_sq`` are views of them), so a step is a fixed handful of operations
+        whatever the number of parameters: the gradients are joined into one ``[N, S]``
+        tensor, the batch's rows are gathered once, and the Adam rule and the per-agent
+        clip run on ``[k, S]`` (the per-step overhead that a batch-by-batch update pays K
+        times). A step of every agent (``None``, or a batch of all ``N``) works on the
+        buffers in place, without gathering (the rule is the same on every row).
+        Parameters without a gradient keep their values and moments.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        params = self._params()
-        device = params[0].device
-        # a batch of every agent: the rows are the whole tensors, in place (no gather)
+        for index, group in enumerate(self.param_groups):
+            self._step_group(index, group, agents)
+        return loss
+
+    def _step_group(self, index: int, group: dict, agents: torch.Tensor | None) -> None:
+        params = group["params"]
+        if not params:
+            return
+        flat = self._flat_moments(index, params)
+        device = flat.exp_avg.device
         every = agents is None or agents.numel() == self.n_agents
         agents = (
             torch.arange(self.n_agents, device=device)
@@ -112,50 +123,57 @@ class AgentMaskedAdam(torch.optim.Optimizer):
             else agents.to(device=device, dtype=torch.long)
         )
         self.steps[agents] += 1  # every agent in the batch counts a step, gradient or not
-        step = self.steps[agents]
+        live = [p.grad is not None for p in params]
+        if not any(live):
+            return
+        grads = torch.cat(
+            [
+                (p.grad if has else flat.zeros(i)).reshape(self.n_agents, -1)
+                for i, (p, has) in enumerate(zip(params, live))
+            ],
+            dim=1,
+        )  # [N, S], a new tensor: the gradients themselves stay as they are
+        partial = not all(live)
+        in_place = every and not partial
+        if not in_place:
+            grads = grads.index_select(0, agents)
+        exp_avg = flat.exp_avg if in_place else flat.exp_avg.index_select(0, agents)
+        exp_avg_sq = flat.exp_avg_sq if in_place else flat.exp_avg_sq.index_select(0, agents)
+        if self.max_grad_norm is not None:
+            norms = grads.pow(2).sum(1, keepdim=True).sqrt()
+            grads.mul_((self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0))
+        beta1, beta2 = group["betas"]
+        step = self.steps[agents].unsqueeze(1)
+        bias1 = (1 - beta1**step).float()
+        bias2 = (1 - beta2**step).float()
+        new_avg = exp_avg.mul(beta1).add_(grads, alpha=1 - beta1)
+        new_avg_sq = exp_avg_sq.mul(beta2).addcmul_(grads, grads, value=1 - beta2)
+        if partial:  # columns of parameters without a gradient keep their moments
+            keep = flat.live_columns(live)
+            new_avg = torch.where(keep, new_avg, exp_avg)
+            new_avg_sq = torch.where(keep, new_avg_sq, exp_avg_sq)
+        denom = new_avg_sq.div(bias2).sqrt_().add_(group["eps"])
+        update = new_avg.div(bias1).mul_(group["lr"]).div_(denom)
+        if in_place:
+            flat.exp_avg.copy_(new_avg)
+            flat.exp_avg_sq.copy_(new_avg_sq)
+            torch._foreach_add_(params, flat.split(update), alpha=-1)
+            return
+        flat.exp_avg.index_copy_(0, agents, new_avg)
+        flat.exp_avg_sq.index_copy_(0, agents, new_avg_sq)
+        for p, has, rows in zip(params, live, flat.split(update)):
+            if has:
+                p.index_add_(0, agents, rows, alpha=-1)
 
-        def take(x: torch.Tensor) -> torch.Tensor:
-            return x if every else x.index_select(0, agents)
-
-        rows = {p: take(p.grad) for p in params if p.grad is not None}
-        scale = None
-        if self.max_grad_norm is not None and rows:
-            norms = _row_norms(rows.values(), agents.numel(), device)
-            scale = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        for group in self.param_groups:
-            live = [p for p in group["params"] if p.grad is not None]
-            if not live:
-                continue
-            beta1, beta2 = group["betas"]
-            bias1 = (1 - beta1**step).float()
-            bias2 = (1 - beta2**step).float()
-            shapes = [(-1,) + (1,) * (p.dim() - 1) for p in live]
-            grads = [rows[p] for p in live]
-            if scale is not None:  # a new tensor: the gradients themselves stay as they are
-                grads = torch._foreach_mul(
-                    grads, [scale.view(sh).to(p.dtype) for sh, p in zip(shapes, live)]
-                )
-            m_rows = [take(self.state[p]["exp_avg"]) for p in live]
-            v_rows = [take(self.state[p]["exp_avg_sq"]) for p in live]
-            torch._foreach_mul_(m_rows, beta1)
-            torch._foreach_add_(m_rows, grads, alpha=1 - beta1)
-            torch._foreach_mul_(v_rows, beta2)
-            torch._foreach_addcmul_(v_rows, grads, grads, value=1 - beta2)
-            denom = torch._foreach_div(v_rows, [bias2.view(sh) for sh in shapes])
-            torch._foreach_sqrt_(denom)
-            torch._foreach_add_(denom, group["eps"])
-            update = torch._foreach_div(m_rows, [bias1.view(sh) for sh in shapes])
-            torch._foreach_mul_(update, group["lr"])
-            torch._foreach_div_(update, denom)
-            if every:  # the moments were updated in place
-                torch._foreach_add_(live, update, alpha=-1)
-                continue
-            for p, m, v, u in zip(live, m_rows, v_rows, update):
-                state = self.state[p]
-                state["exp_avg"].index_copy_(0, agents, m)
-                state["exp_avg_sq"].index_copy_(0, agents, v)
-                p.index_add_(0, agents, u, alpha=-1)
-        return loss
+    def _flat_moments(self, index: int, params: list[torch.Tensor]) -> _FlatMoments:
+        """Group ``index``'s ``[N, S]`` moment buffers, rebuilt when a parameter's state is
+        no longer a view of them (first step, ``load_state_dict``, a copy or unpickling:
+        torch's pickled optimizer state does not carry this cache)."""
+        flats = self.__dict__.setdefault("_flats", {})
+        flat = flats.get(index)
+        if flat is None or not flat.holds(self.state, params):
+            flat = flats[index] = _FlatMoments(self.state, params, self.n_agents)
+        return flat
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state dict (also the format written before this was an Optimizer)."""
@@ -181,6 +199,59 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         steps = self.state[params[0]]["agent_step"].to(device=params[0].device, dtype=torch.float64)
         for p in params:
             self.state[p]["agent_step"] = steps
+
+
+class _FlatMoments:
+    """Agent-major ``[N, S]`` buffers holding every parameter's Adam moments side by side.
+
+    Each parameter's ``exp_avg`` / ``exp_avg_sq`` in the optimizer state is replaced by
+    its view of the buffers (columns ``offset : offset + size``, reshaped to the
+    parameter's shape), so torch's ``state_dict`` keeps its format.
+    """
+
+    def __init__(self, state: dict, params: list[torch.Tensor], n_agents: int) -> None:
+        self.n_agents = n_agents
+        self.shapes = [p.shape for p in params]
+        self.sizes = [p[0].numel() for p in params]
+        self.exp_avg = torch.cat([state[p]["exp_avg"].reshape(n_agents, -1) for p in params], 1)
+        self.exp_avg_sq = torch.cat(
+            [state[p]["exp_avg_sq"].reshape(n_agents, -1) for p in params], 1
+        )
+        self.views = []
+        for p, avg, avg_sq in zip(params, self.split(self.exp_avg), self.split(self.exp_avg_sq)):
+            state[p]["exp_avg"], state[p]["exp_avg_sq"] = avg, avg_sq
+            self.views.append((avg, avg_sq))
+        self._zeros: dict[int, torch.Tensor] = {}
+        self._masks: dict[tuple[bool, ...], torch.Tensor] = {}
+
+    def holds(self, state: dict, params: list[torch.Tensor]) -> bool:
+        """Whether ``params``' moments in ``state`` are still this object's views."""
+        return len(params) == len(self.views) and all(
+            state[p]["exp_avg"] is avg and state[p]["exp_avg_sq"] is avg_sq
+            for p, (avg, avg_sq) in zip(params, self.views)
+        )
+
+    def split(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """``[k, S]`` as one ``[k, *shape[1:]]`` view per parameter."""
+        return [
+            part.view(rows.shape[0], *shape[1:])
+            for part, shape in zip(rows.split(self.sizes, dim=1), self.shapes)
+        ]
+
+    def zeros(self, index: int) -> torch.Tensor:
+        """A zero gradient ``[N, size]`` for parameter ``index`` (read only, kept)."""
+        if index not in self._zeros:
+            self._zeros[index] = self.exp_avg.new_zeros(self.n_agents, self.sizes[index])
+        return self._zeros[index]
+
+    def live_columns(self, live: list[bool]) -> torch.Tensor:
+        """``[1, S]`` mask of the columns of parameters that have a gradient."""
+        key = tuple(live)
+        if key not in self._masks:
+            flags = torch.tensor(live, device=self.exp_avg.device)
+            sizes = torch.tensor(self.sizes, device=self.exp_avg.device)
+            self._masks[key] = flags.repeat_interleave(sizes).unsqueeze(0)
+        return self._masks[key]
 
 
 def _row_norms(grads, rows: int, device: torch.device) -> torch.Tensor:
