@@ -354,3 +354,27 @@ def test_compact_parent_messages_match_the_encoded_messages(encoding, continuous
         taken, log_probs = actor.act(obs, None, True, None, batches, edge_index)
         again = actor.distribution(obs, None, **actor.context(taken, edge_index))
         torch.testing.assert_close(again.log_prob(taken), log_probs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_parent_head_uses_its_configured_activation(activation):
+    """``pi_seq``'s logits are the inner actor's plus ``out(act(hidden(message)))`` with the
+    configured ``act`` (agents without parents get exactly the inner actor's)."""
+    n, n_actions, obs_dim = 5, 3, 4
+    torch.manual_seed(0)
+    actor = DAGActor(n, obs_dim, n_actions, hidden=8, parent_activation=activation)
+    with torch.no_grad():
+        actor.parent_out.weight.normal_()
+    edge_index = torch.tensor([[0, 1, 0], [2, 3, 3]])  # 0 -> 2, 1 -> 3, 0 -> 3
+    obs = torch.randn(32, n, obs_dim)
+    actions = torch.randint(0, n_actions, (32, n))
+    messages = actor.parent_messages(actions, edge_index)
+    act = {"relu": torch.relu, "tanh": torch.tanh}[activation]
+    pre = actor.parent_hidden(messages, None)
+    assert (pre < 0).any()  # the two activations differ on this input
+    term = actor.parent_out(act(pre), None)
+    expected = torch.log_softmax(actor.base.logits(obs) + term, -1)
+    for context in ({"messages": messages}, actor.context(actions, edge_index)):
+        got = actor.distribution(obs, None, **context).logits
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(term[:, [0, 1, 4]], torch.zeros(32, 3, n_actions))

@@ -219,6 +219,7 @@ def test_num_envs_must_match_the_env_or_be_left_unset():
         {"interaction_coef": float("-inf")},
         {"correction_clip": -0.2},
         {"device": "banana"},
+        {"parent_activation": "sigmoid"},
         {"seed": "abc"},
         {"seed": 1.5},
         {"eval_every": -1},
@@ -256,6 +257,13 @@ def test_checkpoints_written_before_the_refactor_load_and_continue(algo, tmp_pat
         for key, value in upper.net.state_dict().items():
             assert torch.equal(value, raw["upper"]["net"][key]), key
         assert isinstance(trainer.interdependence(), nx.DiGraph)
+        # written when the parent head's activation was tanh: it keeps it (now relu)
+        assert trainer.cfg.parent_activation == "tanh"
+        assert isinstance(trainer.actor.parent_activation, torch.nn.Tanh)
+        assert isinstance(
+            mg.Trainer(env, trainer.cfg.replace(parent_activation="relu")).actor.parent_activation,
+            torch.nn.ReLU,
+        )
     else:  # the old optimizer format became torch's: moments and per-agent steps kept
         state = trainer.algorithm.optimizer.actor_optim.state_dict()["state"]
         old = raw["optimizers"]["ppo"]["actor_optim"]

@@ -96,6 +96,7 @@ class Algorithm:
                 parent_encoding=config.parent_encoding,
                 share_params=config.share_params,
                 parent_obs=config.parent_obs,
+                parent_activation=config.parent_activation,
                 readout=config.pi_ind == "readout",
                 **actor_kwargs,
             )

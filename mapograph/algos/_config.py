@@ -153,6 +153,10 @@ class AlgorithmConfig:
     parent_warmup: int = field(default=0, metadata=check(non_negative_int))
     parent_obs: bool = field(default=False, metadata=check(boolean))  # head reads obs too
     parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
+    #: the parent head's hidden activation (a name of ``mapograph.policies.ACTIVATIONS``):
+    #: ``"relu"`` since session 13 (before: tanh; docs/design-choices.md, "The parent head's
+    #: activation")
+    parent_activation: str = field(default="relu", metadata=check(_activation))
 
     # B2MAPO upper layer: the learned DAG
     dag_temperature: float = field(default=1.0, metadata=check(positive_float))

@@ -42,7 +42,7 @@ from mapograph.policies._actor import Actor, sample_categorical
 from mapograph.policies._distributions import MaskedCategorical, detached, masked_logits
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
 from mapograph.policies._parent_encoding import action_vectors, build_parent_encoding
-from mapograph.policies._stacked import StackedLinear, stacked_matmul
+from mapograph.policies._stacked import StackedLinear, activation_class, stacked_matmul
 
 
 class ParentSlots(NamedTuple):
@@ -120,7 +120,10 @@ class DAGActor(nn.Module):
             observation (see the module docstring); default off (action-only head).
         normalize_input: layer-normalize the observation before the torso (see
             :func:`~mapograph.policies.input_norm`; the parent head reads it raw).
-        activation: the torso's hidden-layer activation (the parent head keeps tanh).
+        activation: the torso's hidden-layer activation.
+        parent_activation: the parent head's hidden-layer activation (a name of
+            :data:`~mapograph.policies.ACTIVATIONS`; the class default keeps the original
+            tanh, :class:`~mapograph.TrainConfig`'s is relu).
         readout: add B2MAPO's readout ``pi_ind`` (see :meth:`independent`): a per-agent
             linear head, zero at init, on the torso's detached last hidden layer.
     """
@@ -142,6 +145,7 @@ class DAGActor(nn.Module):
         normalize_input: bool = False,
         activation: str = "tanh",
         readout: bool = False,
+        parent_activation: str = "tanh",
     ) -> None:
         super().__init__()
         self.n_agents = n_agents
@@ -167,6 +171,7 @@ class DAGActor(nn.Module):
         self.encode = build_parent_encoding(parent_encoding, n_agents, n_actions)
         self.parent_hidden = StackedLinear(n_agents, self.encode.size, hidden, bias=False)
         self.parent_out = StackedLinear(n_agents, hidden, n_actions, bias=False)
+        self.parent_activation = activation_class(parent_activation)()
         with torch.no_grad():
             self.parent_out.weight.zero_()
         self.parent_obs: StackedLinear | None = None
@@ -545,7 +550,7 @@ class DAGActor(nn.Module):
                 weight = weight if agents is None else weight.index_select(0, agents)
                 first = self.encode.slot_weights(weight, slots.index)
             pre = stacked_matmul(messages, first)
-        hidden = torch.tanh(pre)
+        hidden = self.parent_activation(pre)
         if self.parent_obs is not None and obs is not None:
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
         return self.parent_out(hidden, agents)

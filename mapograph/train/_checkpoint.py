@@ -155,6 +155,7 @@ PREVIOUS_DEFAULTS: dict[str, Any] = {
     "pi_ind": "separate",  # the default until session 8 (now "readout")
     "prior_offset": False,  # before session 9 the prior was only a loss term
     "interaction_estimator": "pairwise",  # the default until session 9 (now "auto")
+    "parent_activation": "tanh",  # the parent head's activation until session 13 (now relu)
 }
 
 
