@@ -11,8 +11,8 @@ sums, 2-3x faster): node ``i`` sends an encoding of its
 action (:mod:`mapograph.policies._parent_encoding`: ``slots``, the one-hot of its
 action placed in slot ``i`` of an ``N * n_actions`` vector, so ``j`` receives which
 parent did what; or ``embedded``, a learned action embedding plus a per-agent
-embedding, linear in ``N``). A per-agent parent head (stacked, bias-free, last layer
-zero at init) maps that message to logits added to the independent :class:`Actor`'s
+embedding, linear in ``N``). A per-agent parent head (stacked, bias-free, one hidden
+layer with ``parent_activation``, last layer zero at init) maps that message to logits added to the independent :class:`Actor`'s
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
 exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit. Where it is smaller,
 the head reads compact messages instead (each child's parents' action vectors side by
