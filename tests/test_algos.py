@@ -372,6 +372,17 @@ def test_agent_masked_adam_leaves_a_parameter_without_gradient_and_its_moments_a
     assert not torch.equal(saved[3], torch.zeros(3))  # agent 3 stepped in the last step
 
 
+def test_agent_masked_adam_refuses_a_param_group_added_later():
+    """Parameters share one per-agent step count, so a group added after construction
+    (whose moments would start at zero under that count) is refused, by name."""
+    from mapograph.algos._masked_adam import AgentMaskedAdam
+
+    opt = AgentMaskedAdam([torch.nn.Parameter(torch.randn(3, 2))], 3, lr=1e-2)
+    with pytest.raises(ValueError, match="AgentMaskedAdam takes all its parameters"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.randn(3, 4))], "lr": 1e-3})
+    assert len(opt.param_groups) == 1
+
+
 def test_agent_masked_adam_steps_a_batch_of_every_agent_in_place_with_the_same_result():
     """A batch holding all N agents (in any order) takes the in-place path: the same
     parameters and moments as the gathering path on the same rows, and the gradients

@@ -64,6 +64,17 @@ class AgentMaskedAdam(torch.optim.Optimizer):
                 "agent_step": steps,
             }
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's, during construction only: the parameters share one per-agent step
+        count from the first step on, so a group added later is refused (build a new
+        optimizer over all the parameters instead)."""
+        if "n_agents" in self.__dict__:
+            raise ValueError(
+                "AgentMaskedAdam takes all its parameters at construction (one step count "
+                "per agent, shared by every parameter); build a new optimizer instead"
+            )
+        super().add_param_group(param_group)
+
     def __getstate__(self) -> dict[str, Any]:
         """torch's optimizer state plus the agent count and the clip (copy/pickle keep them)."""
         state = super().__getstate__()
@@ -106,23 +117,31 @@ class AgentMaskedAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            self._step_group(index, group, agents)
-        return loss
-
-    def _step_group(self, index: int, group: dict, agents: torch.Tensor | None) -> None:
-        params = group["params"]
+        params = self._params()
         if not params:
-            return
-        flat = self._flat_moments(index, params)
-        device = flat.exp_avg.device
+            return loss
+        device = params[0].device
         every = agents is None or agents.numel() == self.n_agents
         agents = (
             torch.arange(self.n_agents, device=device)
             if every
             else agents.to(device=device, dtype=torch.long)
         )
-        self.steps[agents] += 1  # every agent in the batch counts a step, gradient or not
+        self.steps[agents] += 1  # once per step, whatever the groups; gradient or not
+        step = self.steps[agents].unsqueeze(1)
+        for index, group in enumerate(self.param_groups):
+            self._step_group(index, group, agents, every, step)
+        return loss
+
+    def _step_group(
+        self, index: int, group: dict, agents: torch.Tensor, every: bool, step: torch.Tensor
+    ) -> None:
+        """The Adam rule on one parameter group's rows ``agents`` (``every``: all of them),
+        whose step counts (already advanced) are ``step`` ``[k, 1]``."""
+        params = group["params"]
+        if not params:
+            return
+        flat = self._flat_moments(index, params)
         live = [p.grad is not None for p in params]
         if not any(live):
             return
@@ -143,7 +162,6 @@ class AgentMaskedAdam(torch.optim.Optimizer):
             norms = grads.pow(2).sum(1, keepdim=True).sqrt()
             grads.mul_((self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0))
         beta1, beta2 = group["betas"]
-        step = self.steps[agents].unsqueeze(1)
         bias1 = (1 - beta1**step).float()
         bias2 = (1 - beta2**step).float()
         new_avg = exp_avg.mul(beta1).add_(grads, alpha=1 - beta1)
