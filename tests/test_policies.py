@@ -378,3 +378,52 @@ def test_the_parent_head_uses_its_configured_activation(activation):
         got = actor.distribution(obs, None, **context).logits
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert torch.equal(term[:, [0, 1, 4]], torch.zeros(32, 3, n_actions))
+
+
+@pytest.mark.parametrize("gain", [1.0, 40.0])
+def test_the_parent_gain_scales_the_parent_term_in_training_and_decoding(gain):
+    """``parent_gain`` multiplies the parent head's output wherever it is used: the
+    distribution of ``pi_seq`` (dense and compact messages) and greedy decoding; agents
+    without parents are untouched."""
+    n, n_actions, obs_dim = 5, 3, 4
+    torch.manual_seed(0)
+    plain = DAGActor(n, obs_dim, n_actions, hidden=8)
+    scaled = DAGActor(n, obs_dim, n_actions, hidden=8, parent_gain=gain)
+    scaled.load_state_dict(plain.state_dict())
+    for actor in (plain, scaled):
+        with torch.no_grad():
+            actor.parent_out.weight.copy_(
+                torch.randn(
+                    actor.parent_out.weight.shape, generator=torch.Generator().manual_seed(1)
+                )
+            )
+    edge_index = torch.tensor([[0, 1, 0], [2, 3, 3]])
+    obs = torch.randn(64, n, obs_dim)
+    actions = torch.randint(0, n_actions, (64, n))
+    base = plain.base.logits(obs)
+    for context in (
+        {"messages": scaled.parent_messages(actions, edge_index)},
+        scaled.context(actions, edge_index),
+    ):
+        got = scaled.distribution(obs, None, **context).logits
+        expected = torch.log_softmax(base + gain * _parent_term_of(plain, actions, edge_index), -1)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    batches = [[0, 1, 4], [2, 3]]
+    greedy, _ = scaled.act(obs, None, True, batches=batches, edge_index=edge_index)
+    first = base.argmax(-1)
+    assert torch.equal(greedy[:, [0, 1, 4]], first[:, [0, 1, 4]])
+    later = (base + gain * _parent_term_of(plain, greedy, edge_index)).argmax(-1)
+    assert torch.equal(greedy[:, [2, 3]], later[:, [2, 3]])
+
+
+def _parent_term_of(actor, actions, edge_index):
+    """The parent head's raw output (gain 1) for ``actions`` on ``edge_index``."""
+    hidden = actor.parent_activation(
+        actor.parent_hidden(actor.parent_messages(actions, edge_index), None)
+    )
+    return actor.parent_out(hidden, None)
+
+
+def test_a_parent_gain_that_is_not_positive_is_refused():
+    with pytest.raises(ValueError, match="parent_gain must be a positive number"):
+        DAGActor(3, 4, 2, parent_gain=0.0)

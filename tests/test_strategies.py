@@ -220,6 +220,7 @@ def test_num_envs_must_match_the_env_or_be_left_unset():
         {"correction_clip": -0.2},
         {"device": "banana"},
         {"parent_activation": "sigmoid"},
+        {"parent_gain": 0.0},
         {"seed": "abc"},
         {"seed": 1.5},
         {"eval_every": -1},
@@ -264,6 +265,10 @@ def test_checkpoints_written_before_the_refactor_load_and_continue(algo, tmp_pat
             mg.Trainer(env, trainer.cfg.replace(parent_activation="relu")).actor.parent_activation,
             torch.nn.ReLU,
         )
+        # and without a gain on the parent head (the default since session 14 has one)
+        assert trainer.cfg.parent_gain == 1.0 and trainer.actor.parent_gain == 1.0
+        gained = mg.Trainer(env, trainer.cfg.replace(parent_gain=25.0))
+        assert gained.actor.parent_gain == 25.0
     else:  # the old optimizer format became torch's: moments and per-agent steps kept
         state = trainer.algorithm.optimizer.actor_optim.state_dict()["state"]
         old = raw["optimizers"]["ppo"]["actor_optim"]

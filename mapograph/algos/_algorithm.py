@@ -97,6 +97,7 @@ class Algorithm:
                 share_params=config.share_params,
                 parent_obs=config.parent_obs,
                 parent_activation=config.parent_activation,
+                parent_gain=config.parent_gain,
                 readout=config.pi_ind == "readout",
                 **actor_kwargs,
             )

@@ -157,6 +157,10 @@ class AlgorithmConfig:
     #: ``"relu"`` since session 13 (before: tanh; docs/design-choices.md, "The parent head's
     #: activation")
     parent_activation: str = field(default="relu", metadata=check(_activation))
+    #: factor on the parent head's output: the children's answers to their parents'
+    #: actions learn on a faster timescale (docs/design-choices.md, "The children's answers
+    #: need a faster timescale"); 1.0 until session 14
+    parent_gain: float = field(default=1.0, metadata=check(positive_float))
 
     # B2MAPO upper layer: the learned DAG
     dag_temperature: float = field(default=1.0, metadata=check(positive_float))

@@ -1,4 +1,5 @@
-"""Games whose interdependence shows only given what the agents observe (``contextual:<layout>-<N>``).
+"""Games whose interdependence shows only given what the agents observe (``contextual:<layout>-<N>``,
+and their relative-overgeneralization variant ``climbing:<layout>-<N>``).
 
 The coordination games (:mod:`mapograph.envs._coordination`) have edges that a
 statistic pooled over all states sees: the child must answer its parent's
@@ -37,6 +38,33 @@ from its own observation: a decentralized optimum exists. A uniformly random
 policy scores ``1 / A`` in expectation. The true DAG is
 :meth:`ContextualEnv.interdependence`; which edges are observation-conditioned is
 :meth:`ContextualEnv.conditioned_edges`.
+
+**Climbing payoffs** (``climbing:<layout>-<N>``, ``payoff="climbing"``, ``A >= 3``,
+default 3). Same layouts, signal, contexts, offsets and observations, but each
+edge is a *climbing game* (Claus & Boutilier, 1998) on the agents' decoded actions
+``e_k = (a_k - o_k - x_k - c) mod A`` (``e >= 2`` all count as the third row):
+
+| row `e_i`, column `e_j` | 0 | 1 | 2 |
+|---|---|---|---|
+| 0 | 11 | -30 | 0 |
+| 1 | -30 | 7 | 6 |
+| 2 | 0 | 0 | 5 |
+
+divided by 11, and the team reward is the mean over the edges (no own terms). The
+optimum ``e = 0`` everywhere (``a_k = (c + o_k + x_k) mod A``, computed from the
+agent's own observation) scores 1.0 per step. ``e = 1`` everywhere scores 0.64 and is
+a Nash profile (no agent gains by changing alone); ``e = 2`` everywhere (the *safe*
+action, 0.45) is not: an agent with children gains by moving to ``e = 1`` (6 against
+5 per child), which is how the game climbs to 0.64 and no further. Against partners
+that act uniformly at random the optimal action earns less than the safe one (per
+edge -0.58 against +0.15 as the parent, -0.58 against +0.33 as the child), so
+independent learners drift away from it and settle on ``e = 1`` or below: *relative
+overgeneralization*. A child that
+answers its parent's actual action (``e_j = e_i``) makes the parent's optimal
+action pay 1.0, which is what a batch-sequential policy can learn and independent
+policies cannot represent. Edges with a context at either end are invisible to a
+pooled statistic as in the ``match`` game; edges between plain agents are not (the
+payoff depends on the difference of the two decoded actions, whatever the signal).
 """
 
 from __future__ import annotations
@@ -57,6 +85,10 @@ CONTEXT_LAYOUTS["mixed"] = ("random", 0.3)
 #: Every agent observes all contexts, so an observation has ``O(N A)`` entries.
 MAX_AGENTS = 64
 _TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
+#: Edge payoffs of ``payoff="climbing"`` by decoded action (``e >= 2`` uses row/column 2).
+CLIMBING = torch.tensor([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]) / 11.0
+#: Payoff rules of the family: ``match`` (the contextual game) and ``climbing``.
+PAYOFFS = ("match", "climbing")
 
 
 class ContextualEnv(TensorState, MultiAgentEnv):
@@ -73,6 +105,9 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         conditioned: fraction of agents with a context (default: the layout's).
         layout_seed: seed of the DAG, the agent permutation, the offsets and the
             choice of conditioned agents.
+        payoff: ``"match"`` (edges score 1 when the decoded actions agree, plus own
+            terms) or ``"climbing"`` (climbing-game edges, no own terms, ``n_actions
+            >= 3``; see the module docstring).
         device: torch device of the tensors.
     """
 
@@ -93,16 +128,22 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         unary: float = 0.5,
         conditioned: float | None = None,
         layout_seed: int = 0,
+        payoff: str = "match",
         device: str | torch.device = "cpu",
     ) -> None:
+        if payoff not in PAYOFFS:
+            raise ValueError(f"unknown payoff {payoff!r}; choose one of {', '.join(PAYOFFS)}")
         if layout not in CONTEXT_LAYOUTS:
             raise ValueError(
                 f"unknown contextual layout {layout!r}; choose one of {', '.join(CONTEXT_LAYOUTS)}"
             )
         if not isinstance(n_agents, int) or not 2 <= n_agents <= MAX_AGENTS:
             raise ValueError(f"contextual games take 2..{MAX_AGENTS} agents, got {n_agents!r}")
-        if not isinstance(n_actions, int) or n_actions < 2:
-            raise ValueError(f"n_actions must be an int >= 2, got {n_actions!r}")
+        least = 3 if payoff == "climbing" else 2
+        if not isinstance(n_actions, int) or n_actions < least:
+            raise ValueError(
+                f"n_actions must be an int >= {least} ({payoff} payoff), got {n_actions!r}"
+            )
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
         if not 0 <= unary <= 1:
@@ -112,6 +153,7 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         if not 0 <= fraction <= 1:
             raise ValueError(f"conditioned must lie in [0, 1], got {conditioned!r}")
         self.layout = layout
+        self.payoff = payoff
         self.dag = layout_dag(dag_layout, n_agents, layout_seed)
         self.device = torch.device(device)
         self.num_envs = num_envs
@@ -135,6 +177,7 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         is_root = torch.tensor([self.dag.in_degree(v) == 0 for v in range(n_agents)])
         self.own_weight = torch.where(is_root, 1.0, float(unary)).to(self.device)
         self.total_weight = float(self.src.numel() + self.own_weight.sum())
+        self.climbing = CLIMBING.to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.ids = torch.eye(n_agents, device=self.device)
         self.signal = torch.zeros(num_envs, dtype=torch.long, device=self.device)
@@ -180,8 +223,14 @@ class ContextualEnv(TensorState, MultiAgentEnv):
     def team_reward(
         self, actions: torch.Tensor, signal: torch.Tensor, context: torch.Tensor
     ) -> torch.Tensor:
-        """Weighted mean of the edge and own terms for actions ``[E, N]``, signals ``[E]``,
-        contexts ``[E, N]``."""
+        """Team reward for actions ``[E, N]``, signals ``[E]``, contexts ``[E, N]``: the
+        weighted mean of the edge and own terms (``match``), or the mean climbing-game
+        payoff of the edges (``climbing``)."""
+        if self.payoff == "climbing":
+            e = (
+                (actions - self.offsets[None, :] - context - signal[:, None]) % self.n_signals
+            ).clamp(max=2)
+            return self.climbing[e[:, self.src], e[:, self.dst]].sum(1) / max(1, self.src.numel())
         decoded = (actions - self.offsets[None, :] - context) % self.n_signals
         edge = (decoded[:, self.src] == decoded[:, self.dst]).float()
         own = (decoded == signal[:, None]).float()
@@ -233,4 +282,26 @@ def make_contextual(
         )
     return ContextualEnv(
         match.group(1), int(match.group(2)), num_envs=num_envs, seed=seed, **kwargs
+    )
+
+
+def make_climbing(
+    task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs
+) -> ContextualEnv:
+    """Factory of ``climbing:<layout>-<N>`` (e.g. ``climbing:tree-7``): the contextual
+    layouts with climbing-game edges (``payoff="climbing"``, 3 actions by default)."""
+    match = _TASK.match(task or "")
+    if match is None:
+        raise ValueError(
+            f"unknown climbing task {task!r}; use chain-N, tree-N, random-N or mixed-N "
+            f"with 2 <= N <= {MAX_AGENTS}"
+        )
+    kwargs.setdefault("n_actions", 3)
+    return ContextualEnv(
+        match.group(1),
+        int(match.group(2)),
+        num_envs=num_envs,
+        seed=seed,
+        payoff="climbing",
+        **kwargs,
     )

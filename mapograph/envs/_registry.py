@@ -24,6 +24,7 @@ for _name, _path in {
     "coordination": "mapograph.envs._coordination:make_coordination",
     "continuous": "mapograph.envs._continuous:make_follow",
     "contextual": "mapograph.envs._contextual:make_contextual",
+    "climbing": "mapograph.envs._contextual:make_climbing",
     "mpe": "mapograph.envs._pettingzoo:make_mpe",
     "pettingzoo": "mapograph.envs._pettingzoo:make_pettingzoo",
     "vmas": "mapograph.envs._vmas:make_vmas",

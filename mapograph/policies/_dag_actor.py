@@ -12,7 +12,8 @@ action (:mod:`mapograph.policies._parent_encoding`: ``slots``, the one-hot of it
 action placed in slot ``i`` of an ``N * n_actions`` vector, so ``j`` receives which
 parent did what; or ``embedded``, a learned action embedding plus a per-agent
 embedding, linear in ``N``). A per-agent parent head (stacked, bias-free, one hidden
-layer with ``parent_activation``, last layer zero at init) maps that message to logits added to the independent :class:`Actor`'s
+layer with ``parent_activation``, last layer zero at init, output times
+``parent_gain``) maps that message to logits added to the independent :class:`Actor`'s
 logits. With no edges the message is zero and ``pi_seq`` equals the inner actor
 exactly — the reduction to MAPPO/HAPPO/A2PO holds bit for bit. Where it is smaller,
 the head reads compact messages instead (each child's parents' action vectors side by
@@ -126,6 +127,12 @@ class DAGActor(nn.Module):
             tanh, :class:`~mapograph.TrainConfig`'s is relu).
         readout: add B2MAPO's readout ``pi_ind`` (see :meth:`independent`): a per-agent
             linear head, zero at init, on the torso's detached last hidden layer.
+        parent_gain: factor on the parent head's output (the class default 1.0 keeps the
+            original head; :class:`~mapograph.TrainConfig`'s is larger). Under Adam a gain
+            ``g`` moves the head's logits about ``g`` times faster per step, so children
+            learn their answers to their parents' actions on a faster timescale than the
+            policies they answer change (docs/design-choices.md, "The children's answers
+            need a faster timescale").
     """
 
     def __init__(
@@ -146,8 +153,12 @@ class DAGActor(nn.Module):
         activation: str = "tanh",
         readout: bool = False,
         parent_activation: str = "tanh",
+        parent_gain: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (isinstance(parent_gain, (int, float)) and parent_gain > 0):
+            raise ValueError(f"parent_gain must be a positive number, got {parent_gain!r}")
+        self.parent_gain = float(parent_gain)
         self.n_agents = n_agents
         self.n_actions = n_actions
         self.continuous = continuous
@@ -553,7 +564,8 @@ class DAGActor(nn.Module):
         hidden = self.parent_activation(pre)
         if self.parent_obs is not None and obs is not None:
             hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
-        return self.parent_out(hidden, agents)
+        out = self.parent_out(hidden, agents)
+        return out if self.parent_gain == 1.0 else out * self.parent_gain
 
     def _parts(
         self,

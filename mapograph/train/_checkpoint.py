@@ -156,6 +156,7 @@ PREVIOUS_DEFAULTS: dict[str, Any] = {
     "prior_offset": False,  # before session 9 the prior was only a loss term
     "interaction_estimator": "pairwise",  # the default until session 9 (now "auto")
     "parent_activation": "tanh",  # the parent head's activation until session 13 (now relu)
+    "parent_gain": 1.0,  # no gain on the parent head until session 14
 }
 
 
