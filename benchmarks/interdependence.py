@@ -3,7 +3,8 @@
     python benchmarks/interdependence.py [--tasks contextual:chain-6 contextual:mixed-10
         coordination:chain-6] [--seeds 3] [--steps 30000]
         [--variants mappo happo a2po b2mapo b2mapo_true b2mapo_random]
-        [--out benchmarks/results/interdependence]
+        [--out benchmarks/results/interdependence] [--config KEY=VALUE ...]
+        [--env-kwargs KEY=VALUE ...]
 
 Variants (every one gets the same env steps and seeds):
 
@@ -25,7 +26,7 @@ Variants (every one gets the same env steps and seeds):
   the same with ``behaviour_epsilon`` = ``--explore`` (default 0.2), a share of
   uniformly random actions while collecting.
 
-On the observation-conditioned games (``contextual:*``) each run also probes the
+On the observation-conditioned games (``contextual:*``, ``climbing:*``) each run also probes the
 greedy joint policy of ``pi_ind`` on 4096 fresh states (:func:`equilibrium`): the
 share of states where it is optimal, where it is a Nash profile (no agent gains by
 changing its own action alone) and where it is a *suboptimal* Nash profile.
@@ -157,10 +158,12 @@ def profile_equilibrium(env, actions: torch.Tensor) -> dict:
     }
 
 
-def equilibrium(trainer, task: str, policy: str = "ind", states: int = 4096) -> dict:
+def equilibrium(
+    trainer, task: str, policy: str = "ind", states: int = 4096, env_kwargs: dict | None = None
+) -> dict:
     """:func:`profile_equilibrium` of the trainer's greedy joint policy on ``states``
-    fresh states of the contextual game ``task``."""
-    env = mg.envs.make(task, num_envs=states, seed=12_345)
+    fresh states of the contextual game ``task`` (made with ``env_kwargs``)."""
+    env = mg.envs.make(task, num_envs=states, seed=12_345, **(env_kwargs or {}))
     ts = env.reset()
     result = profile_equilibrium(env, trainer.act(ts, deterministic=True, policy=policy))
     env.close()
@@ -168,12 +171,18 @@ def equilibrium(trainer, task: str, policy: str = "ind", states: int = 4096) -> 
 
 
 def run(
-    task: str, variant: str, seed: int, steps: int, out: Path, extra: dict | None = None
+    task: str,
+    variant: str,
+    seed: int,
+    steps: int,
+    out: Path,
+    extra: dict | None = None,
+    env_kwargs: dict | None = None,
 ) -> dict:
     name = f"{task.replace(':', '_')}_{variant}_{seed}_{steps}.json"
     if (out / name).exists():  # resume: a finished run is not repeated
         return json.loads((out / name).read_text())
-    env = mg.envs.make(task, num_envs=16, seed=seed)
+    env = mg.envs.make(task, num_envs=16, seed=seed, **(env_kwargs or {}))
     config = {**variant_config(variant, env, seed), **(extra or {})}
     cfg = mg.TrainConfig(total_steps=steps, seed=seed, progress=False, tensorboard=False, **config)
     trainer = mg.Trainer(env, cfg)
@@ -192,8 +201,8 @@ def run(
         "train_curve": [(h["step"], h["return_mean"] / limit) for h in result.history],
         "wall_s": wall,
     }
-    if task.startswith("contextual:"):
-        record.update(equilibrium(trainer, task, policy))
+    if task.startswith(("contextual:", "climbing:")):
+        record.update(equilibrium(trainer, task, policy, env_kwargs=env_kwargs))
     if variant.removesuffix(EXPLORE_SUFFIX) in ("b2mapo", "b2mapo_anova"):
         true_dag = env.interdependence()
         learned = trainer.interdependence()
@@ -245,6 +254,13 @@ def main() -> None:
         "--summary-only", action="store_true", help="only tabulate the JSON files in --out"
     )
     parser.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        help="key=value passed to make() for every task (e.g. conditioned=0); give each "
+        "setting its own --out",
+    )
+    parser.add_argument(
         "--config",
         nargs="*",
         default=[],
@@ -253,6 +269,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     extra = parse_pairs(args.config)
+    env_kwargs = parse_pairs(args.env_kwargs)
     EXPLORE["behaviour_epsilon"] = args.explore
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +278,7 @@ def main() -> None:
         for seed in range(args.seeds):
             for task in args.tasks:
                 for variant in args.variants:
-                    rec = run(task, variant, seed, args.steps, out, extra)
+                    rec = run(task, variant, seed, args.steps, out, extra, env_kwargs)
                     records.append(rec)
                     print(
                         f"  {task} {variant} seed {seed}: final {rec['final']:.3f} "
