@@ -94,6 +94,7 @@ def test_distillation_pulls_the_tied_pi_ind_towards_pi_seq():
             total_steps=8 * 16 * 12,
             lr=3e-3,
             fixed_dag=[list(e) for e in chain.edges],
+            parent_gain=1.0,  # the pull against the head at its own pace (a gain speeds the head)
         )
         trainer.train()
         gaps[coef] = _distill_gap(trainer)

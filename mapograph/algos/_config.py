@@ -160,7 +160,7 @@ class AlgorithmConfig:
     #: factor on the parent head's output: the children's answers to their parents'
     #: actions learn on a faster timescale (docs/design-choices.md, "The children's answers
     #: need a faster timescale"); 1.0 until session 14
-    parent_gain: float = field(default=1.0, metadata=check(positive_float))
+    parent_gain: float = field(default=50.0, metadata=check(positive_float))
 
     # B2MAPO upper layer: the learned DAG
     dag_temperature: float = field(default=1.0, metadata=check(positive_float))
