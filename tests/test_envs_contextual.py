@@ -81,16 +81,22 @@ def test_true_dag_matches_the_reward():
     assert reward(both) - base == pytest.approx((reward(one_i) - base) + (reward(one_j) - base))
 
 
-def test_conditioned_edges_are_invisible_to_the_pooled_anova():
-    """Random actions: the pooled interaction of conditioned edges is at noise level, plain ones not."""
-    env = mg.envs.make("contextual:mixed-12", num_envs=4096, seed=0)
+@pytest.mark.parametrize(
+    ("task", "n_actions", "copies"),
+    [("contextual:mixed-12", 2, 4096), ("climbing:mixed-12", 3, 8192)],
+)
+def test_conditioned_edges_are_invisible_to_the_pooled_anova(task, n_actions, copies):
+    """Random actions: the pooled interaction of conditioned edges is at noise level, plain ones
+    not (both payoff rules)."""
+    env = mg.envs.make(task, num_envs=copies, seed=0)
     env.reset()
     conditioned = set(env.conditioned_edges())
     plain = [e for e in env.interdependence().edges if e not in conditioned]
     assert conditioned and plain
-    actions = torch.randint(0, 2, (4096, 12), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    actions = torch.randint(0, n_actions, (copies, 12), generator=gen)
     reward = env.step(actions).reward
-    strength = action_interaction(actions, reward, 2)
+    strength = action_interaction(actions, reward, n_actions)
     adjacent = {frozenset(e) for e in env.interdependence().edges}
     noise = max(
         float(strength[i, j])
