@@ -59,10 +59,9 @@ action, 0.45) is not: an agent with children gains by moving to ``e = 1`` (6 aga
 that act uniformly at random the optimal action earns less than the safe one (per
 edge -0.58 against +0.15 as the parent, -0.58 against +0.33 as the child), so
 independent learners drift away from it and settle on ``e = 1`` or below: *relative
-overgeneralization*. A child that
-answers its parent's actual action (``e_j = e_i``) makes the parent's optimal
-action pay 1.0, which is what a batch-sequential policy can learn and independent
-policies cannot represent. Edges with a context at either end are invisible to a
+overgeneralization*. A child that answers its parent's actual action (``e_j = e_i``)
+makes the parent's optimal action pay 1.0, which is what a batch-sequential policy can
+learn and independent policies cannot represent. Edges with a context at either end are invisible to a
 pooled statistic as in the ``match`` game; edges between plain agents are not (the
 payoff depends on the difference of the two decoded actions, whatever the signal).
 """
@@ -270,19 +269,22 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         )
 
 
+def _layout_of(task: str | None, family: str) -> tuple[str, int]:
+    """``(layout, N)`` of a ``<layout>-<N>`` task name of ``family`` (a clear error else)."""
+    match = _TASK.match(task or "")
+    if match is None:
+        raise ValueError(
+            f"unknown {family} task {task!r}; use chain-N, tree-N, random-N or mixed-N "
+            f"with 2 <= N <= {MAX_AGENTS}"
+        )
+    return match.group(1), int(match.group(2))
+
+
 def make_contextual(
     task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs
 ) -> ContextualEnv:
     """Factory of ``contextual:<layout>-<N>`` (e.g. ``contextual:random-10``)."""
-    match = _TASK.match(task or "")
-    if match is None:
-        raise ValueError(
-            f"unknown contextual task {task!r}; use chain-N, tree-N, random-N or mixed-N "
-            f"with 2 <= N <= {MAX_AGENTS}"
-        )
-    return ContextualEnv(
-        match.group(1), int(match.group(2)), num_envs=num_envs, seed=seed, **kwargs
-    )
+    return ContextualEnv(*_layout_of(task, "contextual"), num_envs=num_envs, seed=seed, **kwargs)
 
 
 def make_climbing(
@@ -290,18 +292,8 @@ def make_climbing(
 ) -> ContextualEnv:
     """Factory of ``climbing:<layout>-<N>`` (e.g. ``climbing:tree-7``): the contextual
     layouts with climbing-game edges (``payoff="climbing"``, 3 actions by default)."""
-    match = _TASK.match(task or "")
-    if match is None:
-        raise ValueError(
-            f"unknown climbing task {task!r}; use chain-N, tree-N, random-N or mixed-N "
-            f"with 2 <= N <= {MAX_AGENTS}"
-        )
     kwargs.setdefault("n_actions", 3)
+    layout, n_agents = _layout_of(task, "climbing")
     return ContextualEnv(
-        match.group(1),
-        int(match.group(2)),
-        num_envs=num_envs,
-        seed=seed,
-        payoff="climbing",
-        **kwargs,
+        layout, n_agents, num_envs=num_envs, seed=seed, payoff="climbing", **kwargs
     )
