@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench import command_line, mean_ci95, parse_pairs, print_table
+from _bench import command_line, mean_ci95, parse_pairs, print_table, single_thread
 from returns import skeleton_auc
 
 import mapograph as mg
@@ -268,6 +268,7 @@ def main() -> None:
         "give each setting its own --out",
     )
     args = parser.parse_args()
+    single_thread()  # several runs side by side must not oversubscribe the cores
     extra = parse_pairs(args.config)
     env_kwargs = parse_pairs(args.env_kwargs)
     EXPLORE["behaviour_epsilon"] = args.explore

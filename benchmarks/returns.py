@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from _bench import command_line, machine, mean_ci95, parse_pairs, print_table
+from _bench import command_line, machine, mean_ci95, parse_pairs, print_table, single_thread
 
 import mapograph as mg
 
@@ -89,6 +89,7 @@ def main() -> None:
         "--config", nargs="*", default=[], help="key=value TrainConfig fields for every algorithm"
     )
     args = parser.parse_args()
+    single_thread()  # several runs side by side must not oversubscribe the cores
     env_kwargs = parse_pairs(args.env_kwargs)
     config = parse_pairs(args.config)
     out = Path(args.out)
