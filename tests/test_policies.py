@@ -152,10 +152,16 @@ def test_embedded_parent_encoding_is_linear_in_agents_and_tells_parents_apart():
         DAGActor(3, 4, 2, parent_encoding="dense")
 
 
-def _fit_answer_to_parent(parent_obs: bool) -> float:
+def _head_reading(form: str | None) -> dict:
+    """DAGActor keywords of a parent head that reads the observation in ``form`` (None:
+    an action-only head)."""
+    return {} if form is None else {"parent_obs": True, "parent_obs_form": form}
+
+
+def _fit_answer_to_parent(form: str | None) -> float:
     """Train a child to answer its parent with ``a_1 = a_0 xor bit(o_1)``; its accuracy."""
     torch.manual_seed(0)
-    actor = DAGActor(2, 2, 2, hidden=16, parent_obs=parent_obs)
+    actor = DAGActor(2, 2, 2, hidden=16, **_head_reading(form))
     gen = torch.Generator().manual_seed(1)
     bit = torch.randint(0, 2, (512,), generator=gen)
     obs = torch.zeros(512, 2, 2)
@@ -178,13 +184,15 @@ def test_parent_head_reads_the_observation_so_the_answer_can_depend_on_it():
     # which answer to a parent's action is right depends on what the child observes
     # (the observation-conditioned games): an additive f(obs) + g(parent action)
     # tops out at 3 of the 4 (bit, parent action) cells
-    assert _fit_answer_to_parent(parent_obs=True) > 0.99
-    assert _fit_answer_to_parent(parent_obs=False) < 0.8
+    assert _fit_answer_to_parent("add") > 0.99
+    assert _fit_answer_to_parent("gate") > 0.99
+    assert _fit_answer_to_parent(None) < 0.8
 
 
-def test_parent_obs_keeps_the_reductions_exact():
+@pytest.mark.parametrize("form", ["add", "gate"])
+def test_parent_obs_keeps_the_reductions_exact(form):
     torch.manual_seed(3)
-    actor = DAGActor(3, 4, 2, parent_obs=True)
+    actor = DAGActor(3, 4, 2, **_head_reading(form))
     obs = torch.randn(6, 3, 4)
     actions = torch.randint(0, 2, (6, 3))
     edge_index = torch.tensor([[0], [2]])
@@ -199,7 +207,7 @@ def test_parent_obs_keeps_the_reductions_exact():
 
 
 @pytest.mark.parametrize("continuous", [False, True])
-@pytest.mark.parametrize("parent_obs", [False, True])
+@pytest.mark.parametrize("parent_obs", [None, "add", "gate"])
 def test_parentless_agents_skip_the_parent_head_with_the_same_result(continuous, parent_obs):
     """``receivers`` runs the parent head on the agents with a parent only: the others'
     term is exactly zero anyway, so distributions and gradients are the same (where no
@@ -208,7 +216,7 @@ def test_parentless_agents_skip_the_parent_head_with_the_same_result(continuous,
 
     torch.manual_seed(0)
     n, obs_dim, d = 6, 5, 3
-    actor = DAGActor(n, obs_dim, d, hidden=8, continuous=continuous, parent_obs=parent_obs)
+    actor = DAGActor(n, obs_dim, d, hidden=8, continuous=continuous, **_head_reading(parent_obs))
     with torch.no_grad():
         actor.parent_out.weight.normal_()  # zero at init: make the parents matter
     edge_index = torch.tensor([[0, 1, 0], [2, 3, 3]])
@@ -287,7 +295,7 @@ def test_log_softmax_over_few_categories_is_torchs():
 
 @pytest.mark.parametrize("encoding", ["slots", "embedded"])
 @pytest.mark.parametrize("continuous", [False, True])
-@pytest.mark.parametrize("parent_obs", [False, True])
+@pytest.mark.parametrize("parent_obs", [None, "add", "gate"])
 def test_compact_parent_messages_match_the_encoded_messages(encoding, continuous, parent_obs):
     """The head on compact messages (K parents' action vectors, the weight rearranged per
     parent) is the head on the encoded messages: same outputs, same gradients, same
@@ -303,7 +311,7 @@ def test_compact_parent_messages_match_the_encoded_messages(encoding, continuous
         hidden=16,
         continuous=continuous,
         parent_encoding=encoding,
-        parent_obs=parent_obs,
+        **_head_reading(parent_obs),
     )
     with torch.no_grad():
         actor.parent_out.weight.normal_()
@@ -422,6 +430,11 @@ def _parent_term_of(actor, actions, edge_index):
         actor.parent_hidden(actor.parent_messages(actions, edge_index), None)
     )
     return actor.parent_out(hidden, None)
+
+
+def test_an_unknown_parent_obs_form_is_refused():
+    with pytest.raises(ValueError, match="parent_obs_form must be one of add, gate"):
+        DAGActor(3, 4, 2, parent_obs=True, parent_obs_form="mul")
 
 
 def test_a_parent_gain_that_is_not_positive_is_refused():

@@ -221,6 +221,7 @@ def test_num_envs_must_match_the_env_or_be_left_unset():
         {"device": "banana"},
         {"parent_activation": "sigmoid"},
         {"parent_gain": 0.0},
+        {"parent_obs_form": "multiply"},
         {"seed": "abc"},
         {"seed": 1.5},
         {"eval_every": -1},
@@ -269,6 +270,9 @@ def test_checkpoints_written_before_the_refactor_load_and_continue(algo, tmp_pat
         assert trainer.cfg.parent_gain == 1.0 and trainer.actor.parent_gain == 1.0
         gained = mg.Trainer(env, trainer.cfg.replace(parent_gain=25.0))
         assert gained.actor.parent_gain == 25.0
+        # parent_obs's form then was the gate (now "add")
+        assert trainer.cfg.parent_obs_form == "gate" and trainer.actor.parent_obs_form == "gate"
+        assert mg.TrainConfig().parent_obs_form == "add"
     else:  # the old optimizer format became torch's: moments and per-agent steps kept
         state = trainer.algorithm.optimizer.actor_optim.state_dict()["state"]
         old = raw["optimizers"]["ppo"]["actor_optim"]

@@ -96,6 +96,7 @@ class Algorithm:
                 parent_encoding=config.parent_encoding,
                 share_params=config.share_params,
                 parent_obs=config.parent_obs,
+                parent_obs_form=config.parent_obs_form,
                 parent_activation=config.parent_activation,
                 parent_gain=config.parent_gain,
                 readout=config.pi_ind == "readout",

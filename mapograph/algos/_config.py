@@ -36,6 +36,7 @@ from mapograph.algos._estimators import ESTIMATORS
 from mapograph.algos._presets import ALGORITHMS, AlgorithmPreset
 from mapograph.algos._schedules import ORDERS, SCHEDULES
 from mapograph.partition import PARTITIONERS
+from mapograph.policies._dag_actor import PARENT_OBS_FORMS
 from mapograph.policies._parent_encoding import PARENT_ENCODINGS
 from mapograph.policies._stacked import ACTIVATIONS, activation_class
 
@@ -74,6 +75,13 @@ def _parent_encoding(value: object) -> str | None:
     """How ``pi_seq`` encodes its parents' actions (see :mod:`mapograph.policies`)."""
     if value not in PARENT_ENCODINGS:
         return f"must be one of {', '.join(PARENT_ENCODINGS)}"
+    return None
+
+
+def _parent_obs_form(value: object) -> str | None:
+    """How ``parent_obs`` lets the observation into ``pi_seq``'s parent head."""
+    if value not in PARENT_OBS_FORMS:
+        return f"must be one of {', '.join(PARENT_OBS_FORMS)}"
     return None
 
 
@@ -152,6 +160,10 @@ class AlgorithmConfig:
     condition_on_parents: bool = field(default=True, metadata=check(boolean))
     parent_warmup: int = field(default=0, metadata=check(non_negative_int))
     parent_obs: bool = field(default=False, metadata=check(boolean))  # head reads obs too
+    #: with ``parent_obs``: ``"add"`` (to the head's pre-activation, minus its output at a
+    #: zero message) or ``"gate"`` (the only form until session 15; docs/design-choices.md,
+    #: "Answers that depend on what the child observes")
+    parent_obs_form: str = field(default="add", metadata=check(_parent_obs_form))
     parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
     #: the parent head's hidden activation (a name of ``mapograph.policies.ACTIVATIONS``):
     #: ``"relu"`` since session 13 (before: tanh; docs/design-choices.md, "The parent head's

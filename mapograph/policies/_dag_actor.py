@@ -22,9 +22,13 @@ the same function to rounding.
 
 That head reads only the parents' actions, so the child's answer to them cannot
 depend on what the child observes (``logits = f(obs) + g(parents' actions)``).
-``parent_obs=True`` multiplies the head's hidden units by ``1 + tanh(W obs + b)``
-(per agent), so any function of (observation, parents' actions) is within reach;
-agents without parents still get exactly zero.
+``parent_obs=True`` lets the agent's own observation into the head, so any function
+of (observation, parents' actions) is within reach. Two forms (``parent_obs_form``):
+``add`` (default) adds ``W obs + b`` to the head's pre-activation and subtracts the
+head's output at a zero message, ``head(m, o) = out(act(P m + W o + b)) -
+out(act(W o + b))``; ``gate`` multiplies the hidden units by ``1 + tanh(W obs + b)``
+(the only form before session 15). Either way a zero message (no parents) still gives
+exactly zero, so the reductions hold.
 
 Continuous actions: a parent's action reaches the child as a vector, its action
 clipped to ``[-1, 1]`` (padded dimensions zero), encoded the same way and summed by
@@ -44,6 +48,9 @@ from mapograph.policies._distributions import MaskedCategorical, detached, maske
 from mapograph.policies._gaussian import MaskedDiagGaussian, sample_gaussian
 from mapograph.policies._parent_encoding import action_vectors, build_parent_encoding
 from mapograph.policies._stacked import StackedLinear, activation_class, stacked_matmul
+
+#: How ``parent_obs`` lets the observation into the parent head (see the module docstring).
+PARENT_OBS_FORMS = ("add", "gate")
 
 
 class ParentSlots(NamedTuple):
@@ -117,8 +124,11 @@ class DAGActor(nn.Module):
         share_params: the inner actor is one network for all agents (agent one-hot in
             its input) plus per-agent output heads; the parent heads stay per agent
             (see :meth:`torso_parameters`).
-        parent_obs: the parent head's hidden units are modulated by the agent's own
-            observation (see the module docstring); default off (action-only head).
+        parent_obs: the parent head also reads the agent's own observation (see the
+            module docstring); default off (action-only head).
+        parent_obs_form: how it reads it with ``parent_obs``: ``add`` (to the
+            pre-activation, minus the head at a zero message) or ``gate`` (a
+            multiplicative modulation of the hidden units).
         normalize_input: layer-normalize the observation before the torso (see
             :func:`~mapograph.policies.input_norm`; the parent head reads it raw).
         activation: the torso's hidden-layer activation.
@@ -154,8 +164,15 @@ class DAGActor(nn.Module):
         readout: bool = False,
         parent_activation: str = "tanh",
         parent_gain: float = 1.0,
+        parent_obs_form: str = "add",
     ) -> None:
         super().__init__()
+        if parent_obs_form not in PARENT_OBS_FORMS:
+            raise ValueError(
+                f"parent_obs_form must be one of {', '.join(PARENT_OBS_FORMS)}, "
+                f"got {parent_obs_form!r}"
+            )
+        self.parent_obs_form = parent_obs_form
         if not (isinstance(parent_gain, (int, float)) and parent_gain > 0):
             raise ValueError(f"parent_gain must be a positive number, got {parent_gain!r}")
         self.parent_gain = float(parent_gain)
@@ -561,10 +578,15 @@ class DAGActor(nn.Module):
                 weight = weight if agents is None else weight.index_select(0, agents)
                 first = self.encode.slot_weights(weight, slots.index)
             pre = stacked_matmul(messages, first)
-        hidden = self.parent_activation(pre)
-        if self.parent_obs is not None and obs is not None:
-            hidden = hidden * (1 + torch.tanh(self.parent_obs(obs, agents)))
-        out = self.parent_out(hidden, agents)
+        if self.parent_obs is None or obs is None:
+            out = self.parent_out(self.parent_activation(pre), agents)
+        elif self.parent_obs_form == "gate":
+            gate = 1 + torch.tanh(self.parent_obs(obs, agents))
+            out = self.parent_out(self.parent_activation(pre) * gate, agents)
+        else:  # add: the head's answer relative to its output at a zero message
+            seen = self.parent_obs(obs, agents)
+            out = self.parent_out(self.parent_activation(pre + seen), agents)
+            out = out - self.parent_out(self.parent_activation(seen), agents)
         return out if self.parent_gain == 1.0 else out * self.parent_gain
 
     def _parts(

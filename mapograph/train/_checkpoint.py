@@ -157,6 +157,7 @@ PREVIOUS_DEFAULTS: dict[str, Any] = {
     "interaction_estimator": "pairwise",  # the default until session 9 (now "auto")
     "parent_activation": "tanh",  # the parent head's activation until session 13 (now relu)
     "parent_gain": 1.0,  # no gain on the parent head until session 14
+    "parent_obs_form": "gate",  # parent_obs's only form until session 15 (now "add")
 }
 
 
