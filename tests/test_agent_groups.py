@@ -47,7 +47,11 @@ def _train(env_id: str, algo: str, group_elements: int, **extra) -> tuple[mg.Tra
         ("coordination:random-8", "b2mapo", {}),
         ("coordination:random-8", "b2mapo", {"pi_ind": "tied", "minibatches": 2}),
         ("coordination:random-8", "mappo", {"recurrent": True, "chunk_length": 8}),
-        ("continuous:follow-5", "b2mapo", {"fixed_dag": [[0, 1], [1, 2], [2, 3], [3, 4]]}),
+        (  # k_batches: batches of several agents (a given chain's generations are single)
+            "continuous:follow-5",
+            "b2mapo",
+            {"fixed_dag": [[0, 1], [1, 2], [2, 3], [3, 4]], "partition": "k_batches"},
+        ),
     ],
 )
 def test_agent_groups_train_as_one_pass(env_id, algo, extra):

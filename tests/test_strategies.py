@@ -180,6 +180,23 @@ def test_b2mapo_with_a_given_dag_uses_it_for_batches_parents_and_the_graph():
     assert "generator_loss" not in result.history[-1]  # nothing learned about the graph
 
 
+def test_a_given_dag_keeps_every_edge_across_batches_unless_a_partitioner_is_named():
+    # a chain of 5: the default partition of a given DAG is its generations (every edge
+    # crosses batches, so every child conditions on its parent); B2MAPO's learned graph
+    # and a named partitioner keep theirs (k_batches with k=3 must put edges inside)
+    env = game(n_agents=5)
+    chain = [[3, 0], [0, 4], [4, 1], [1, 2]]
+    assert mg.TrainConfig(algo="b2mapo", fixed_dag=chain).preset().partition == "generations"
+    assert mg.TrainConfig(algo="b2mapo").preset().partition == "k_batches"
+    trainer = mg.Trainer(env, small_cfg(env, algo="b2mapo", fixed_dag=chain))
+    trainer.train_iteration()
+    assert trainer.plan.batches == [[3], [0], [4], [1], [2]]
+    assert trainer.plan.edge_index.shape[1] == len(chain)  # all edges conditioned on
+    named = mg.Trainer(env, small_cfg(env, algo="b2mapo", fixed_dag=chain, partition="k_batches"))
+    named.train_iteration()
+    assert len(named.plan.batches) == 3 and named.plan.edge_index.shape[1] < len(chain)
+
+
 def test_a_given_dag_with_a_cycle_or_foreign_agents_is_refused():
     env = game()
     with pytest.raises(ValueError, match="cycle"):

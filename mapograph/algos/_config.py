@@ -260,8 +260,11 @@ class AlgorithmConfig:
             schedule = base.schedule
         schedule = SCHEDULES.canonical(schedule)
         order = self.order or ("fixed" if self.fixed_order is not None else base.order)
+        schedule_cls = SCHEDULES.get(schedule)
         partition = (
-            self.partition if not partition_is_schedule and self.partition else base.partition
+            self.partition
+            if not partition_is_schedule and self.partition
+            else schedule_cls.default_partition or base.partition
         )
         preset = dataclasses.replace(
             base,
@@ -273,7 +276,6 @@ class AlgorithmConfig:
             if self.correction_clip is not None
             else base.correction_clip,
         )
-        schedule_cls = SCHEDULES.get(schedule)
         if self.partition is not None and not partition_is_schedule and not schedule_cls.uses_dag:
             raise ValueError(
                 f"partition={self.partition!r} partitions a DAG, but schedule {schedule!r} of "

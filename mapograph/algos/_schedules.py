@@ -107,6 +107,8 @@ class Schedule:
         single_batch: every plan is one batch (then ``share_params`` gives one network for
             all agents; otherwise a shared torso under per-agent heads).
         requires: config fields that must be set (e.g. ``("fixed_partition",)``).
+        default_partition: the partitioner used when the config names none (None: the
+            algorithm preset's).
         uses_joint_gain: :meth:`learn` reads the update's ``joint_ratio_gain`` (the
             optimizer computes it only then).
     """
@@ -116,6 +118,7 @@ class Schedule:
     uses_order: ClassVar[bool] = False
     single_batch: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
+    default_partition: ClassVar[str | None] = None
 
     def __init__(self, context: ScheduleContext) -> None:
         self.context = context
@@ -319,9 +322,16 @@ class DAGSchedule(Schedule):
 
 @SCHEDULES.register("given_dag")
 class GivenDAG(DAGSchedule):
-    """A DAG given by the user (``fixed_dag``, edges ``[i, j]``), partitioned every iteration alike."""
+    """A DAG given by the user (``fixed_dag``, edges ``[i, j]``), partitioned every iteration alike.
+
+    Partitioned by ``generations`` unless the config names a partitioner: the fewest
+    batches in which every given edge crosses from an earlier batch to a later one, so
+    every child conditions on all of its given parents (an edge inside a batch is not
+    conditioned on; docs/design-choices.md, "A given DAG keeps every edge").
+    """
 
     requires = ("fixed_dag",)
+    default_partition = "generations"
 
     def __init__(self, context: ScheduleContext) -> None:
         super().__init__(context)
