@@ -11,9 +11,11 @@ Variants (every one gets the same env steps and seeds):
 - ``mappo``, ``happo``, ``a2po``, ``b2mapo``: the presets (B2MAPO with the default
   ``pairwise`` interdependence estimator);
 - ``b2mapo_anova``: B2MAPO with the pooled ANOVA estimator;
-- ``b2mapo_true``: B2MAPO with the env's true DAG given (``fixed_dag``);
+- ``b2mapo_true``: B2MAPO with the env's true DAG given (``fixed_dag``; cut into its
+  generations since session 15, before by ``k_batches``: ``--config partition=k_batches``
+  for the old cut);
 - ``b2mapo_random``: B2MAPO with a random DAG of the same number of edges (a
-  random order, edges drawn forward in it; seeded by the run's seed);
+  random order, edges drawn forward in it; seeded by the run's seed; generations too);
 - suspects of the lower layer, all with the true DAG: ``true_noparents``
   (``condition_on_parents=False``), ``true_nokl`` (``kl_coef=0``),
   ``true_nocorr`` (``correction="none"``), ``true_seq`` (evaluates ``pi_seq``, the
