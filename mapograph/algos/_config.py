@@ -162,7 +162,7 @@ class AlgorithmConfig:
     parent_obs: bool = field(default=False, metadata=check(boolean))  # head reads obs too
     #: with ``parent_obs``: ``"add"`` (to the head's pre-activation, minus its output at a
     #: zero message) or ``"gate"`` (the only form until session 15; docs/design-choices.md,
-    #: "Answers that depend on what the child observes")
+    #: "The children's answers need a faster timescale", session 15)
     parent_obs_form: str = field(default="add", metadata=check(_parent_obs_form))
     parent_encoding: str = field(default="auto", metadata=check(_parent_encoding))
     #: the parent head's hidden activation (a name of ``mapograph.policies.ACTIVATIONS``):
