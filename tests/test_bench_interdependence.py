@@ -51,3 +51,20 @@ def test_explore_variants_add_the_behaviour_epsilon_to_their_base_variant():
     }
     assert interdependence.variant_config("mappo_explore", env, 0)["algo"] == "mappo"
     mg.TrainConfig(**explored).validate()
+
+
+def test_ignoring_the_public_signal_is_the_climbing_games_070_convention():
+    """Every agent decoding its own context but ignoring the public signal ``c``: all
+    decoded actions equal ``-c``, so a third of the states are at the optimum, a third at
+    the Nash profile ``e = 1`` and a third at the safe profile (not Nash), worth
+    ``(11 + 7 + 5) / 33`` per step (the level the conditioned climbing layouts stop at)."""
+    env = mg.envs.make("climbing:tree-7", num_envs=6000, seed=0)
+    env.reset()
+    ignoring = (env.offsets[None] + env.context) % env.spec.n_actions
+    reward = env.team_reward(ignoring, env.signal, env.context)
+    by_signal = [float(reward[env.signal == c].mean()) for c in range(3)]
+    torch.testing.assert_close(torch.tensor(by_signal), torch.tensor([1.0, 5 / 11, 7 / 11]))
+    result = profile_equilibrium(env, ignoring)
+    share = [float((env.signal == c).float().mean()) for c in range(3)]
+    assert abs(result["optimal_states"] - share[0]) < 1e-6
+    assert abs(result["subopt_nash_states"] - share[2]) < 1e-6  # e = 1 is Nash, e = 2 is not
