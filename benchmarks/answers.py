@@ -48,7 +48,9 @@ def follow_probability(actor, plan_edges: torch.Tensor, env, edges: list) -> tup
                     ts.obs, ts.avail_actions, **actor.context(parents, plan_edges)
                 )
             decoded_parent = (a_i - env.offsets[i] - env.context[:, i]) % n_actions
-            decoded_child = (actions[None, :] - env.offsets[j] - env.context[:, j, None]) % n_actions
+            decoded_child = (
+                actions[None, :] - env.offsets[j] - env.context[:, j, None]
+            ) % n_actions
             right = (decoded_child == decoded_parent[:, None]).float()
             follow.append((dist.probs[:, j] * right).sum(-1).mean())
             entropy.append(dist.entropy()[:, j].mean())
@@ -141,7 +143,9 @@ def main() -> None:
             if args.supervised and seed == args.seeds[0]:
                 fit = supervised(args.task, env_kwargs, config, args.supervised, seed)
                 print(f"{layout}: supervised follow accuracy every 100 steps {fit}", flush=True)
-    print_table(["layout", "seed", "iteration", "return / optimum", "follow prob.", "entropy"], rows)
+    print_table(
+        ["layout", "seed", "iteration", "return / optimum", "follow prob.", "entropy"], rows
+    )
     print(f"\n1/A = {1 / probe.n_signals:.2f} is chance; command: {command_line()}")
 
 
