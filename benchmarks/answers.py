@@ -13,8 +13,8 @@ climbing game's best reply). 1/A is chance, 1.0 a child that always answers righ
 Also printed: the training return / optimum and ``pi_seq``'s mean entropy over the
 probed children.
 
-``--supervised K`` also fits the same ``pi_seq`` (a fresh ``DAGActor`` with the
-config's parent head) to the right answers by cross-entropy for ``K`` Adam steps of
+``--supervised K`` also fits the same ``pi_seq`` (a fresh trainer's actor, built
+from the same config) to the right answers by cross-entropy for ``K`` Adam steps of
 1024 fresh states at the config's learning rate: whether the head *can* represent and
 learn the answer quickly when the answer is given, as against learning it from the
 team reward.
@@ -74,18 +74,9 @@ def supervised(task: str, env_kwargs: dict, config: mg.TrainConfig, steps: int, 
     edges = [list(e) for e in env.interdependence().edges]
     edge_index = torch.tensor(edges).t()
     ts = env.reset()
-    actor = mg.policies.DAGActor(
-        env.spec.n_agents,
-        ts.obs.shape[-1],
-        env.spec.n_actions,
-        config.hidden,
-        config.layers,
-        parent_obs=config.parent_obs,
-        parent_obs_form=config.parent_obs_form,
-        parent_activation=config.parent_activation,
-        parent_gain=config.parent_gain,
-        activation=config.activation,
-    )
+    # a fresh pi_seq built exactly as training builds it (same head, same config)
+    fresh = mg.envs.make(task, num_envs=16, seed=seed, **env_kwargs)
+    actor = mg.Trainer(fresh, config).actor
     optim = torch.optim.Adam(actor.parameters(), lr=config.lr)
     children = edge_index[1]
     accuracy = []
