@@ -40,6 +40,27 @@ def test_trace_of_ones_is_plain_gae_and_trace_scales_recursively():
     torch.testing.assert_close(traced, 0.5 * gae(rewards, values, dones, 0.99, 0.0))
 
 
+@pytest.mark.parametrize("steps", [1, 2, 7, 64, 129, 1000])
+def test_gae_scan_matches_the_backward_recursion(steps):
+    """The parallel prefix scan gives the recursion's advantages (episode ends, traces,
+    lengths that are and are not powers of two)."""
+    gen = torch.Generator().manual_seed(steps)
+    rewards, values = torch.randn(steps, 4, generator=gen), torch.randn(steps + 1, 4, generator=gen)
+    dones = torch.rand(steps, 4, generator=gen) < 0.1
+    trace = 0.5 + torch.rand(steps, 4, generator=gen)
+    for c in (None, trace):
+        expected = torch.zeros(steps, 4, dtype=torch.float64)
+        running = torch.zeros(4, dtype=torch.float64)
+        for t in range(steps - 1, -1, -1):  # A_t = c_t (delta_t + gamma lam (1 - d_t) A_{t+1})
+            keep = 1.0 - dones[t].double()
+            delta = rewards[t].double() + 0.99 * keep * values[t + 1].double() - values[t].double()
+            running = delta + 0.99 * 0.95 * keep * running
+            running = running if c is None else c[t].double() * running
+            expected[t] = running
+        got = gae(rewards, values, dones, 0.99, 0.95, trace=c)
+        torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_gae_rejects_missing_bootstrap_row():
     with pytest.raises(ValueError, match="bootstrap"):
         gae(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1, dtype=torch.bool), 0.9, 0.9)
