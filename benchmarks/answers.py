@@ -13,7 +13,7 @@ climbing game's best reply). 1/A is chance, 1.0 a child that always answers righ
 Also printed: the training return / optimum and ``pi_seq``'s mean entropy over the
 probed children.
 
-``--supervised K`` also fits the same ``pi_seq`` (a fresh trainer's actor, built
+``--supervised K`` (chain and tree layouts: one parent per child) also fits the same ``pi_seq`` (a fresh trainer's actor, built
 from the same config) to the right answers by cross-entropy for ``K`` Adam steps of
 1024 fresh states at the config's learning rate: whether the head *can* represent and
 learn the answer quickly when the answer is given, as against learning it from the
@@ -32,39 +32,39 @@ import mapograph as mg
 PROBE_STATES = 2048
 
 
+def answer(env, parent: int, child: int, parent_actions: torch.Tensor) -> torch.Tensor:
+    """``[E]`` the child's following answer (the action decoding to the parent's decoded
+    action, the climbing game's best reply) to the parent's ``parent_actions`` ``[E]``."""
+    decoded = (parent_actions - env.offsets[parent] - env.context[:, parent]) % env.n_signals
+    return (decoded + env.offsets[child] + env.context[:, child]) % env.n_signals
+
+
+def right_answers(env, edges: list, parents: torch.Tensor) -> torch.Tensor:
+    """``[E, N]`` each child's following answer to ``parents`` (-1 for roots; a child with
+    several parents gets its answer to the last of them in ``edges``)."""
+    target = torch.full_like(parents, -1)
+    for i, j in edges:
+        target[:, j] = answer(env, i, j, parents[:, i])
+    return target
+
+
 def follow_probability(actor, plan_edges: torch.Tensor, env, edges: list) -> tuple[float, float]:
     """Mean probability over ``edges`` and parent actions that the child's ``pi_seq``
     answer follows its parent, and the children's mean entropy, on ``env``'s states."""
     ts = env.reset()
-    n_actions = env.n_signals
-    actions = torch.arange(n_actions)
     follow, entropy = [], []
     for i, j in edges:
-        for a_i in range(n_actions):
+        for a_i in range(env.n_signals):
             parents = torch.zeros(PROBE_STATES, env.spec.n_agents, dtype=torch.long)
             parents[:, i] = a_i
             with torch.no_grad():
                 dist = actor.distribution(
                     ts.obs, ts.avail_actions, **actor.context(parents, plan_edges)
                 )
-            decoded_parent = (a_i - env.offsets[i] - env.context[:, i]) % n_actions
-            decoded_child = (
-                actions[None, :] - env.offsets[j] - env.context[:, j, None]
-            ) % n_actions
-            right = (decoded_child == decoded_parent[:, None]).float()
-            follow.append((dist.probs[:, j] * right).sum(-1).mean())
+            right = answer(env, i, j, parents[:, i])
+            follow.append(dist.probs[:, j].gather(-1, right[:, None]).mean())
             entropy.append(dist.entropy()[:, j].mean())
     return float(torch.stack(follow).mean()), float(torch.stack(entropy).mean())
-
-
-def right_answers(env, edges: list, parents: torch.Tensor) -> torch.Tensor:
-    """``[E, N]`` each child's following answer to ``parents`` (-1 for roots)."""
-    n_actions = env.n_signals
-    target = torch.full_like(parents, -1)
-    for i, j in edges:
-        decoded = (parents[:, i] - env.offsets[i] - env.context[:, i]) % n_actions
-        target[:, j] = (decoded + env.offsets[j] + env.context[:, j]) % n_actions
-    return target
 
 
 def supervised(task: str, env_kwargs: dict, config: mg.TrainConfig, steps: int, seed: int) -> list:
@@ -73,7 +73,9 @@ def supervised(task: str, env_kwargs: dict, config: mg.TrainConfig, steps: int, 
     env = mg.envs.make(task, num_envs=1024, seed=seed, **env_kwargs)
     edges = [list(e) for e in env.interdependence().edges]
     edge_index = torch.tensor(edges).t()
-    ts = env.reset()
+    if edge_index[1].unique().numel() < edge_index.shape[1]:
+        raise SystemExit(f"--supervised needs one parent per child (chain or tree), not {task}")
+    env.reset()
     # a fresh pi_seq built exactly as training builds it (same head, same config)
     fresh = mg.envs.make(task, num_envs=16, seed=seed, **env_kwargs)
     actor = mg.Trainer(fresh, config).actor

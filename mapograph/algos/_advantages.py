@@ -1,7 +1,8 @@
 """Advantage estimators: GAE and its trace-corrected form for batch-sequential updates.
 
 Shapes: ``rewards, dones [T, E]``, ``values [T + 1, E]`` (the last row bootstraps).
-The recursion over time is a parallel prefix scan (:func:`backward_linear_scan`); nothing loops over agents or env copies.
+The recursion over time is a parallel prefix scan (:func:`backward_linear_scan`); nothing
+loops over agents or env copies.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def backward_linear_scan(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     while shift < length:
         # fold in the partial sums `shift` steps later: x_t += factor_t * x_{t+shift}
         x[:-shift] = x[:-shift] + factor[:-shift] * x[shift:]
-        factor[:-shift] = factor[:-shift] * factor[shift:]
+        if 2 * shift < length:  # the last fold needs no products beyond it
+            factor[:-shift] = factor[:-shift] * factor[shift:]
         shift *= 2
     return x
 
