@@ -13,8 +13,8 @@ climbing game's best reply). 1/A is chance, 1.0 a child that always answers righ
 Also printed: the training return / optimum and ``pi_seq``'s mean entropy over the
 probed children.
 
-``--supervised K`` (chain and tree layouts: one parent per child) also fits the same ``pi_seq`` (a fresh trainer's actor, built
-from the same config) to the right answers by cross-entropy for ``K`` Adam steps of
+``--supervised K`` (chain and tree layouts: one parent per child) also fits the same
+``pi_seq`` (a fresh trainer's actor, built from the same config) to the right answers by cross-entropy for ``K`` Adam steps of
 1024 fresh states at the config's learning rate: whether the head *can* represent and
 learn the answer quickly when the answer is given, as against learning it from the
 team reward.
