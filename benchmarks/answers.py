@@ -14,10 +14,10 @@ Also printed: the training return / optimum and ``pi_seq``'s mean entropy over t
 probed children.
 
 ``--supervised K`` (chain and tree layouts: one parent per child) also fits the same
-``pi_seq`` (a fresh trainer's actor, built from the same config) to the right answers by cross-entropy for ``K`` Adam steps of
-1024 fresh states at the config's learning rate: whether the head *can* represent and
-learn the answer quickly when the answer is given, as against learning it from the
-team reward.
+``pi_seq`` (a fresh trainer's actor, built from the same config) to the right answers
+by cross-entropy for ``K`` Adam steps of 1024 fresh states at the config's learning
+rate: whether the head *can* represent and learn the answer quickly when the answer
+is given, as against learning it from the team reward.
 """
 
 from __future__ import annotations
