@@ -162,3 +162,31 @@ def test_generator_on_a_sparse_candidate_graph_never_draws_other_edges():
     assert torch.allclose(
         permuted.edge_probabilities(), dist.edge_probabilities()[:, perm][:, :, perm], atol=1e-5
     )
+
+
+def test_encoder_reuses_its_graph_only_while_the_graph_is_the_same():
+    torch.manual_seed(5)
+    enc = mg.graph.AgentAttentionEncoder(4, hidden=8, heads=2)
+
+    def reference(x, edge_index=None):
+        """The same layers with PyG's own self-loops, on a freshly built graph."""
+        graph = mg.graph.agent_graph(x, edge_index)
+        h = torch.tanh(enc.inp(graph.x))
+        for conv in enc.convs:
+            conv.add_self_loops = True
+            try:
+                h = h + enc.act(conv(h, graph.edge_index))
+            finally:
+                conv.add_self_loops = False
+        return h.reshape(x.shape[0], x.shape[1], -1)
+
+    ring = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]])
+    x2, x3 = torch.randn(2, 5, 4), torch.randn(3, 5, 4)
+    calls = [(x2, None), (x2, None), (x3, None), (x3, ring), (x3, ring), (x2, ring)]
+    for x, edges in calls:  # repeated, and changed copies and graph, hit and miss the cache
+        torch.testing.assert_close(enc(x, edges), reference(x, edges), rtol=0, atol=0)
+    ring[1] = torch.tensor([2, 3, 4, 0, 1])  # edited in place: the cache must notice
+    torch.testing.assert_close(enc(x2, ring), reference(x2, ring), rtol=0, atol=0)
+    assert not torch.allclose(enc(x2, ring), enc(x2, ring[:, :2].clone()))
+    with pytest.raises(ValueError, match="outside"):
+        enc(x2, torch.tensor([[0], [7]]))

@@ -78,7 +78,9 @@ class DAGProposal:
         features: ``[1, N, F]`` generator input.
         sample: the sampled DAG (``DAGSample``).
         log_prob: its log-probability at sampling time.
-        value: the critic's prediction at sampling time.
+        value: the critic's prediction for ``features`` (``None``: computed by
+            :meth:`DAGUpperLayer.learn` when it fits, with the parameters it was
+            sampled with; most iterations do not fit and never need it).
         dag: the sampled DAG (edges below ``edge_threshold`` dropped) as a networkx graph.
         candidates: the candidate pairs ``[2, E]`` the generator attended over
             (``None``: the complete graph); the PPO step reuses them.
@@ -87,7 +89,7 @@ class DAGProposal:
     features: torch.Tensor
     sample: object
     log_prob: torch.Tensor
-    value: torch.Tensor
+    value: torch.Tensor | None
     dag: nx.DiGraph
     candidates: torch.Tensor | None = None
 
@@ -219,7 +221,7 @@ class DAGUpperLayer:
             features=features,
             sample=sample,
             log_prob=dist.log_prob(sample),
-            value=self.critic(features, candidates),
+            value=None,
             dag=dag,
             candidates=candidates,
         )
@@ -275,7 +277,11 @@ class DAGUpperLayer:
             interaction = Interdependence(interaction, cumulative=True)
         self.reward_sq = 0.95 * self.reward_sq + 0.05 * improvement**2
         reward = torch.tensor(improvement, device=self.device) / (self.reward_sq.sqrt() + 1e-8)
-        advantage = (reward - proposal.value).detach()
+        value = proposal.value
+        if value is None:  # the parameters are still those it was sampled with
+            with torch.no_grad():
+                value = self.critic(proposal.features, proposal.candidates)
+        advantage = (reward - value).detach()
         target = before = strong = logits = None
         upper = torch.triu(
             torch.ones(self.n_agents, self.n_agents, dtype=torch.bool, device=self.device),
@@ -348,7 +354,9 @@ class DAGUpperLayer:
     def _step(self, loss: torch.Tensor) -> None:
         self.optim.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([*self.net.parameters(), *self.critic.parameters()], 1.0)
+        torch.nn.utils.clip_grad_norm_(
+            [*self.net.parameters(), *self.critic.parameters()], 1.0, foreach=True
+        )
         self.optim.step()
 
     def state_dict(self) -> dict:

@@ -47,6 +47,14 @@ def top_k_candidates(strength: torch.Tensor, k: int) -> torch.Tensor:
     return torch.stack([keys.div(n, rounding_mode="floor"), keys.remainder(n)])
 
 
+def batched_edge_index(edge_index: torch.Tensor, copies: int, n: int) -> torch.Tensor:
+    """``edge_index`` ``[2, E]`` of one ``n``-node graph repeated for ``copies`` graphs
+    stacked node-wise (copy ``c``'s nodes are ``c n .. c n + n - 1``): ``[2, copies E]``."""
+    e = edge_index.shape[1]
+    offsets = (torch.arange(copies, device=edge_index.device) * n).repeat_interleave(e)
+    return edge_index.repeat(1, copies) + offsets
+
+
 def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batch:
     """A PyG ``Batch`` of ``B`` agent graphs from features ``x`` ``[B, N, F]`` (or ``[N, F]``).
 
@@ -66,9 +74,7 @@ def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batc
         raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
         raise ValueError(f"edge_index refers to nodes outside 0..{n - 1}")
-    e = edge_index.shape[1]
-    offsets = (torch.arange(b, device=x.device) * n).repeat_interleave(e)
-    batched = edge_index.repeat(1, b) + offsets
+    batched = batched_edge_index(edge_index, b, n)
     batch = torch.arange(b, device=x.device).repeat_interleave(n)
     ptr = torch.arange(b + 1, device=x.device) * n
     out = Batch(x=x.reshape(b * n, -1), edge_index=batched, batch=batch, ptr=ptr)
