@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 from _bench import command_line, mean_ci95, parse_pairs, print_table, single_thread
-from returns import skeleton_auc
+from returns import edge_weight, skeleton_auc
 
 import mapograph as mg
 
@@ -112,7 +112,9 @@ def variant_config(variant: str, env, seed: int) -> dict:
 def direction_accuracy(learned, true_dag) -> float:
     """Fraction of true edges ``i -> j`` with ``p(i->j) > p(j->i)``."""
     edges = list(true_dag.edges)
-    return sum(learned[i][j]["weight"] > learned[j][i]["weight"] for i, j in edges) / len(edges)
+    return sum(edge_weight(learned, i, j) > edge_weight(learned, j, i) for i, j in edges) / len(
+        edges
+    )
 
 
 def estimator_scores(trainer, true_dag) -> dict:

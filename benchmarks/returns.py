@@ -25,13 +25,19 @@ import mapograph as mg
 ALGOS = ("mappo", "happo", "a2po", "b2mapo")
 
 
+def edge_weight(graph, i: int, j: int) -> float:
+    """``weight`` of the edge ``i -> j`` (0 where the graph has no such edge, as a given
+    DAG's ``interdependence()`` lists only its edges)."""
+    return float(graph.get_edge_data(i, j, {}).get("weight", 0.0))
+
+
 def skeleton_auc(learned, true_dag) -> float:
     """Area under the ROC curve of p(i->j)+p(j->i) for 'i and j are adjacent in the true DAG'."""
     n = true_dag.number_of_nodes()
     pos, neg = [], []
     for i in range(n):
         for j in range(i + 1, n):
-            score = learned[i][j]["weight"] + learned[j][i]["weight"]
+            score = edge_weight(learned, i, j) + edge_weight(learned, j, i)
             (pos if true_dag.has_edge(i, j) or true_dag.has_edge(j, i) else neg).append(score)
     if not pos or not neg:
         return float("nan")

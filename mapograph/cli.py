@@ -263,6 +263,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     run = _read_run_file(run_dir)
     overrides = {"total_steps": args.steps} if args.steps is not None else {}
+    for flag in ("lr", "critic_lr"):  # e.g. after a divergence: continue more slowly
+        if getattr(args, flag, None) is not None:  # `train --resume` has no such flags
+            overrides[flag] = getattr(args, flag)
     from mapograph.train import load_checkpoint
 
     seed = int(load_checkpoint(run_dir)["config"]["seed"])
@@ -377,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a run from its checkpoint")
     p.add_argument("run")
     p.add_argument("--steps", type=int, help="new total steps")
+    p.add_argument("--lr", type=float, help="new policy learning rate (e.g. after a divergence)")
+    p.add_argument("--critic-lr", type=float, help="new critic learning rate")
     p.add_argument("--eval-episodes", type=int, default=32)
     p.set_defaults(func=cmd_resume)
 

@@ -54,6 +54,13 @@ def test_train_eval_resume_graph(tmp_path, capsys):
     assert "return_mean" in capsys.readouterr().out
     assert run_cli("resume", str(out), "--steps", "2048", "--eval-episodes", "0") == 0
     assert load_checkpoint(out)["env_steps"] == 2048
+    # resume at a lower learning rate (what the divergence error suggests)
+    args = ("--steps", "2560", "--lr", "1e-5", "--critic-lr", "2e-5", "--eval-episodes", "0")
+    assert run_cli("resume", str(out), *args) == 0
+    state = load_checkpoint(out)
+    assert (state["config"]["lr"], state["config"]["critic_lr"]) == (1e-5, 2e-5)
+    groups = state["optimizers"]["ppo"]["actor_optim"]["param_groups"]
+    assert {g["lr"] for g in groups} == {1e-5}
     assert run_cli("graph", str(out)) == 0
     assert (out / "graph.png").stat().st_size > 1000
 

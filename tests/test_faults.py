@@ -98,6 +98,60 @@ def test_a_diverging_lr_raises_and_never_overwrites_the_last_finite_checkpoint(t
     assert not (tmp_path / "other.pt").exists()
 
 
+@pytest.mark.parametrize("algo", ["mappo", "b2mapo"])
+def test_a_run_resumes_at_the_learning_rates_it_is_loaded_with(tmp_path, algo):
+    # a run that diverges at a high lr resumes from its last checkpoint at a lower one:
+    # the loaded optimizer states must not bring the saved rates back
+    cfg = small_cfg(algo=algo, lr=1e-2, critic_lr=2e-2, generator_lr=3e-3, total_steps=8 * 16 * 2)
+    mg.Trainer(mg.envs.make(ENV, num_envs=8), cfg, out_dir=tmp_path).train()
+    resumed = mg.Trainer.load(
+        tmp_path, mg.envs.make(ENV, num_envs=8), lr=1e-5, critic_lr=2e-5, generator_lr=3e-5
+    )
+    ppo = resumed.algorithm.optimizer
+    rates = {
+        "actor": {g["lr"] for g in ppo.actor_optim.param_groups},
+        "critic": {g["lr"] for g in ppo.critic_optim.param_groups},
+    }
+    if ppo.readout_optim is not None:
+        rates["readout"] = {g["lr"] for g in ppo.readout_optim.param_groups}
+    assert rates.pop("critic") == {2e-5}
+    assert all(r == {1e-5} for r in rates.values()), rates
+    upper = getattr(resumed.algorithm.schedule, "upper", None)
+    assert (algo == "b2mapo") == (upper is not None)
+    if upper is not None:
+        assert {g["lr"] for g in upper.optim.param_groups} == {3e-5}
+    same = mg.Trainer.load(tmp_path, mg.envs.make(ENV, num_envs=8))  # no override: as saved
+    assert {g["lr"] for g in same.algorithm.optimizer.actor_optim.param_groups} == {1e-2}
+
+
+def test_overflowing_returns_stop_every_preset_with_a_divergence_error(tmp_path):
+    # finite rewards whose returns overflow float32: A2PO's order must not fail first
+    class Huge(PoisonedEnv):
+        def step(self, actions):
+            ts = self.env.step(actions)
+            ts.reward = torch.full_like(ts.reward, 3e38)
+            return ts
+
+    for algo in ("mappo", "a2po"):
+        env = Huge(mg.envs.make(ENV, num_envs=8), after=0, field="reward")
+        trainer = mg.Trainer(env, small_cfg(algo=algo), out_dir=tmp_path / algo)
+        with pytest.raises(DivergenceError, match=r"iteration 1\b.*values or advantages"):
+            trainer.train()
+
+
+def test_load_names_the_caller_s_bad_or_shape_changing_overrides(tmp_path):
+    mg.Trainer(
+        mg.envs.make(ENV, num_envs=8), small_cfg(total_steps=8 * 16), out_dir=tmp_path
+    ).train()
+    env = mg.envs.make(ENV, num_envs=8)
+    with pytest.raises(ValueError, match=r"with these changes: .*total_steps") as info:
+        mg.Trainer.load(tmp_path, env, total_steps=0)
+    assert not isinstance(info.value, CheckpointError)  # the checkpoint is fine
+    with pytest.raises(CheckpointError, match=r"loaded with hidden changed") as info:
+        mg.Trainer.load(tmp_path, env, hidden=16)
+    assert "\n" not in str(info.value)
+
+
 def test_eval_refuses_a_checkpoint_with_non_finite_parameters(tmp_path, capsys):
     assert main(["train", "--env", ENV, "--steps", "256", "--num-envs", "8", "--out",
                  str(tmp_path), "--eval-episodes", "0"]) == 0  # fmt: skip

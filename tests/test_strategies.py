@@ -171,12 +171,10 @@ def test_b2mapo_with_a_given_dag_uses_it_for_batches_parents_and_the_graph():
     result = trainer.train()
     assert all(row["batches"] == [[0], [1, 3], [2]] for row in result.history)
     assert sorted(map(tuple, trainer.plan.edge_index.t().tolist())) == [(0, 1), (0, 3), (1, 2)]
-    graph = trainer.interdependence()
-    assert {(i, j) for i, j, w in graph.edges(data="weight") if w == 1.0} == {
-        (0, 1),
-        (1, 2),
-        (0, 3),
-    }
+    graph = trainer.interdependence()  # the given DAG itself, usable as a DAG
+    assert sorted(graph.nodes) == [0, 1, 2, 3]
+    assert sorted(graph.edges(data="weight")) == [(0, 1, 1.0), (0, 3, 1.0), (1, 2, 1.0)]
+    assert mg.partition.generations(graph) == [[0], [1, 3], [2]]
     assert "generator_loss" not in result.history[-1]  # nothing learned about the graph
 
 
@@ -195,6 +193,26 @@ def test_a_given_dag_keeps_every_edge_across_batches_unless_a_partitioner_is_nam
     named = mg.Trainer(env, small_cfg(env, algo="b2mapo", fixed_dag=chain, partition="k_batches"))
     named.train_iteration()
     assert len(named.plan.batches) == 3 and named.plan.edge_index.shape[1] < len(chain)
+
+
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        (
+            {"algo": "b2mapo", "fixed_dag": [[0, 1]], "fixed_partition": [[0], [1]]},
+            r"fixed_partition is set but schedule 'given_dag' does not read it",
+        ),
+        ({"algo": "mappo", "fixed_dag": [[0, 1]], "schedule": "simultaneous"}, r"fixed_dag is set"),
+        ({"algo": "mappo", "fixed_order": [1, 0]}, r"schedule 'simultaneous' has no agent order"),
+        ({"algo": "happo", "order": "random", "fixed_order": [1, 0]}, r"order='random' draws"),
+    ],
+)
+def test_fields_that_the_chosen_schedule_would_ignore_are_refused(fields, match):
+    with pytest.raises(ValueError, match=match):
+        mg.TrainConfig(**fields)
+    # the same fields in a combination that reads them are accepted
+    assert mg.TrainConfig(algo="happo", fixed_order=[1, 0]).preset().order == "fixed"
+    assert mg.TrainConfig(algo="b2mapo", fixed_dag=[[0, 1]]).preset().schedule == "given_dag"
 
 
 def test_a_given_dag_with_a_cycle_or_foreign_agents_is_refused():

@@ -157,7 +157,7 @@ class Algorithm:
         """Set the policies' and the critic's learning rates to ``scale`` times the config's.
 
         Covers the optimized actor (and its shared torso), the critic and B2MAPO's
-        ``pi_ind``; the upper layer's generator keeps ``generator_lr``.
+        ``pi_ind``; the upper layer's generator is set to ``generator_lr`` (not scaled).
         """
         ppo, cfg = self.optimizer, self.config
         pairs = [(ppo.actor_optim, cfg.lr), (ppo.torso_optim, cfg.lr), (ppo.readout_optim, cfg.lr)]
@@ -169,6 +169,10 @@ class Algorithm:
             if optim is not None:
                 for group in optim.param_groups:
                     group["lr"] = base * scale
+        upper = getattr(self.schedule, "upper", None)
+        if upper is not None:
+            for group in upper.optim.param_groups:
+                group["lr"] = cfg.generator_lr
 
     def modules(self) -> dict[str, nn.Module]:
         """The trained modules by checkpoint name (``actor``, ``critic``, ``value_norm``, ``pi_ind``)."""

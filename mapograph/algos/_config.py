@@ -281,6 +281,23 @@ class AlgorithmConfig:
                 f"partition={self.partition!r} partitions a DAG, but schedule {schedule!r} of "
                 f"algo={self.algo!r} has none: use algo='b2mapo' (learned DAG) or fixed_dag=[[i, j], ...]"
             )
+        for name, reader in (("fixed_dag", "given_dag"), ("fixed_partition", "fixed")):
+            if getattr(self, name) is not None and schedule != reader:
+                raise ValueError(
+                    f"{name} is set but schedule {schedule!r} does not read it (schedule "
+                    f"{reader!r} does): drop {name}, or choose schedule {reader!r}"
+                )
+        if self.fixed_order is not None and not (
+            schedule_cls.uses_order and preset.order == "fixed"
+        ):
+            reason = (
+                f"schedule {schedule!r} has no agent order"
+                if not schedule_cls.uses_order
+                else f"order={preset.order!r} draws its own"
+            )
+            raise ValueError(
+                f"fixed_order is set but {reason}: drop fixed_order or use order='fixed'"
+            )
         needs = [(f"schedule {schedule!r}", name) for name in schedule_cls.requires]
         if schedule_cls.uses_order:
             needs += [(f"order {preset.order!r}", n) for n in ORDERS.get(preset.order).requires]

@@ -360,14 +360,11 @@ class GivenDAG(DAGSchedule):
         self.proposals = int(state.get("proposals", 0))
 
     def interdependence(self, ts: TimeStep) -> nx.DiGraph:
+        """The given DAG itself (each edge with ``weight`` 1.0): acyclic, so it can be
+        partitioned or drawn as it is."""
         graph = nx.DiGraph()
         graph.add_nodes_from(range(self.n_agents))
-        graph.add_weighted_edges_from(
-            (i, j, float(self.dag.has_edge(i, j)))
-            for i in range(self.n_agents)
-            for j in range(self.n_agents)
-            if i != j
-        )
+        graph.add_weighted_edges_from((i, j, 1.0) for i, j in self.dag.edges)
         return graph
 
 

@@ -60,5 +60,6 @@ def divergence(iteration: int, quantity: str, names: list[str]) -> DivergenceErr
     """The error of a run that diverged at ``iteration`` in ``quantity`` (``names``: where)."""
     return DivergenceError(
         f"training diverged at iteration {iteration}: non-finite {quantity} ({_names(names)}); "
-        "the last checkpoint was written before and is kept (lower lr, check the env's outputs)"
+        "the last checkpoint was written before and is kept (resume it with a lower lr: "
+        "`mapograph resume RUN --lr ...`; check the env's outputs)"
     )

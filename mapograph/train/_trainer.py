@@ -301,6 +301,13 @@ class Trainer:
         # 3. plan the update's batches
         values = algo.optimizer.rollout_values(rollout)
         data = ScheduleData(rollout, values, algo.optimizer.advantages(rollout, values))
+        # finite rewards can still overflow the returns (a schedule's order would then
+        # fail on its scores, far from the cause)
+        self._check_finite(
+            self.iteration + 1,
+            "values or advantages",
+            nonfinite_tensors({"values": values, "advantages": data.advantages}),
+        )
         self.plan = algo.schedule.plan(acting, data)
 
         # 4. batch-by-batch update of the policy being optimized
@@ -512,6 +519,11 @@ class Trainer:
                 module.load_state_dict(state["modules"][name])
             algo.load_optimizer_states(state["optimizers"])
             algo.schedule.load_state_dict(state["schedule"])
+            # the optimizer states carry the learning rates they were saved with; the
+            # config's win (``load(..., lr=...)`` resumes a diverged run at a lower one).
+            # With annealing every iteration sets them anyway, from the budget left.
+            if not self.cfg.lr_anneal:
+                algo.scale_learning_rates(1.0)
             for name, g in algo.generators.items():
                 g.set_state(state["rng"][name])
             torch.set_rng_state(state["torch_rng"])
@@ -564,9 +576,16 @@ class Trainer:
         _check_env(env)
         overrides.setdefault("num_envs", env.num_envs)  # evaluation may use another count
         try:
-            cfg = TrainConfig.from_dict(state["config"]).replace(**overrides)
+            saved = TrainConfig.from_dict(state["config"])
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {path} holds an invalid config: {exc}") from exc
+        try:
+            cfg = saved.replace(**overrides)
+        except (TypeError, ValueError) as exc:  # the caller's values, not the checkpoint's
+            raise ValueError(f"cannot load {path} with these changes: {exc}") from None
+        changed = sorted(
+            k for k in overrides if k != "num_envs" and getattr(saved, k) != getattr(cfg, k)
+        )
         saved_spec = state.get("env_spec") or {"n_agents": _saved_agent_count(state)}
         for key, saved in saved_spec.items():
             if saved is not None and saved != getattr(env.spec, key):
@@ -582,7 +601,16 @@ class Trainer:
             )
         folder = path if path.is_dir() else path.parent
         trainer = cls(env, cfg, out_dir=out_dir if out_dir is not None else folder)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except CheckpointError as exc:
+            if not changed:
+                raise
+            first = str(exc).splitlines()[0]
+            raise CheckpointError(
+                f"checkpoint {path} cannot be loaded with {', '.join(changed)} changed: its "
+                f"parameters and optimizer states keep their saved shapes ({first})"
+            ) from None
         trainer._owns_out_dir = out_dir is None or Path(out_dir).resolve() == folder.resolve()
         return trainer
 
