@@ -83,3 +83,12 @@ def test_a_device_this_machine_lacks_is_refused_in_one_line():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="device 'cuda' is not available"):
         mg.Trainer(_env(), _cfg("mappo", "cuda"))
+
+
+@pytest.mark.parametrize("name", ["meta", "xpu", "mps"])
+def test_a_backend_torch_cannot_use_here_is_refused_in_one_line(name):
+    module = getattr(torch, name, None)
+    if module is not None and getattr(module, "is_available", lambda: False)():
+        pytest.skip(f"this machine has {name}")
+    with pytest.raises(ValueError, match=rf"device '{name}' is not available"):
+        mg.Trainer(_env(), _cfg("mappo", name))

@@ -111,6 +111,17 @@ def test_mode_log_prob_entropy_and_temperature():
     assert hot.entropy() > cold.entropy()
     with pytest.raises(ValueError, match="agents"):
         gen(torch.randn(1, 3, 3))
+    with pytest.raises(
+        ValueError, match=r"expected features \[B, 4 agents, 3\], got shape \[1, 4, 5\]"
+    ):
+        gen(torch.randn(1, 4, 5))  # the wrong feature width, named before any matmul
+    for bad in (
+        {"feature_dim": 0, "n_agents": 4},
+        {"feature_dim": "3", "n_agents": 4},
+        {"feature_dim": 3, "n_agents": 0},
+    ):
+        with pytest.raises(ValueError, match="DAGGenerator: .* must be a positive int"):
+            DAGGenerator(**bad)
 
 
 def test_agent_graph_and_networkx_round_trip():

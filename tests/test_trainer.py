@@ -126,6 +126,13 @@ def test_corrupt_and_truncated_checkpoints_raise_clear_errors(tmp_path):
         mg.Trainer.load(tmp_path / "other.pt", make_env())
 
 
+def test_saving_to_a_run_folder_writes_its_checkpoint_file(tmp_path):
+    trainer = mg.Trainer(make_env(), small_cfg())
+    path = trainer.save(tmp_path)  # a folder, as load() takes one
+    assert path == tmp_path / "checkpoint.pt" and path.is_file()
+    assert mg.Trainer.load(tmp_path, make_env()).iteration == trainer.iteration
+
+
 def test_checkpoint_for_other_env_shape_is_rejected(tmp_path):
     trainer = mg.Trainer(make_env(), small_cfg())
     trainer.save(tmp_path / "checkpoint.pt")
@@ -145,6 +152,14 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
         mg.TrainConfig(num_envs=0)
     with pytest.raises(ValueError, match="partition"):
         mg.TrainConfig(partition="zigzag")
+    # YAML 1.1 reads 1e-3 (no dot) as a string: float fields take it as the number
+    written = mg.TrainConfig.from_yaml("lr: 1e-3\ncritic_lr: 2E-4\nclip: .1\n")
+    assert (written.lr, written.critic_lr, written.clip) == (1e-3, 2e-4, 0.1)
+    with pytest.raises(ValueError, match=r"hidden must be a positive int, got '1e3'"):
+        mg.TrainConfig.from_yaml("hidden: 1e3\n")  # not for int fields
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 'fast'"):
+        mg.TrainConfig.from_yaml("lr: fast\n")
+    assert mg.TrainConfig.from_yaml("") == mg.TrainConfig()  # empty text: the defaults
 
 
 def test_wrong_env_object_is_rejected():

@@ -132,6 +132,39 @@ def test_bad_storage_and_unknown_partitioner_are_clear(tmp_path):
         search_space(trial, "everything")
 
 
+@pytest.mark.parametrize(
+    "env_id,kwargs,match",
+    [
+        (ENV, {"report_every": 0}, r"report_every must be a positive int, got 0"),
+        (ENV, {"eval_episodes": -1}, r"eval_episodes must be a positive int"),
+        (ENV, {"base_config": {"lr": 1e-3, "nope": 1}}, r"base_config: .*'nope'"),
+        (ENV, {"base_config": [1]}, r"base_config must be a TrainConfig or a dict"),
+        (ENV, {"space": "everything"}, r"unknown search space 'everything'"),
+        (ENV, {"env_kwargs": {"bogus": 1}}, r"env 'coordination:chain-4': .*bogus"),
+        ("coordination:zigzag-4", {}, r"env 'coordination:zigzag-4': unknown coordination task"),
+        ("nosuch:x", {}, r"no family 'nosuch'"),
+    ],
+)
+def test_bad_arguments_fail_before_any_study_or_trial_exists(tmp_path, env_id, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        optimize(env_id, 1, out_dir=tmp_path, steps=256, **kwargs)
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_a_dict_base_config_is_read_as_train_config_fields(tmp_path):
+    study = optimize(
+        ENV,
+        1,
+        out_dir=tmp_path,
+        steps=256,
+        base_config={**BASE, "algo": "mappo"},
+        space=lambda t: {"lr": t.suggest_float("lr", 1e-3, 2e-3)},
+        plots=False,
+    )
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert mg.TrainConfig.from_yaml(tmp_path / "best.yaml").num_envs == 8
+
+
 WORKER = """
 import sys
 import mapograph as mg

@@ -46,7 +46,11 @@ class DAGGenerator(nn.Module):
         self, feature_dim: int, n_agents: int, hidden: int = 64, heads: int = 4, layers: int = 2
     ):
         super().__init__()
+        for name, value in (("feature_dim", feature_dim), ("n_agents", n_agents)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DAGGenerator: {name} must be a positive int, got {value!r}")
         self.n_agents = n_agents
+        self.feature_dim = feature_dim
         self.encoder = AgentAttentionEncoder(feature_dim, hidden, heads, layers)
         self.score = nn.Linear(hidden, 1)
         self.query = nn.Linear(hidden, hidden, bias=False)
@@ -70,9 +74,10 @@ class DAGGenerator(nn.Module):
         """
         if features.dim() == 2:
             features = features.unsqueeze(0)
-        if features.shape[1] != self.n_agents:
+        if features.dim() != 3 or features.shape[1:] != (self.n_agents, self.feature_dim):
             raise ValueError(
-                f"expected features for {self.n_agents} agents, got shape {list(features.shape)}"
+                f"expected features [B, {self.n_agents} agents, {self.feature_dim}], "
+                f"got shape {list(features.shape)}"
             )
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

@@ -35,9 +35,12 @@ REQUIRED_KEYS = (
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename).
 
-    A crash while writing leaves the previous checkpoint intact.
+    A crash while writing leaves the previous checkpoint intact. A folder (a run folder)
+    gets its ``checkpoint.pt``, as :func:`load_checkpoint` reads it.
     """
     path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(path)
     state = {"format": FORMAT, "version": VERSION, **state}

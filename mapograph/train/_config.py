@@ -123,6 +123,8 @@ class TrainConfig(AlgorithmConfig):
             raise ValueError(f"invalid YAML config {source!s}: {exc}") from exc
         if isinstance(data, str) and "\n" not in str(source):
             raise ValueError(f"config {source!s}: no such file (nor a YAML mapping)")
+        if isinstance(data, dict):
+            data = _yaml_floats(cls, data)
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -130,7 +132,23 @@ class TrainConfig(AlgorithmConfig):
         return dataclasses.replace(self, **changes)
 
 
+def _yaml_floats(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Float fields written as ``1e-3``: YAML 1.1 (PyYAML) reads an exponent without a
+    dot as a string; such strings become floats (anything else is left to validation)."""
+    floats = {f.name for f in dataclasses.fields(cls) if "float" in str(f.type)}
+    out = dict(data)
+    for key, value in data.items():
+        if key in floats and isinstance(value, str):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
 def _looks_like_path(source: str | Path) -> bool:
     if isinstance(source, Path):
         return True
+    if not source.strip():  # empty text: an empty mapping, not the current folder
+        return False
     return "\n" not in source and (source.endswith((".yaml", ".yml")) or Path(source).exists())

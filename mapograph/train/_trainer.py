@@ -628,6 +628,14 @@ def _saved_agent_count(state: dict[str, Any]) -> int | None:
 def resolve_device(name: str) -> torch.device:
     """``torch.device(name)``, refused with a clear error when this machine lacks it."""
     device = torch.device(name)
+    if device.type not in ("cpu", "cuda"):  # mps, xpu...: checked through torch's accelerator
+        module = getattr(torch, device.type, None)
+        available = getattr(module, "is_available", None)
+        if available is None or not available():
+            raise ValueError(
+                f"device {name!r} is not available: mapograph runs on 'cpu' or 'cuda' "
+                f"(torch has no usable {device.type!r} backend here)"
+            )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} is not available: torch sees no CUDA GPU here")

@@ -14,7 +14,7 @@ from mapograph.train import TrainConfig
 from mapograph.tune._export import export_best
 from mapograph.tune._objective import METRICS, DivergedError, Objective
 from mapograph.tune._plots import save_plots
-from mapograph.tune._search_space import SpaceFn
+from mapograph.tune._search_space import SPACES, SpaceFn
 from mapograph.tune._storage import create_or_load_study, resolve_storage
 from mapograph.tune._workers import FINISHED, supervise
 
@@ -98,6 +98,50 @@ def _worker_entry(kwargs: dict) -> None:
     run_worker(**kwargs)
 
 
+def check_inputs(
+    env_id: str,
+    steps: int,
+    base_config: TrainConfig | dict | None,
+    space: str | SpaceFn,
+    report_every: int,
+    eval_episodes: int,
+    env_kwargs: dict | None,
+) -> TrainConfig:
+    """Refuse bad arguments of :func:`optimize` before a study or a trial exists (else the
+    first trial fails deep inside and stays in the storage); returns the trials' base
+    config (``base_config``, a dict of its fields, or B2MAPO's defaults, for ``steps``)."""
+    for name, value in (
+        ("steps", steps),
+        ("report_every", report_every),
+        ("eval_episodes", eval_episodes),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if base_config is None:
+        base_config = TrainConfig(algo="b2mapo")
+    elif isinstance(base_config, dict):
+        try:
+            base_config = TrainConfig(**base_config)
+        except TypeError as exc:
+            raise ValueError(f"base_config: {exc}") from None
+    elif not isinstance(base_config, TrainConfig):
+        raise ValueError(
+            f"base_config must be a TrainConfig or a dict of its fields, "
+            f"got {type(base_config).__name__}"
+        )
+    if not callable(space):
+        SPACES.get(space)  # an unknown name: ValueError listing the spaces
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict, got {type(env_kwargs).__name__}")
+    from mapograph.envs import make
+
+    try:  # one copy, built and closed: the id, the task and its arguments must work
+        make(env_id, num_envs=1, seed=0, **(env_kwargs or {})).close()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"env {env_id!r}: {exc}") from None
+    return base_config.replace(total_steps=steps)
+
+
 def optimize(
     env_id: str,
     n_trials: int,
@@ -157,9 +201,9 @@ def optimize(
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    base = check_inputs(env_id, steps, base_config, space, report_every, eval_episodes, env_kwargs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = (base_config or TrainConfig(algo="b2mapo")).replace(total_steps=steps)
     pruner = pruner if pruner is not None else default_pruner(steps)
     name = study_name or f"mapograph-{env_id}"
     resolved = resolve_storage(storage, out)
