@@ -256,6 +256,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(least: int):
+    """An argparse type: an int of at least ``least`` (argparse's one-line error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+        return value
+
+    return parse
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """``mapograph resume RUN``: continue a run from its last checkpoint."""
     from mapograph.train import Trainer
@@ -361,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env-kwarg", action="append", metavar="KEY=VALUE", help="passed to the env factory"
     )
-    p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--eval-episodes", type=_count(0), default=32)
     what = p.add_mutually_exclusive_group()
     what.add_argument(
         "--resume", action="store_true", help="continue the run already in --out (its config)"
@@ -371,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run's checkpoint")
     p.add_argument("run")
-    p.add_argument("--episodes", type=int, default=32)
+    p.add_argument("--episodes", type=_count(1), default=32)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--policy", choices=["ind", "seq"], default="ind")
     p.add_argument("--stochastic", action="store_true")
@@ -382,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="new total steps")
     p.add_argument("--lr", type=float, help="new policy learning rate (e.g. after a divergence)")
     p.add_argument("--critic-lr", type=float, help="new critic learning rate")
-    p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--eval-episodes", type=_count(0), default=32)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("graph", help="plot the learned interdependence graph of a run")

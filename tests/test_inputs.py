@@ -170,3 +170,27 @@ def test_every_mpe_evaluation_starts_from_fresh_states_reproducibly():
     assert torch.equal(again.reset().obs, first) and torch.equal(again.reset().obs, second)
     assert not torch.equal(first[0], first[1])  # copies differ from each other too
     assert isinstance(np.asarray(first), np.ndarray)
+
+
+def test_wrong_types_at_the_public_entry_points_are_named(capsys):
+    env = mg.envs.make(ENV, num_envs=4)
+    bad = [
+        (lambda: mg.envs.make(ENV, seed="a"), r"seed must be a non-negative int, got 'a'"),
+        (lambda: mg.envs.make(ENV, num_envs=True), r"num_envs must be a positive int"),
+        (lambda: mg.partition.agent_by_agent("012"), r"order must be a sequence of int agent ids"),
+        (lambda: mg.partition.agent_by_agent([0.0, 1.0]), r"sequence of int agent ids"),
+        (lambda: mg.Trainer(env, {"lr": 1e-3}), r"Trainer takes a TrainConfig.*got dict"),
+    ]
+    for call, match in bad:
+        with pytest.raises(ValueError, match=match):
+            call()
+    trainer = mg.Trainer(env, mg.TrainConfig(num_envs=4, progress=False, tensorboard=False))
+    with pytest.raises(ValueError, match=r"deterministic must be True or False, got 'yes'"):
+        trainer.act(env.reset(), deterministic="yes")
+    assert mg.partition.agent_by_agent(np.array([1, 0])) == [[1], [0]]  # numpy ids are ints
+    from mapograph.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        main(["train", "--env", ENV, "--eval-episodes", "-1", "--steps", "8"])
+    assert exit_info.value.code == 2
+    assert "--eval-episodes: must be >= 0, got -1" in capsys.readouterr().err

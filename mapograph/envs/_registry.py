@@ -99,8 +99,10 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
             f"unknown env id {env_id!r}: no family {family!r}. "
             f"Known families: {', '.join(families())}"
         )
-    if not isinstance(num_envs, int) or num_envs < 1:
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     factory = _resolve(family)
     if task is not None:
         kwargs["task"] = task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from mapograph.partition._input import check_positive_int
@@ -13,7 +14,12 @@ def agent_by_agent(order: Sequence[int]) -> list[list[int]]:
     Raises:
         ValueError: ``order`` is not a permutation of ``0..n-1``.
     """
-    order = [int(a) for a in order]
+    try:
+        if isinstance(order, (str, bytes)):
+            raise TypeError
+        order = [operator.index(a) for a in order]  # ints (numpy or 0-d torch too), no floats
+    except TypeError:
+        raise ValueError(f"order must be a sequence of int agent ids, got {order!r}") from None
     if sorted(order) != list(range(len(order))):
         raise ValueError(f"order must be a permutation of 0..{len(order) - 1}, got {order}")
     return [[a] for a in order]

@@ -89,6 +89,11 @@ class Trainer:
     def __init__(self, env: Any, cfg: TrainConfig | None = None, out_dir: str | Path | None = None):
         _check_env(env)
         self.env = env
+        if cfg is not None and not isinstance(cfg, TrainConfig):
+            raise ValueError(
+                f"Trainer takes a TrainConfig (TrainConfig(**fields) or "
+                f"TrainConfig.from_dict(...)), got {type(cfg).__name__}"
+            )
         self.cfg = cfg = cfg if cfg is not None else TrainConfig()
         cfg.validate()
         if cfg.num_envs is not None and cfg.num_envs != env.num_envs:
@@ -355,6 +360,7 @@ class Trainer:
             ValueError: a field of ``ts`` has the wrong type or shape, ``obs`` is not
                 finite, or an agent has no available action.
         """
+        check_eval_args(1, deterministic, policy)
         actor = self.algorithm.policy(policy)
         obs, avail = act_inputs(ts, self.env.spec, self.device)
         if avail is None and obs.shape[0] and self.env.spec.n_actions:
