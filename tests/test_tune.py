@@ -89,6 +89,37 @@ def test_small_sqlite_study_prunes_a_bad_trial_and_exports_a_config(tmp_path):
     )
 
 
+def test_a_trial_over_several_seeds_scores_the_mean_of_their_runs(tmp_path):
+    def fixed_lr(trial):
+        return {"lr": trial.suggest_float("lr", 2e-3, 2e-3)}
+
+    def value_of(seed: int, seeds: int, where: str) -> optuna.trial.FrozenTrial:
+        study = optimize(
+            ENV,
+            1,
+            out_dir=tmp_path / where,
+            steps=8 * 16 * 6,
+            plots=False,
+            space=fixed_lr,
+            base_config=mg.TrainConfig(algo="mappo", seed=seed, **BASE),
+            seeds_per_trial=seeds,
+            report_every=2,
+            eval_episodes=8,
+        )
+        (trial,) = study.trials
+        assert trial.state == TrialState.COMPLETE
+        return trial
+
+    both = value_of(3, 2, "both")
+    first, second = value_of(3, 1, "first"), value_of(4, 1, "second")
+    # each seed's run is the run a one-seed trial with that seed makes
+    assert both.user_attrs["seed_values"] == [first.value, second.value]
+    assert both.value == pytest.approx((first.value + second.value) / 2)
+    assert first.value != second.value  # the seeds differ, so the mean is informative
+    with pytest.raises(ValueError, match="seeds_per_trial must be a positive int"):
+        optimize(ENV, 1, out_dir=tmp_path / "bad", steps=256, seeds_per_trial=0)
+
+
 def test_multi_objective_study_gives_a_pareto_front(tmp_path):
     study = optimize(
         ENV,

@@ -23,6 +23,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.eval_episodes < 1:
         raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
+    if args.seeds_per_trial < 1:
+        raise ValueError(f"--seeds-per-trial must be >= 1, got {args.seeds_per_trial}")
     base, reference = config_with_reference(
         args.env,
         args.config,
@@ -48,6 +50,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         workers=args.workers,
         metric=args.metric,
         eval_episodes=args.eval_episodes,
+        seeds_per_trial=args.seeds_per_trial,
     )
     accounting = trial_accounting(study)
     summary = {"study": study.study_name, "trials": accounting}
@@ -114,6 +117,12 @@ def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
         "--eval-episodes", type=int, default=16, help="greedy episodes per evaluation (default 16)"
     )
     p.add_argument("--seed", type=int, help="training seed of every trial (default: the config's)")
+    p.add_argument(
+        "--seeds-per-trial",
+        type=int,
+        default=1,
+        help="training runs per trial, seeds SEED, SEED+1, ... (the trial scores their mean)",
+    )
     p.add_argument("--num-envs", type=int)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune)

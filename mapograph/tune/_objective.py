@@ -46,6 +46,12 @@ class Objective:
     the win rate on envs that report wins: SMAX, SMACv2, football); with
     ``multi_objective`` the pair ``(metric, mean update seconds per iteration)``.
 
+    With ``seeds > 1`` a trial trains that many runs (seeds ``seed, seed + 1, ...``)
+    in lockstep, one iteration of each in turn, and every evaluation, report and the
+    value are the mean over them: one run's final return varies with its seed by
+    about as much as good configurations differ, so a single-seed study ranks noise
+    (the per-seed values are in the trial's ``seed_values`` attribute).
+
     Args:
         env_id: environment id.
         base_config: the configuration the trial's parameters override.
@@ -55,6 +61,7 @@ class Objective:
         env_kwargs: passed to ``make``.
         multi_objective: return (metric, update seconds) and never prune.
         metric: ``"return"`` or ``"win_rate"`` (of the greedy evaluation).
+        seeds: training runs per trial (their mean is the trial's value).
     """
 
     def __init__(
@@ -67,9 +74,13 @@ class Objective:
         env_kwargs: dict[str, Any] | None = None,
         multi_objective: bool = False,
         metric: str = "return",
+        seeds: int = 1,
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise ValueError(f"seeds must be a positive int, got {seeds!r}")
+        self.seeds = seeds
         self.metric = metric
         self.env_id = env_id
         self.base_config = base_config
@@ -87,55 +98,80 @@ class Objective:
         cfg = self.config_for(trial).replace(progress=False, tensorboard=False)
         trial.set_user_attr("worker_pid", os.getpid())
         trial.set_user_attr("config", cfg.to_dict())
-        env = make(self.env_id, num_envs=cfg.env_copies(), seed=cfg.seed, **self.env_kwargs)
-        eval_env = make(
-            self.env_id, num_envs=cfg.env_copies(), seed=cfg.seed + 10_000, **self.env_kwargs
-        )
+        envs: list[Any] = []
         try:
-            trainer = Trainer(env, cfg)
-            update_s: list[float] = []
-            value = float("nan")
-            reported: set[int] = set()
-            while trainer.env_steps < cfg.total_steps:
-                try:
-                    row = trainer.train_iteration()
-                except DivergenceError as exc:  # the trainer's own guard
-                    raise DivergedError(f"trial {trial.number}: {exc}") from exc
-                update_s.append(row["update_s"])
-                losses = [v for k, v in row.items() if k.endswith("loss") and isinstance(v, float)]
-                params_finite = all(
-                    bool(torch.isfinite(p).all()) for p in trainer.actor.parameters()
+            runs = []
+            for offset in range(self.seeds):  # (trainer, its evaluation env) per seed
+                run_cfg = cfg.replace(seed=cfg.seed + offset)
+                env = make(
+                    self.env_id, num_envs=cfg.env_copies(), seed=run_cfg.seed, **self.env_kwargs
                 )
-                if not params_finite or not all(math.isfinite(v) for v in losses):
-                    raise DivergedError(
-                        f"trial {trial.number} diverged at step {row['step']} (non-finite loss)"
-                    )
-                last = trainer.env_steps >= cfg.total_steps
-                if trainer.iteration % self.report_every == 0 or last:
-                    evaluation = trainer.evaluate(self.eval_episodes, env=eval_env)
-                    if METRICS[self.metric] not in evaluation:
-                        raise ValueError(
-                            f"metric {self.metric!r}: {self.env_id} reports no wins "
-                            "(use metric 'return')"
-                        )
-                    value = evaluation[METRICS[self.metric]]
-                    if not math.isfinite(value):
-                        raise DivergedError(
-                            f"trial {trial.number} diverged at step {row['step']} "
-                            f"({self.metric} {value})"
-                        )
-                    key = budget_tenth(trainer.env_steps, cfg.total_steps)
-                    if not self.multi_objective and key > 0 and key not in reported:
-                        reported.add(key)
-                        trial.report(value, key)
-                        if trial.should_prune():
-                            raise optuna.TrialPruned(
-                                f"pruned at step {row['step']} with {self.metric} {value:.4f}"
-                            )
-            trial.set_user_attr("update_s_per_iteration", statistics.fmean(update_s))
-            if self.multi_objective:
-                return value, statistics.fmean(update_s)
-            return value
+                envs.append(env)
+                eval_env = make(
+                    self.env_id,
+                    num_envs=cfg.env_copies(),
+                    seed=run_cfg.seed + 10_000,
+                    **self.env_kwargs,
+                )
+                envs.append(eval_env)
+                runs.append((Trainer(env, run_cfg), eval_env))
+            return self._train(trial, cfg, runs)
         finally:
-            env.close()
-            eval_env.close()
+            for env in envs:
+                env.close()
+
+    def _train(self, trial: optuna.Trial, cfg: TrainConfig, runs: list) -> float | tuple:
+        """Train ``runs`` (trainer, evaluation env) in lockstep; report and return means."""
+        update_s: list[float] = []
+        value = float("nan")
+        reported: set[int] = set()
+        lead = runs[0][0]
+        while lead.env_steps < cfg.total_steps:
+            rows = [self._iteration(trial, trainer) for trainer, _ in runs]
+            update_s += [row["update_s"] for row in rows]
+            last = lead.env_steps >= cfg.total_steps
+            if lead.iteration % self.report_every == 0 or last:
+                values = [self._evaluate(trial, trainer, env, rows[0]) for trainer, env in runs]
+                value = statistics.fmean(values)
+                trial.set_user_attr("seed_values", values)
+                key = budget_tenth(lead.env_steps, cfg.total_steps)
+                if not self.multi_objective and key > 0 and key not in reported:
+                    reported.add(key)
+                    trial.report(value, key)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(
+                            f"pruned at step {rows[0]['step']} with {self.metric} {value:.4f}"
+                        )
+        trial.set_user_attr("update_s_per_iteration", statistics.fmean(update_s))
+        if self.multi_objective:
+            return value, statistics.fmean(update_s)
+        return value
+
+    @staticmethod
+    def _iteration(trial: optuna.Trial, trainer: Trainer) -> dict[str, Any]:
+        """One training iteration; DivergedError where anything became non-finite."""
+        try:
+            row = trainer.train_iteration()
+        except DivergenceError as exc:  # the trainer's own guard
+            raise DivergedError(f"trial {trial.number}: {exc}") from exc
+        losses = [v for k, v in row.items() if k.endswith("loss") and isinstance(v, float)]
+        params_finite = all(bool(torch.isfinite(p).all()) for p in trainer.actor.parameters())
+        if not params_finite or not all(math.isfinite(v) for v in losses):
+            raise DivergedError(
+                f"trial {trial.number} diverged at step {row['step']} (non-finite loss)"
+            )
+        return row
+
+    def _evaluate(self, trial: optuna.Trial, trainer: Trainer, env: Any, row: dict) -> float:
+        """The metric of a greedy evaluation of ``trainer`` on ``env``."""
+        evaluation = trainer.evaluate(self.eval_episodes, env=env)
+        if METRICS[self.metric] not in evaluation:
+            raise ValueError(
+                f"metric {self.metric!r}: {self.env_id} reports no wins (use metric 'return')"
+            )
+        value = evaluation[METRICS[self.metric]]
+        if not math.isfinite(value):
+            raise DivergedError(
+                f"trial {trial.number} diverged at step {row['step']} ({self.metric} {value})"
+            )
+        return value

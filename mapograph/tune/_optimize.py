@@ -67,6 +67,7 @@ def run_worker(
     env_kwargs: dict | None = None,
     timeout: float | None = None,
     metric: str = "return",
+    seeds_per_trial: int = 1,
 ) -> None:
     """One worker: take trials from the shared study until ``n_trials`` have finished."""
     study = create_study(storage, study_name, multi_objective, sampler, pruner)
@@ -83,6 +84,7 @@ def run_worker(
         env_kwargs,
         multi_objective,
         metric,
+        seeds_per_trial,
     )
     study.optimize(
         objective,
@@ -106,6 +108,7 @@ def check_inputs(
     report_every: int,
     eval_episodes: int,
     env_kwargs: dict | None,
+    seeds_per_trial: int = 1,
 ) -> TrainConfig:
     """Refuse bad arguments of :func:`optimize` before a study or a trial exists (else the
     first trial fails deep inside and stays in the storage); returns the trials' base
@@ -114,6 +117,7 @@ def check_inputs(
         ("steps", steps),
         ("report_every", report_every),
         ("eval_episodes", eval_episodes),
+        ("seeds_per_trial", seeds_per_trial),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -163,6 +167,7 @@ def optimize(
     plots: bool = True,
     max_retry: int = 3,
     metric: str = "return",
+    seeds_per_trial: int = 1,
 ) -> optuna.Study:
     """Tune B2MAPO's partition hyperparameters (or any space) on ``env_id``.
 
@@ -190,6 +195,8 @@ def optimize(
             the parent fails it the moment the worker's process exits abnormally).
         metric: what a trial maximizes: ``"return"`` (the greedy evaluation's mean
             return) or ``"win_rate"`` (its win rate; SMAX, SMACv2, football).
+        seeds_per_trial: training runs per trial (seeds ``seed, seed + 1, ...``, run in
+            lockstep); the trial's reports and value are their mean.
 
     Returns:
         The study (loaded from the storage after the workers finished). Its trials'
@@ -201,7 +208,9 @@ def optimize(
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    base = check_inputs(env_id, steps, base_config, space, report_every, eval_episodes, env_kwargs)
+    base = check_inputs(
+        env_id, steps, base_config, space, report_every, eval_episodes, env_kwargs, seeds_per_trial
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pruner = pruner if pruner is not None else default_pruner(steps)
@@ -221,6 +230,7 @@ def optimize(
         env_kwargs=env_kwargs,
         timeout=timeout,
         metric=metric,
+        seeds_per_trial=seeds_per_trial,
     )
     # created once here, before any worker starts (and a bad storage fails fast)
     study = create_study(resolved, name, multi_objective, sampler, pruner)
