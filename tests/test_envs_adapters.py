@@ -99,3 +99,11 @@ def test_unknown_scenarios_are_clear():
     pytest.importorskip("mpe2")
     with pytest.raises(ValueError, match="MPE scenario"):
         mg.envs.make("mpe:no_such_scenario", num_envs=1)
+
+
+def test_a_pettingzoo_env_whose_state_is_not_a_method_falls_back_to_the_observations():
+    pytest.importorskip("pettingzoo.classic")
+    # rock-paper-scissors keeps a dict in `self.state`: no global state method
+    env = mg.envs.make("pettingzoo:pettingzoo.classic.rps_v2", num_envs=2, seed=0)
+    assert env.spec.state_dim == env.spec.n_agents * env.spec.obs_dim
+    assert run_protocol(env, 20) > 0

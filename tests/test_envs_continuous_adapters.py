@@ -174,3 +174,18 @@ def test_gae_bootstraps_truncated_episodes_from_their_final_state():
     assert truncated[0, 0] == pytest.approx(d0 + gamma * lam * float(truncated[1, 0]))
     same = gae(rewards, values, dones, gamma, lam, next_values=values[1:], terminals=dones)
     torch.testing.assert_close(same, terminal)  # without truncation nothing changes
+
+
+@needs_mamujoco
+def test_mamujoco_episode_limit_above_the_scenarios_own_is_honoured():
+    # gymnasium's own TimeLimit (1000 for HalfCheetah) must not end the episodes first
+    env = mg.envs.make(
+        "mamujoco:HalfCheetah-6x1", num_envs=1, seed=0, episode_limit=1003, num_workers=1
+    )
+    try:
+        env.reset()
+        zeros = torch.zeros(1, 6, 1)
+        ends = [t for t in range(1, 1004) if bool(env.step(zeros).done.any())]
+        assert ends == [1003]
+    finally:
+        env.close()

@@ -119,6 +119,8 @@ def test_mode_log_prob_entropy_and_temperature():
         {"feature_dim": 0, "n_agents": 4},
         {"feature_dim": "3", "n_agents": 4},
         {"feature_dim": 3, "n_agents": 0},
+        {"feature_dim": 3, "n_agents": 4, "hidden": 0},
+        {"feature_dim": 3, "n_agents": 4, "heads": 0},
     ):
         with pytest.raises(ValueError, match="DAGGenerator: .* must be a positive int"):
             DAGGenerator(**bad)

@@ -127,3 +127,22 @@ def test_partition_scales_to_a_thousand_agents():
     dag.add_nodes_from(range(1000))
     for batches in (P.generations(dag), P.bounded(dag, 50), P.k_batches(dag, 4)):
         assert sorted(a for b in batches for a in b) == list(range(1000))
+
+
+def test_multigraphs_and_non_integer_edge_indices():
+    parallel = nx.MultiDiGraph([(0, 1), (0, 1), (1, 2)])
+    calls = {
+        "bounded": lambda g: P.bounded(g, 3),
+        "generations": P.generations,
+        "k_batches": lambda g: P.k_batches(g, 2),
+    }
+    for name, partition in calls.items():
+        batches = partition(parallel)
+        assert sorted(a for b in batches for a in b) == [0, 1, 2], name  # nobody dropped
+    for bad in (torch.tensor([[False], [True]]), torch.tensor([[0.0], [1.0]])):
+        with pytest.raises(ValueError, match="edge_index must hold integer node ids"):
+            mg.partition.generations(bad, num_nodes=2)
+        with pytest.raises(ValueError, match="edge_index must hold integer node ids"):
+            mg.graph.to_networkx(bad, 2)
+    with pytest.raises(ValueError, match="needs a directed graph"):
+        mg.graph.from_networkx(nx.Graph([(0, 1)]))

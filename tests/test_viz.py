@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 
 from mapograph.viz import plot_interdependence, plot_learning_curves
 
@@ -22,3 +23,22 @@ def test_learning_curves_png(tmp_path):
     hist = {"a": [{"step": 1, "return_mean": 0.1}, {"step": 2, "return_mean": 0.5}]}
     plot_learning_curves(hist, path=out, reference={"optimum": 1.0})
     assert out.stat().st_size > 1000
+
+
+def test_graphs_and_batches_that_cannot_be_drawn_are_named():
+    shifted = nx.DiGraph()
+    shifted.add_nodes_from([1, 2, 3])
+    three = nx.DiGraph([(0, 1)])
+    three.add_node(2)
+    cases = [
+        ({"graph": shifted}, r"graph nodes must be exactly 0..2"),
+        (
+            {"graph": three, "batches": [[0], [1]]},
+            r"batches must hold every agent 0..2 exactly once",
+        ),
+        ({"graph": three, "batches": [[0], [1, 1, 2]]}, r"exactly once"),
+        ({"graph": three, "true_dag": nx.DiGraph([(0, 5)])}, r"true_dag has nodes \[5\]"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            plot_interdependence(**kwargs)

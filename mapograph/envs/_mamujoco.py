@@ -63,7 +63,24 @@ class MaMuJoCoCopy:
         episode_limit: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self.env = _mamujoco().parallel_env(scenario, agent_conf, agent_obsk=agent_obsk, **kwargs)
+        make = _mamujoco().parallel_env
+        if episode_limit is not None and "max_episode_steps" not in kwargs:
+            try:  # the inner gymnasium env's own TimeLimit must not end episodes first
+                self.env = make(
+                    scenario, agent_conf, agent_obsk=agent_obsk, max_episode_steps=episode_limit,
+                    **kwargs,
+                )  # fmt: skip
+            except TypeError:  # a scenario whose constructor takes no time limit
+                self.env = make(scenario, agent_conf, agent_obsk=agent_obsk, **kwargs)
+        else:
+            self.env = make(scenario, agent_conf, agent_obsk=agent_obsk, **kwargs)
+        inner = getattr(getattr(self.env, "single_agent_env", None), "spec", None)
+        inner_limit = getattr(inner, "max_episode_steps", None)
+        if episode_limit is not None and inner_limit is not None and inner_limit < episode_limit:
+            raise ValueError(
+                f"mamujoco:{scenario}: episode_limit={episode_limit} exceeds the scenario's own "
+                f"time limit of {inner_limit} steps"
+            )
         self.agents = list(self.env.possible_agents)
         boxes = [self.env.action_space(a) for a in self.agents]
         self.sizes = [int(b.shape[0]) for b in boxes]

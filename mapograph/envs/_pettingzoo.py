@@ -120,7 +120,8 @@ class PettingZooVectorEnv(MultiAgentEnv):
         if self._has_state:
             try:
                 state = torch.as_tensor(np.asarray(self.envs[e].state(), dtype=np.float32)).ravel()
-            except NotImplementedError:
+            except (NotImplementedError, TypeError, AttributeError, ValueError):
+                # no global state: unimplemented, or `state` an attribute (rps's dict)
                 self._has_state = False
                 state = obs_t.reshape(-1)
         else:

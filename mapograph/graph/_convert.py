@@ -18,6 +18,12 @@ def to_networkx(
         edge_index = edge_index.reshape(2, 0)
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
+    if (
+        edge_index.dtype.is_floating_point
+        or edge_index.dtype.is_complex
+        or (edge_index.dtype == torch.bool)
+    ):
+        raise ValueError(f"edge_index must hold integer node ids, got {edge_index.dtype}")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
         raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
     graph = nx.DiGraph()
@@ -38,6 +44,8 @@ def from_networkx(graph: nx.DiGraph) -> tuple[torch.Tensor, torch.Tensor | None]
 
     ``edge_weight`` is returned when every edge has a ``weight`` attribute.
     """
+    if not isinstance(graph, nx.Graph) or not graph.is_directed():
+        raise ValueError("from_networkx needs a directed graph (networkx.DiGraph)")
     n = graph.number_of_nodes()
     if set(graph.nodes) != set(range(n)):
         raise ValueError(f"graph nodes must be exactly 0..{n - 1}")

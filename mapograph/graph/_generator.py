@@ -46,7 +46,8 @@ class DAGGenerator(nn.Module):
         self, feature_dim: int, n_agents: int, hidden: int = 64, heads: int = 4, layers: int = 2
     ):
         super().__init__()
-        for name, value in (("feature_dim", feature_dim), ("n_agents", n_agents)):
+        sizes = (("feature_dim", feature_dim), ("n_agents", n_agents), ("hidden", hidden))
+        for name, value in (*sizes, ("heads", heads), ("layers", layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"DAGGenerator: {name} must be a positive int, got {value!r}")
         self.n_agents = n_agents

@@ -30,7 +30,9 @@ def as_dag(dag: Any, num_nodes: int | None = None) -> nx.DiGraph:
             raise ValueError(f"DAG nodes must be exactly 0..{n - 1}; unexpected nodes {extra}")
         if num_nodes is not None and num_nodes != n:
             raise ValueError(f"num_nodes={num_nodes} but the DiGraph has {n} nodes")
-        graph = dag
+        # a MultiDiGraph's parallel edges are one dependency (a partitioner counting
+        # in-degrees would wait for the same parent twice)
+        graph = nx.DiGraph(dag) if dag.is_multigraph() else dag
     else:
         if num_nodes is None:
             raise ValueError("an edge_index needs num_nodes= (the number of agents)")
@@ -41,8 +43,12 @@ def as_dag(dag: Any, num_nodes: int | None = None) -> nx.DiGraph:
             edge_index = edge_index.reshape(2, 0)
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
-        if edge_index.dtype.is_floating_point:
-            raise ValueError("edge_index must hold integer node ids")
+        if (
+            edge_index.dtype.is_floating_point
+            or edge_index.dtype.is_complex
+            or (edge_index.dtype == torch.bool)
+        ):
+            raise ValueError(f"edge_index must hold integer node ids, got {edge_index.dtype}")
         if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
             raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
         graph = nx.DiGraph()

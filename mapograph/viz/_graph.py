@@ -28,6 +28,31 @@ def batch_layout(n_agents: int, batches: list[list[int]] | None) -> dict[int, tu
     return pos
 
 
+def _check_drawable(
+    graph: nx.DiGraph, batches: list[list[int]] | None, true_dag: nx.DiGraph | None
+) -> int:
+    """The number of agents ``n``; ValueError unless the graphs' nodes are ``0..n-1``
+    (``true_dag``: within it) and ``batches`` hold every agent once."""
+    if not isinstance(graph, nx.Graph):
+        raise ValueError(f"graph must be a networkx graph, got {type(graph).__name__}")
+    n = graph.number_of_nodes()
+    agents = set(range(n))
+    if set(graph.nodes) != agents:
+        raise ValueError(
+            f"graph nodes must be exactly 0..{n - 1}, got {sorted(graph.nodes, key=str)}"
+        )
+    if true_dag is not None and not set(true_dag.nodes) <= agents:
+        extra = sorted(set(true_dag.nodes) - agents, key=str)
+        raise ValueError(f"true_dag has nodes {extra} that the graph (0..{n - 1}) lacks")
+    if batches:
+        listed = [a for batch in batches for a in batch]
+        if sorted(listed, key=str) != sorted(agents, key=str) or len(listed) != n:
+            raise ValueError(
+                f"batches must hold every agent 0..{n - 1} exactly once, got {batches}"
+            )
+    return n
+
+
 def plot_interdependence(
     graph: nx.DiGraph,
     batches: list[list[int]] | None = None,
@@ -49,8 +74,8 @@ def plot_interdependence(
         min_weight: edges lighter than this are not drawn.
         title: figure title.
     """
+    n = _check_drawable(graph, batches, true_dag)
     plt = _pyplot()
-    n = graph.number_of_nodes()
     if ax is None:
         width = 2.0 + 1.6 * max(1, len(batches or [0]))
         fig, ax = plt.subplots(figsize=(width, 1.5 + 0.45 * n))
