@@ -749,3 +749,40 @@ def test_prior_fit_takes_extra_steps_only_while_the_generator_lags():
     assert stats["generator_prior_agreement"] == now
     with pytest.raises(ValueError, match="generator_prior_fit"):
         mg.TrainConfig(algo="b2mapo", generator_prior_fit=1.5)
+
+
+def test_an_estimator_with_nothing_to_say_and_read_only_graph_calls_change_no_training(tmp_path):
+    from mapograph.algos._estimators import ESTIMATORS, InteractionEstimator
+
+    class Silent(InteractionEstimator):
+        """Returns no estimate (as the pooled ANOVA does beyond its cell budget)."""
+
+        def update(self, data):
+            return None
+
+    ESTIMATORS.register("silent", Silent)
+    try:
+        env = mg.envs.make("coordination:chain-4", num_envs=8, seed=0)
+        cfg = small_b2mapo(env, interaction_estimator="silent")
+        trainer = mg.Trainer(env, cfg)
+        for _ in range(6):  # backs off with no estimate
+            trainer.train_iteration()
+        assert trainer.iteration == 6
+    finally:
+        ESTIMATORS.unregister("silent")
+
+    # a sparse candidate graph before any estimate: reading the graph draws nothing
+    def run(peek: bool):
+        env = mg.envs.make("coordination:chain-6", num_envs=8, seed=0)
+        trainer = mg.Trainer(env, small_b2mapo(env, generator_candidates=2, interaction_coef=0.0))
+        graphs = []
+        for _ in range(3):
+            trainer.train_iteration()
+            if peek:
+                graphs += [sorted(trainer.interdependence().edges(data="weight")) for _ in range(2)]
+        return [row["return_mean"] for row in trainer.history], graphs
+
+    plain, _ = run(False)
+    peeked, graphs = run(True)
+    assert peeked == plain
+    assert all(graphs[i] == graphs[i + 1] for i in range(0, len(graphs), 2))

@@ -149,3 +149,25 @@ def test_foreign_checkpoints_are_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a mapograph checkpoint" in err[0]
     assert "weights_only" not in err[0]
+
+
+def test_progress_csv_holds_every_key_of_the_history_even_those_that_start_late(tmp_path):
+    import json
+
+    env = mg.envs.make(ENV, num_envs=8, seed=0)
+    cfg = mg.TrainConfig(
+        algo="b2mapo", total_steps=8 * 16 * 4, rollout_length=16, eval_every=2, eval_episodes=4,
+        distill_every=2, progress=False, tensorboard=False,
+    )  # fmt: skip
+    history = mg.Trainer(env, cfg, out_dir=tmp_path).train().history
+    with (tmp_path / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(history) == 4
+    for row, logged in zip(history, rows):
+        for key, value in row.items():
+            assert key in logged, key  # eval_return_mean first appears at iteration 2
+            if key == "batches":
+                assert json.loads(logged[key]) == value
+            elif isinstance(value, float) and value == value:
+                assert float(logged[key]) == pytest.approx(value), key
+    assert rows[0]["eval_return_mean"] == "" and rows[1]["eval_return_mean"] != ""

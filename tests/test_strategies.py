@@ -143,6 +143,65 @@ def test_a_user_defined_algorithm_trains_without_editing_mapograph(reverse_algor
     assert loaded.cfg.algo == "reverse_happo" and loaded.iteration == trainer.iteration
 
 
+class Broken(Schedule):
+    """A schedule written outside mapograph that returns ``PLAN`` (to be set per case)."""
+
+    PLAN: Plan = Plan([[0]])
+
+    def plan(self, acting: Plan, data) -> Plan:
+        return type(self).PLAN
+
+
+@pytest.mark.parametrize(
+    "plan,match",
+    [
+        (Plan([[0], [1]]), r"invalid plan: .*missing \[2\]"),
+        (Plan([[0, 1], [1, 2]]), r"invalid plan: .*duplicated \[1\]"),
+        (Plan([[0], [1], [5]]), r"invalid plan: .*unknown \[5\]"),
+        (
+            Plan([[0], [1], [2]], torch.tensor([[2], [0]])),
+            r"plan edge 2 -> 0 that does not go from an earlier batch to a later one",
+        ),
+    ],
+)
+def test_a_schedule_s_plan_is_checked_before_it_trains(plan, match):
+    SCHEDULES.register("broken_plan", Broken)
+    mg.algos.register_algorithm(mg.algos.AlgorithmPreset("broken_algo", schedule="broken_plan"))
+    try:
+        Broken.PLAN = plan
+        env = game()
+        with pytest.raises(
+            ValueError, match=r"schedule 'Broken' returned .*" + match.split(".*")[-1]
+        ):
+            mg.Trainer(env, small_cfg(env, algo="broken_algo")).train_iteration()
+    finally:
+        ALGORITHMS.unregister("broken_algo")
+        SCHEDULES.unregister("broken_plan")
+
+
+def test_a_partitioner_s_output_is_checked_against_its_dag():
+    def reversed_generations(dag, **_):
+        return list(reversed(mg.partition.generations(dag)))
+
+    def drops_one(dag, **_):
+        return [[a] for a in range(dag.number_of_nodes() - 1)]
+
+    env = game(n_agents=4)
+    for name, fn, match in (
+        ("reversed_generations", reversed_generations, r"edge 0 -> 1 points backward"),
+        ("drops_one", drops_one, r"missing \[3\]"),
+    ):
+        mg.partition.register_partitioner(name, fn)
+        try:
+            cfg = small_cfg(env, algo="b2mapo", fixed_dag=[[0, 1], [1, 2], [2, 3]], partition=name)
+            with pytest.raises(
+                ValueError, match=rf"partitioner '{name}' returned an invalid partition: .*{match}"
+            ):
+                mg.Trainer(env, cfg).train_iteration()
+        finally:
+            mg.partition.PARTITIONERS.unregister(name)
+
+
 def test_user_preset_with_unknown_parts_is_refused():
     with pytest.raises(ValueError, match="unknown correction 'sideways'"):
         mg.algos.register_algorithm(

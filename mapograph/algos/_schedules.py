@@ -52,6 +52,30 @@ class Plan:
     record: Any = None
     _indices: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
 
+    def check(self, n_agents: int, source: str) -> Plan:
+        """This plan, after checking that its batches hold every agent ``0..n_agents-1``
+        once and that every edge goes from an earlier batch to a later one (ValueError
+        naming ``source``, e.g. a registered schedule, otherwise)."""
+        try:
+            P.validate_partition(self.batches, n_agents)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{source} returned an invalid plan: {exc}") from None
+        if self.edge_index is not None and self.edge_index.numel():
+            batch_of = torch.empty(n_agents, dtype=torch.long)
+            for k, batch in enumerate(self.batches):
+                batch_of[torch.as_tensor(batch, dtype=torch.long)] = k
+            src, dst = self.edge_index.detach().cpu().long()
+            if int(src.min()) < 0 or int(torch.maximum(src, dst).max()) >= n_agents:
+                raise ValueError(f"{source} returned plan edges outside 0..{n_agents - 1}")
+            backward = (batch_of[src] >= batch_of[dst]).nonzero()
+            if backward.numel():
+                i = int(backward[0, 0])
+                raise ValueError(
+                    f"{source} returned a plan edge {int(src[i])} -> {int(dst[i])} that does "
+                    "not go from an earlier batch to a later one"
+                )
+        return self
+
     def indices(self, device: torch.device | str) -> list[torch.Tensor]:
         """One LongTensor of agent ids per batch, on ``device`` (built once per device)."""
         key = str(device)
@@ -312,6 +336,11 @@ class DAGSchedule(Schedule):
     def plan_for(self, dag: nx.DiGraph, record: Any = None) -> Plan:
         """Partition ``dag``; the crossing edges condition ``pi_seq`` unless disabled."""
         batches = self.partition_fn(dag, **self.partition_kwargs)
+        try:  # a registered partitioner's output: every agent once, no edge backward
+            P.validate_partition(batches, self.n_agents, dag, strict=False)
+        except (ValueError, TypeError) as exc:
+            name = getattr(self.partition_fn, "__name__", repr(self.partition_fn))
+            raise ValueError(f"partitioner {name!r} returned an invalid partition: {exc}") from None
         edges = (
             crossing_edges(dag, batches, self.context.device)
             if self.context.config.condition_on_parents
@@ -444,6 +473,7 @@ class LearnedDAG(DAGSchedule):
         if (
             not fitted
             and estimated
+            and self.estimate is not None  # an estimator may return None (too many cells)
             and self.estimate.cumulative
             and self.upper.interaction_coef > 0
         ):

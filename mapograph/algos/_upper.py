@@ -172,6 +172,7 @@ class DAGUpperLayer:
         self.features: torch.Tensor | None = None
         self.prior_offset = prior_offset
         self.prior_logits: torch.Tensor | None = None  # the offset, once there is a prior
+        self.initial_candidates: torch.Tensor | None = None  # random pairs before an estimate
 
     def distribution(self, features: torch.Tensor, candidates: torch.Tensor | None = None):
         """The DAG distribution for ``features`` ``[B, N, F]`` at this layer's temperature
@@ -194,11 +195,15 @@ class DAGUpperLayer:
         if self.candidates is None:
             return None
         if self.interaction_updates == 0:
-            strength = torch.rand(
-                self.n_agents, self.n_agents, generator=self.generator, device=self.device
-            )
-        else:
-            strength = self.interaction.abs()
+            # drawn once and kept: reading the graph (edge_probabilities, mode_edges,
+            # interdependence()) must not draw random numbers or give another graph
+            if self.initial_candidates is None:
+                strength = torch.rand(
+                    self.n_agents, self.n_agents, generator=self.generator, device=self.device
+                )
+                self.initial_candidates = top_k_candidates(strength + strength.t(), self.candidates)
+            return self.initial_candidates
+        strength = self.interaction.abs()
         return top_k_candidates(strength + strength.t(), self.candidates)
 
     def edge_probabilities(self, features: torch.Tensor | None = None) -> torch.Tensor:
@@ -370,6 +375,7 @@ class DAGUpperLayer:
             "interaction_updates": self.interaction_updates,
             "features": self.features,
             "prior_logits": self.prior_logits,
+            "initial_candidates": self.initial_candidates,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -384,6 +390,8 @@ class DAGUpperLayer:
         self.features = None if features is None else features.to(self.device)
         prior = state.get("prior_logits")  # absent in checkpoints that predate the offset
         self.prior_logits = None if prior is None else prior.to(self.device)
+        initial = state.get("initial_candidates")  # absent before they were kept
+        self.initial_candidates = None if initial is None else initial.to(self.device)
 
 
 #: :class:`RefitSchedule`: a prior counts as held while its strong pairs change by at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -61,16 +62,25 @@ class RunLogger:
             )
 
     def log(self, row: dict[str, Any]) -> None:
-        """Record one iteration's row (scalars go to CSV and TensorBoard)."""
+        """Record one iteration's row: scalars go to CSV and TensorBoard, the batches to
+        the CSV as JSON text. A key that appears later (an evaluation every k iterations,
+        a distillation every k) widens the CSV's header; earlier rows leave it empty."""
         scalars = {k: v for k, v in row.items() if isinstance(v, SCALAR_TYPES)}
         if self.out_dir is not None:
             csv_path = self.out_dir / "progress.csv"
+            fields = dict(scalars)
+            if "batches" in row:
+                fields["batches"] = json.dumps(row["batches"])
             if self._csv_fields is None:
-                self._csv_fields = list(scalars)
+                self._csv_fields = list(fields)
                 with csv_path.open("w", newline="") as handle:
                     csv.writer(handle).writerow(self._csv_fields)
+            new = [k for k in fields if k not in self._csv_fields]
+            if new:
+                self._csv_fields = [*self._csv_fields, *new]
+                widen_header(csv_path, self._csv_fields)
             with csv_path.open("a", newline="") as handle:
-                csv.writer(handle).writerow([scalars.get(k, "") for k in self._csv_fields])
+                csv.writer(handle).writerow([fields.get(k, "") for k in self._csv_fields])
         if self._writer is not None:
             for key, value in scalars.items():
                 if key != "step" and math.isfinite(float(value)):
@@ -123,3 +133,15 @@ def truncate_progress(csv_path: Path, last_iteration: int) -> list[str] | None:
         csv.writer(handle).writerows([header, *kept])
     tmp.replace(csv_path)
     return header
+
+
+def widen_header(csv_path: Path, header: list[str]) -> None:
+    """Rewrite ``csv_path`` with ``header`` (its old columns first, in order), the new
+    columns empty in the rows already written (the file is replaced atomically)."""
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    body = [row + [""] * (len(header) - len(row)) for row in rows[1:]]
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, *body])
+    tmp.replace(csv_path)

@@ -233,7 +233,8 @@ class Trainer:
         algo = self.algorithm
         t0 = time.perf_counter()
         # 1. propose: the plan the behaviour policy acts with (B2MAPO: a sampled DAG)
-        acting = algo.schedule.propose(self._timestep())
+        schedule = algo.schedule
+        acting = schedule.propose(self._timestep()).check(self.env.spec.n_agents, _name(schedule))
         graph_s = time.perf_counter() - t0
 
         # 2. collect
@@ -313,7 +314,8 @@ class Trainer:
             "values or advantages",
             nonfinite_tensors({"values": values, "advantages": data.advantages}),
         )
-        self.plan = algo.schedule.plan(acting, data)
+        schedule = algo.schedule
+        self.plan = schedule.plan(acting, data).check(self.env.spec.n_agents, _name(schedule))
 
         # 4. batch-by-batch update of the policy being optimized
         start = time.perf_counter()
@@ -619,6 +621,11 @@ class Trainer:
             ) from None
         trainer._owns_out_dir = out_dir is None or Path(out_dir).resolve() == folder.resolve()
         return trainer
+
+
+def _name(schedule: Any) -> str:
+    """How an error names a schedule: ``schedule 'learned_dag'`` (its class where unnamed)."""
+    return f"schedule {getattr(schedule, 'name', None) or type(schedule).__name__!r}"
 
 
 def _saved_agent_count(state: dict[str, Any]) -> int | None:
