@@ -161,6 +161,8 @@ def test_bad_storage_and_unknown_partitioner_are_clear(tmp_path):
         search_space(trial, lambda t: {"partition": t.suggest_categorical("partition", ["zigzag"])})
     with pytest.raises(ValueError, match="unknown search space"):
         search_space(trial, "everything")
+    with pytest.raises(ValueError, match=r"suggests unknown TrainConfig field\(s\): learning_rate"):
+        search_space(trial, lambda t: {"learning_rate": 1e-3})
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -115,6 +116,11 @@ def search_space(trial: optuna.Trial, space: str | SpaceFn = "partition") -> dic
     if not isinstance(params, dict):
         raise ValueError(
             f"a search space must return a dict of TrainConfig fields, got {type(params).__name__}"
+        )
+    unknown = sorted(set(params) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(
+            f"the search space suggests unknown TrainConfig field(s): {', '.join(unknown)}"
         )
     partition = params.get("partition")
     if partition is not None and partition not in P.PARTITIONERS and partition not in SCHEDULES:
