@@ -27,6 +27,9 @@ class Registry(Generic[T]):
     Args:
         kind: what the registry holds, in the singular (used in error messages),
             e.g. ``"algorithm"`` or ``"partitioner"``.
+        check: what an entry must be: ``check(obj)`` returns ``None`` for a valid entry,
+            else what is wrong with it (registering it then raises ValueError at once,
+            not when the name is first used in training).
 
     Example::
 
@@ -38,8 +41,9 @@ class Registry(Generic[T]):
         SCHEDULES.resolve("Reverse", n_agents=4)  # -> Reverse(n_agents=4)
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, check: Callable[[Any], str | None] | None = None) -> None:
         self.kind = kind
+        self.check = check
         self._entries: dict[str, tuple[str, T]] = {}
 
     def register(
@@ -54,6 +58,9 @@ class Registry(Generic[T]):
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
 
         def add(item: T) -> T:
+            problem = self.check(item) if self.check is not None else None
+            if problem:
+                raise ValueError(f"{self.kind} {name!r} cannot be registered: {problem}")
             key = normalize_name(name)
             if key in self._entries and not overwrite:
                 raise ValueError(
@@ -110,3 +117,24 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}: {', '.join(self.names())})"
+
+
+def instance_of(cls: type) -> Callable[[Any], str | None]:
+    """A ``check`` for :class:`Registry`: entries must be instances of ``cls``."""
+    return lambda obj: (
+        None if isinstance(obj, cls) else f"expected an instance of {cls.__name__}, got {obj!r}"
+    )
+
+
+def subclass_of(cls: type) -> Callable[[Any], str | None]:
+    """A ``check`` for :class:`Registry`: entries must be subclasses of ``cls``."""
+    return lambda obj: (
+        None
+        if isinstance(obj, type) and issubclass(obj, cls)
+        else f"expected a subclass of {cls.__name__}, got {obj!r}"
+    )
+
+
+def is_callable(obj: Any) -> str | None:
+    """A ``check`` for :class:`Registry`: entries must be callable."""
+    return None if callable(obj) else f"expected a callable, got {obj!r}"

@@ -111,6 +111,21 @@ def _partition_space_defaults() -> dict:
     }
 
 
+@pytest.mark.parametrize(
+    "registry,entry,match",
+    [
+        (SCHEDULES, 42, r"schedule 'zz' cannot be registered: expected a subclass of Schedule"),
+        (mg.algos.ORDERS, lambda ctx, data: [0], r"expected an instance of OrderRule"),
+        (mg.algos.CORRECTIONS, "factor", r"expected an instance of Correction"),
+        (mg.partition.PARTITIONERS, "generations", r"partitioner 'zz' .*expected a callable"),
+    ],
+)
+def test_entries_that_cannot_work_are_refused_when_registered(registry, entry, match):
+    with pytest.raises(ValueError, match=match):
+        registry.register("zz", entry)
+    assert "zz" not in registry
+
+
 # ------------------------------------------------- a user-defined algorithm
 class ReverseOrder(Schedule):
     """One agent per batch, highest id first: a schedule written outside mapograph."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mapograph._registry import Registry
+from mapograph._registry import Registry, instance_of
 from mapograph.algos._advantages import normalize
 
 
@@ -54,7 +54,7 @@ class Correction:
 
 
 #: Correction rules by name.
-CORRECTIONS: Registry[Correction] = Registry("correction")
+CORRECTIONS: Registry[Correction] = Registry("correction", instance_of(Correction))
 """Corrections for earlier batches by name (``none``, ``factor``, ``trace``, ``both``)."""
 for _correction in (
     Correction("none"),

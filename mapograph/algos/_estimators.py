@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mapograph._registry import Registry
+from mapograph._registry import Registry, is_callable
 from mapograph.algos._interaction import action_interaction, standardize_offdiagonal
 from mapograph.algos._interaction_continuous import continuous_interaction
 from mapograph.graph import PairwisePayoffCritic, action_vectors, priority_order
@@ -122,7 +122,7 @@ def behaviour_exploration(
 
 #: Interdependence estimators by name; each is built as ``cls(context)``.
 ESTIMATORS: Registry[Callable[[ScheduleContext], InteractionEstimator]] = Registry(
-    "interaction estimator"
+    "interaction estimator", is_callable
 )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mapograph._registry import Registry
+from mapograph._registry import Registry, instance_of
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class AlgorithmPreset:
 
 
 #: Algorithm presets by name.
-ALGORITHMS: Registry[AlgorithmPreset] = Registry("algorithm")
+ALGORITHMS: Registry[AlgorithmPreset] = Registry("algorithm", instance_of(AlgorithmPreset))
 """Algorithm presets by name (``mappo``, ``happo``, ``a2po``, ``b2mapo``); ``register_algorithm`` adds one."""
 
 

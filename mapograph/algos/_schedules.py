@@ -27,7 +27,7 @@ import torch
 
 from mapograph import partition as P
 from mapograph._errors import MapographError
-from mapograph._registry import Registry
+from mapograph._registry import Registry, instance_of, subclass_of
 from mapograph.algos._rollout import Rollout
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class OrderRule:
 
 
 #: Ordering rules of the one-agent-per-batch schedule.
-ORDERS: Registry[OrderRule] = Registry("order")
+ORDERS: Registry[OrderRule] = Registry("order", instance_of(OrderRule))
 """Ordering rules for one-agent-per-batch schedules by name (``identity``, ``random``, ``semi_greedy``, ``fixed``)."""
 _identity = OrderRule("identity", lambda ctx, data: list(range(ctx.n_agents)))
 ORDERS.register("identity", _identity)
@@ -256,7 +256,7 @@ ORDERS.register(
 
 # --------------------------------------------------------------- schedules
 #: Update schedules by name; each entry is built as ``cls(context)``.
-SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule", subclass_of(Schedule))
 """Update schedules by name (``simultaneous``, ``agent_by_agent``, ``fixed``, ``given_dag``, ``learned_dag``)."""
 
 

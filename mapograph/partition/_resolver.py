@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mapograph._registry import Registry
+from mapograph._registry import Registry, is_callable
 from mapograph.partition._bounded import bounded
 from mapograph.partition._generations import generations
 from mapograph.partition._k_batches import k_batches
@@ -12,7 +12,7 @@ from mapograph.partition._k_batches import k_batches
 Partitioner = Callable[..., list[list[int]]]
 
 #: DAG -> ordered batches. Each entry is called as ``fn(dag, **kwargs)``.
-PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
+PARTITIONERS: Registry[Partitioner] = Registry("partitioner", is_callable)
 """DAG partitioners by name (``generations``, ``bounded``, ``k_batches``); ``register_partitioner`` adds one."""
 PARTITIONERS.register("generations", generations)
 PARTITIONERS.register("bounded", bounded)

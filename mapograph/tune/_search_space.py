@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from mapograph import partition as P
-from mapograph._registry import Registry
+from mapograph._registry import Registry, is_callable
 from mapograph.algos import SCHEDULES
 from mapograph.algos._config import PI_IND_MODES
 from mapograph.algos._schedules import partition_kwargs
@@ -94,7 +94,7 @@ def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
 
 
 #: Search spaces by name (``mapograph tune --space NAME``).
-SPACES: Registry[SpaceFn] = Registry("search space")
+SPACES: Registry[SpaceFn] = Registry("search space", is_callable)
 """Search spaces by name (``partition``, ``full``, ``ppo``): functions ``trial -> dict`` of config fields."""
 SPACES.register("partition", partition_space)
 SPACES.register("full", full_space)
