@@ -786,3 +786,35 @@ def test_an_estimator_with_nothing_to_say_and_read_only_graph_calls_change_no_tr
     peeked, graphs = run(True)
     assert peeked == plain
     assert all(graphs[i] == graphs[i + 1] for i in range(0, len(graphs), 2))
+
+
+@pytest.mark.parametrize(
+    "output,match",
+    [
+        ({"strength": 1}, r"must return an Interdependence or None, got dict"),
+        ("shape", r"strength must be \[4, 4\], got \[3, 3\]"),
+        ("nan", r"strength holds NaN or infinity"),
+        ("order", r"order must be a permutation of 0..3, got \[0, 0, 9\]"),
+    ],
+)
+def test_a_registered_estimator_s_output_is_checked(output, match):
+    from mapograph.algos._estimators import ESTIMATORS, Interdependence, InteractionEstimator
+
+    class Wrong(InteractionEstimator):
+        def update(self, data):
+            if output == "shape":
+                return Interdependence(torch.zeros(3, 3))
+            if output == "nan":
+                return Interdependence(torch.full((4, 4), float("nan")))
+            if output == "order":
+                return Interdependence(torch.zeros(4, 4), order=[0, 0, 9])
+            return output
+
+    ESTIMATORS.register("wrong", Wrong)
+    try:
+        env = mg.envs.make("coordination:chain-4", num_envs=8, seed=0)
+        trainer = mg.Trainer(env, small_b2mapo(env, interaction_estimator="wrong"))
+        with pytest.raises(ValueError, match=match):
+            trainer.train_iteration()
+    finally:
+        ESTIMATORS.unregister("wrong")

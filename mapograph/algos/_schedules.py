@@ -397,6 +397,36 @@ class GivenDAG(DAGSchedule):
         return graph
 
 
+def checked_estimate(estimate: Any, n_agents: int) -> Any:
+    """An estimator's output, refused (ValueError) unless it is ``None`` or an
+    ``Interdependence`` with a finite ``[N, N]`` strength and, where given, an order that
+    is a permutation of the agents: a registered estimator's mistake is named here, not
+    as a shape error inside the upper layer."""
+    from mapograph.algos._estimators import Interdependence
+
+    if estimate is None:
+        return None
+    if not isinstance(estimate, Interdependence):
+        raise ValueError(
+            f"an interaction estimator must return an Interdependence or None, got "
+            f"{type(estimate).__name__}"
+        )
+    strength = estimate.strength
+    if not isinstance(strength, torch.Tensor) or tuple(strength.shape) != (n_agents, n_agents):
+        shape = list(strength.shape) if isinstance(strength, torch.Tensor) else type(strength)
+        raise ValueError(f"the estimator's strength must be [{n_agents}, {n_agents}], got {shape}")
+    if not bool(torch.isfinite(strength).all()):
+        raise ValueError("the estimator's strength holds NaN or infinity")
+    if estimate.order is not None and sorted(int(a) for a in estimate.order) != list(
+        range(n_agents)
+    ):
+        raise ValueError(
+            f"the estimator's order must be a permutation of 0..{n_agents - 1}, "
+            f"got {list(estimate.order)}"
+        )
+    return estimate
+
+
 def estimate_mode(estimate: Any) -> frozenset:
     """What an interdependence estimate says, for :class:`RefitSchedule`: its skeleton (pairs
     whose strength z-score exceeds 1, :func:`~mapograph.graph.skeleton_mask`) and its order."""
@@ -519,7 +549,7 @@ class LearnedDAG(DAGSchedule):
         # a cumulative estimate (pooled ANOVA) must see every iteration once: it never rests
         if rests and not self.estimate.cumulative and not self.estimator_refit.due():
             return False
-        self.estimate = self.estimator.update(data)
+        self.estimate = checked_estimate(self.estimator.update(data), self.n_agents)
         if self.estimator_refit.adaptive and self.estimate is not None:
             self.estimator_refit.fitted(estimate_mode(self.estimate))
         return True
