@@ -798,7 +798,7 @@ def test_an_estimator_with_nothing_to_say_and_read_only_graph_calls_change_no_tr
     ],
 )
 def test_a_registered_estimator_s_output_is_checked(output, match):
-    from mapograph.algos._estimators import ESTIMATORS, Interdependence, InteractionEstimator
+    from mapograph.algos._estimators import ESTIMATORS, InteractionEstimator, Interdependence
 
     class Wrong(InteractionEstimator):
         def update(self, data):
