@@ -51,19 +51,25 @@ class Plan:
     edge_index: torch.Tensor | None = None
     record: Any = None
     _indices: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
+    _checked_for: int | None = field(default=None, repr=False)
 
     def check(self, n_agents: int, source: str) -> Plan:
         """This plan, after checking that its batches hold every agent ``0..n_agents-1``
         once and that every edge goes from an earlier batch to a later one (ValueError
-        naming ``source``, e.g. a registered schedule, otherwise)."""
+        naming ``source``, e.g. a registered schedule, otherwise). Checked once: a plan
+        handed back again (a schedule whose update plan is its acting plan) is not."""
+        if self._checked_for == n_agents:
+            return self
         try:
             P.validate_partition(self.batches, n_agents)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{source} returned an invalid plan: {exc}") from None
         if self.edge_index is not None and self.edge_index.numel():
+            batches = self.indices("cpu")
             batch_of = torch.empty(n_agents, dtype=torch.long)
-            for k, batch in enumerate(self.batches):
-                batch_of[torch.as_tensor(batch, dtype=torch.long)] = k
+            batch_of[torch.cat(batches)] = torch.repeat_interleave(
+                torch.arange(len(batches)), torch.tensor([len(b) for b in batches])
+            )
             src, dst = self.edge_index.detach().cpu().long()
             if int(src.min()) < 0 or int(torch.maximum(src, dst).max()) >= n_agents:
                 raise ValueError(f"{source} returned plan edges outside 0..{n_agents - 1}")
@@ -74,6 +80,7 @@ class Plan:
                     f"{source} returned a plan edge {int(src[i])} -> {int(dst[i])} that does "
                     "not go from an earlier batch to a later one"
                 )
+        self._checked_for = n_agents
         return self
 
     def indices(self, device: torch.device | str) -> list[torch.Tensor]:

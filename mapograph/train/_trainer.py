@@ -624,8 +624,8 @@ class Trainer:
 
 
 def _name(schedule: Any) -> str:
-    """How an error names a schedule: ``schedule 'learned_dag'`` (its class where unnamed)."""
-    return f"schedule {getattr(schedule, 'name', None) or type(schedule).__name__!r}"
+    """How an error names a schedule: ``schedule 'LearnedDAG'`` (its class)."""
+    return f"schedule {type(schedule).__name__!r}"
 
 
 def _saved_agent_count(state: dict[str, Any]) -> int | None:
