@@ -146,3 +146,52 @@ def test_multigraphs_and_non_integer_edge_indices():
             mg.graph.to_networkx(bad, 2)
     with pytest.raises(ValueError, match="needs a directed graph"):
         mg.graph.from_networkx(nx.Graph([(0, 1)]))
+
+
+def test_numpy_ints_are_agent_ids_and_never_leak_into_batches():
+    import json
+
+    import numpy as np
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(np.arange(3))
+    graph.add_edge(np.int64(0), np.int64(1))
+    for batches in (P.generations(graph), P.bounded(graph, 1), P.k_batches(graph, 2)):
+        assert all(type(a) is int for b in batches for a in b), batches
+        json.dumps(batches)  # a plan is written to logs and checkpoints
+    edge_index = torch.tensor([[0], [1]])
+    assert P.generations(edge_index, num_nodes=np.int64(2)) == [[0], [1]]
+    assert P.bounded(graph, max_batch_size=np.int64(2)) == P.bounded(graph, 2)
+    assert P.k_batches(graph, k=np.int64(1)) == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="num_nodes must be an int >= 1, got True"):
+        P.generations(torch.zeros(2, 0, dtype=torch.long), num_nodes=True)
+    with pytest.raises(ValueError, match="DAG nodes must be int agent ids"):
+        P.generations(nx.DiGraph([(0.0, 1.0)]))
+
+
+def test_validate_partition_refuses_non_int_ids_and_flat_lists():
+    with pytest.raises(ValueError, match="batch 0 must be a list of agent ids"):
+        P.validate_partition([0, 1], 2)  # was "batch 0 is empty"
+    for bad in ([[0.5], [1]], [[0.0], [1]], [[False], [True]], [["a"], [1]]):
+        with pytest.raises(ValueError, match="batch 0 must hold int agent ids"):
+            P.validate_partition(bad, 2)  # 0.5 was truncated to agent 0
+    with pytest.raises(ValueError, match="n_agents must be an int >= 1"):
+        P.validate_partition([[0]], 0)
+    P.validate_partition([torch.tensor([1]), (0,)], 2)  # tensors and tuples of ints are fine
+
+
+def test_inside_weight_names_a_partition_that_misses_an_agent():
+    with pytest.raises(ValueError, match=r"missing \[1\]"):
+        P.inside_weight(nx.DiGraph([(0, 1)]), [[0]])
+
+
+def test_k_batches_with_huge_or_non_numeric_weights():
+    graph = nx.DiGraph()
+    graph.add_weighted_edges_from([(0, 1, 1e308), (1, 2, 1e308), (0, 2, 1.0)])
+    # the sum of the weights overflows: the cut must still keep one heavy edge between
+    # batches (a single batch costs 2e308 + 1, the optimum 1e308)
+    batches = P.k_batches(graph, k=2)
+    assert P.inside_weight(graph, batches) == 1e308
+    graph[0][1]["weight"] = "heavy"
+    with pytest.raises(ValueError, match=r"edge 0 -> 1: weight 'weight' must be a number"):
+        P.k_batches(graph, k=2)

@@ -55,7 +55,7 @@ def bounded(dag: Any, max_batch_size: int, num_nodes: int | None = None) -> list
         max_batch_size: the largest batch allowed (>= 1).
         num_nodes: number of agents when ``dag`` is an edge_index.
     """
-    check_positive_int("max_batch_size", max_batch_size)
+    max_batch_size = check_positive_int("max_batch_size", max_batch_size)
     graph = as_dag(dag, num_nodes)
     scheduled = _list_schedule(graph, max_batch_size)
     split = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import networkx as nx
@@ -33,11 +34,22 @@ def as_dag(dag: Any, num_nodes: int | None = None) -> nx.DiGraph:
         # a MultiDiGraph's parallel edges are one dependency (a partitioner counting
         # in-degrees would wait for the same parent twice)
         graph = nx.DiGraph(dag) if dag.is_multigraph() else dag
+        if any(type(v) is not int for v in graph.nodes):
+            # numpy ints (or 0.0 == 0) pass the check above but would leak into the
+            # batches (not JSON-serializable, not ints): relabel to Python ints
+            labels = {}
+            for v in graph.nodes:
+                try:
+                    labels[v] = operator.index(v)
+                except TypeError:
+                    raise ValueError(
+                        f"DAG nodes must be int agent ids, got {v!r} ({type(v).__name__})"
+                    ) from None
+            graph = nx.relabel_nodes(graph, labels, copy=True)
     else:
         if num_nodes is None:
             raise ValueError("an edge_index needs num_nodes= (the number of agents)")
-        if not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+        num_nodes = check_positive_int("num_nodes", num_nodes)
         edge_index = torch.as_tensor(dag)
         if edge_index.numel() == 0:
             edge_index = edge_index.reshape(2, 0)
@@ -64,7 +76,12 @@ def as_dag(dag: Any, num_nodes: int | None = None) -> nx.DiGraph:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Raise ValueError unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``value`` as a Python int; ValueError unless it is an int >= 1 (numpy and 0-d
+    torch integers count, ``bool`` and floats do not)."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+    return number

@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from mapograph.partition._generations import generations
 from mapograph.partition._input import as_dag, check_positive_int
+from mapograph.partition._validate import validate_partition
 
 _CAPACITY_BUDGET = 2**30  # finite capacities add up to at most this (int32 flows)
 
@@ -35,9 +36,14 @@ _CAPACITY_BUDGET = 2**30  # finite capacities add up to at most this (int32 flow
 def _edge_weights(graph: nx.DiGraph, weight: str | None) -> np.ndarray:
     if weight is None:
         return np.ones(graph.number_of_edges())
-    values = np.array(
-        [float(d.get(weight, 1.0)) for _, _, d in graph.edges(data=True)], dtype=np.float64
-    )
+    values = np.empty(graph.number_of_edges(), dtype=np.float64)
+    for e, (u, v, d) in enumerate(graph.edges(data=True)):
+        try:
+            values[e] = float(d.get(weight, 1.0))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"edge {u} -> {v}: weight {weight!r} must be a number, got {d[weight]!r}"
+            ) from None
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         raise ValueError(f"edge weights must be finite and >= 0, got {values[bad][0]}")
@@ -49,8 +55,14 @@ def _integer_capacities(weights: np.ndarray, copies: int) -> np.ndarray:
     total = float(weights.sum()) * copies
     if np.all(weights == np.round(weights)) and total < _CAPACITY_BUDGET:
         return weights.astype(np.int64)
-    scale = _CAPACITY_BUDGET / max(total, 1e-300)
-    return np.round(weights * scale).astype(np.int64)
+    # divide by the largest weight first: a sum of weights near 1e308 overflows to inf
+    # (a zero scale, every capacity 0 and an arbitrary cut)
+    largest = float(weights.max(initial=0.0))
+    if largest == 0.0:
+        return np.zeros(weights.shape, dtype=np.int64)
+    relative = weights / largest
+    scale = _CAPACITY_BUDGET / (float(relative.sum()) * copies)
+    return np.round(relative * scale).astype(np.int64)
 
 
 def k_batches(
@@ -71,7 +83,7 @@ def k_batches(
         weight: edge attribute holding the weight (missing: 1); ``None``: unit weights.
         num_nodes: number of agents when ``dag`` is an edge_index.
     """
-    check_positive_int("k", k)
+    k = check_positive_int("k", k)
     graph = as_dag(dag, num_nodes)
     n = graph.number_of_nodes()
     weights = _edge_weights(graph, weight)
@@ -136,6 +148,7 @@ def inside_weight(
 ) -> float:
     """Total weight of the DAG's edges whose two agents share a batch."""
     graph = as_dag(dag, num_nodes)
+    validate_partition(batches, graph.number_of_nodes())  # every agent once (not a KeyError)
     batch_of = {a: i for i, b in enumerate(batches) for a in b}
     inside = [batch_of[u] == batch_of[v] for u, v in graph.edges]
     return float(_edge_weights(graph, weight)[np.array(inside, dtype=bool)].sum())

@@ -33,7 +33,7 @@ def random_order(n: int, generator: GeneratorLike = None) -> list[int]:
         n: number of agents.
         generator: ``torch.Generator`` (advanced in place), numpy ``Generator``, int seed or None.
     """
-    check_positive_int("n", n)
+    n = check_positive_int("n", n)
     gen = _torch_generator(generator)
     return torch.randperm(n, generator=gen, device=gen.device).tolist()
 

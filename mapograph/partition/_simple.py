@@ -27,5 +27,5 @@ def agent_by_agent(order: Sequence[int]) -> list[list[int]]:
 
 def simultaneous(n_agents: int) -> list[list[int]]:
     """All agents in one batch: ``[[0, ..., n-1]]`` (MAPPO)."""
-    check_positive_int("n_agents", n_agents)
+    n_agents = check_positive_int("n_agents", n_agents)
     return [list(range(n_agents))]

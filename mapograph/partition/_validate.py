@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-from mapograph.partition._input import as_dag
+from mapograph.partition._input import as_dag, check_positive_int
+
+
+def _agent_ids(batch: Any) -> list[int]:
+    """The ids of ``batch`` as ints (numpy and 0-d torch ints too); TypeError for
+    anything else (a float such as 0.5 is not truncated to agent 0, a bool is no id)."""
+    ids = []
+    for a in batch:
+        if isinstance(a, bool):
+            raise TypeError(a)
+        ids.append(operator.index(a))
+    return ids
 
 
 def validate_partition(
@@ -23,13 +35,23 @@ def validate_partition(
         strict: also forbid DAG edges inside a batch.
         num_nodes: when ``dag`` is an edge_index (defaults to ``n_agents``).
     """
+    n_agents = check_positive_int("n_agents", n_agents)
     if not isinstance(batches, (list, tuple)) or not batches:
         raise ValueError("a partition must be a non-empty list of batches")
     seen: list[int] = []
     for i, batch in enumerate(batches):
-        if not batch:
+        if isinstance(batch, (str, bytes)) or not hasattr(batch, "__iter__"):
+            raise ValueError(
+                f"batch {i} must be a list of agent ids, got {batch!r} "
+                "(a partition is a list of batches: [[0, 1], [2]])"
+            )
+        try:
+            ids = _agent_ids(batch)
+        except TypeError:
+            raise ValueError(f"batch {i} must hold int agent ids, got {batch!r}") from None
+        if not ids:
             raise ValueError(f"batch {i} is empty")
-        seen.extend(int(a) for a in batch)
+        seen.extend(ids)
     if sorted(seen) != list(range(n_agents)):
         missing = sorted(set(range(n_agents)) - set(seen))
         duplicated = sorted({a for a in seen if seen.count(a) > 1})
