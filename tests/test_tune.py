@@ -347,3 +347,24 @@ def test_cli_tunes_the_named_algorithm_on_its_win_rate(tmp_path, capsys):
     )
     assert 0.0 <= study.trials[0].value <= 1.0
     assert main([*argv[:-8], "--eval-episodes", "0", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_a_stored_study_with_other_directions_is_refused_before_any_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    storage = resolve_storage(url)
+    optuna.create_study(storage=storage, study_name="by-hand", direction="minimize")
+    optuna.create_study(storage=storage, study_name="single", direction="maximize")
+    with pytest.raises(ValueError, match=r"'by-hand' .* directions \['minimize'\]"):
+        mg.tune.create_study(storage, "by-hand", multi_objective=False)  # would minimize returns
+    with pytest.raises(ValueError, match=r"'single' .*multi_objective=True"):
+        # every trial trained, then failed on "2 values for 1 objective" (16 of them)
+        optimize(
+            ENV,
+            1,
+            storage=url,
+            study_name="single",
+            multi_objective=True,
+            steps=256,
+            out_dir=tmp_path,
+        )
+    assert optuna.load_study(study_name="single", storage=storage).trials == []

@@ -38,18 +38,34 @@ def create_study(
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
-    """Create or load the study (joiners racing to create it retry instead of failing)."""
+    """Create or load the study (joiners racing to create it retry instead of failing).
+
+    Raises:
+        ValueError: a study of that name exists with other directions (created by hand
+            with ``direction="minimize"``, or single- vs multi-objective): Optuna loads it
+            as it is, so its trials would minimize the return, or every trial would
+            train and then fail on the number of values.
+    """
+    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
     if multi_objective:
-        return create_or_load_study(
-            storage, study_name=study_name, directions=["maximize", "minimize"], sampler=sampler
+        study = create_or_load_study(
+            storage, study_name=study_name, directions=directions, sampler=sampler
         )
-    return create_or_load_study(
-        storage,
-        study_name=study_name,
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner or default_pruner(),
-    )
+    else:
+        study = create_or_load_study(
+            storage,
+            study_name=study_name,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner or default_pruner(),
+        )
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        raise ValueError(
+            f"study {study_name!r} in the storage has directions {found}, this run needs "
+            f"{directions} (multi_objective={multi_objective}): use another study name"
+        )
+    return study
 
 
 def run_worker(
