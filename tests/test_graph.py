@@ -203,3 +203,29 @@ def test_encoder_reuses_its_graph_only_while_the_graph_is_the_same():
     assert not torch.allclose(enc(x2, ring), enc(x2, ring[:, :2].clone()))
     with pytest.raises(ValueError, match="outside"):
         enc(x2, torch.tensor([[0], [7]]))
+
+
+def test_generator_input_errors_are_one_line_value_errors():
+    import numpy as np
+
+    gen = mg.graph.DAGGenerator(np.int64(4), np.int64(3), hidden=8, heads=2)  # numpy sizes
+    x = torch.randn(2, 3, 4)
+    cases = [
+        (lambda: gen(x.double()), ValueError, r"features must be torch.float32 .*float64"),
+        (lambda: gen(x.long()), ValueError, r"features must be torch.float32 .*int64"),
+        (lambda: gen(x.numpy()), TypeError, r"features must be a torch.Tensor, got ndarray"),
+        (lambda: gen(x[:0]), ValueError, r"at least one copy \(B >= 1\), got B = 0"),
+        (lambda: gen(x, temperature=float("nan")), ValueError, "temperature must be a finite"),
+        (lambda: gen(x, edge_offset=torch.zeros(4, 4)), ValueError, r"edge_offset must have"),
+        (lambda: gen(x, candidates=torch.tensor([[0.0], [1.0]])), ValueError, "candidates"),
+        (
+            lambda: gen.log_prob(x, mg.graph.DAGGenerator(4, 2, 8, 2).sample(x[:, :2])),
+            ValueError,
+            r"a DAGSample of this distribution has order \[2, 3\]",
+        ),
+    ]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
+    with pytest.raises(ValueError, match="n_agents must be a positive int, got True"):
+        mg.graph.DAGGenerator(4, True)

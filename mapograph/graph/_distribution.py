@@ -128,6 +128,13 @@ class DAGDistribution:
         if not isinstance(dag, DAGSample):
             return self.log_prob_marginal(self._as_adjacency(dag))
         sample = dag
+        b, n = self.scores.shape
+        if tuple(sample.order.shape) != (b, n) or tuple(sample.adjacency.shape) != (b, n, n):
+            raise ValueError(
+                f"a DAGSample of this distribution has order [{b}, {n}] and adjacency "
+                f"[{b}, {n}, {n}], got {list(sample.order.shape)} and "
+                f"{list(sample.adjacency.shape)}"
+            )
         forward = _forward_mask(sample.order)
         edge_lp = torch.where(
             sample.adjacency, F.logsigmoid(self.edge_logits), F.logsigmoid(-self.edge_logits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import networkx as nx
 import torch
@@ -47,9 +48,16 @@ class DAGGenerator(nn.Module):
     ):
         super().__init__()
         sizes = (("feature_dim", feature_dim), ("n_agents", n_agents), ("hidden", hidden))
+        checked = {}
         for name, value in (*sizes, ("heads", heads), ("layers", layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            try:  # numpy ints count, bools and floats do not
+                checked[name] = None if isinstance(value, bool) else operator.index(value)
+            except TypeError:
+                checked[name] = None
+            if checked[name] is None or checked[name] < 1:
                 raise ValueError(f"DAGGenerator: {name} must be a positive int, got {value!r}")
+        feature_dim, n_agents, hidden = (checked[name] for name, _ in sizes)
+        heads, layers = checked["heads"], checked["layers"]
         self.n_agents = n_agents
         self.feature_dim = feature_dim
         self.encoder = AgentAttentionEncoder(feature_dim, hidden, heads, layers)
@@ -73,6 +81,8 @@ class DAGGenerator(nn.Module):
         ``edge_offset``: ``[N, N]`` (or ``[B, N, N]``) added to the edge logits before the
         temperature; not a parameter (no gradient flows into it from here).
         """
+        if not isinstance(features, torch.Tensor):
+            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
         if features.dim() == 2:
             features = features.unsqueeze(0)
         if features.dim() != 3 or features.shape[1:] != (self.n_agents, self.feature_dim):
@@ -80,8 +90,28 @@ class DAGGenerator(nn.Module):
                 f"expected features [B, {self.n_agents} agents, {self.feature_dim}], "
                 f"got shape {list(features.shape)}"
             )
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if features.shape[0] == 0:
+            raise ValueError("expected features for at least one copy (B >= 1), got B = 0")
+        dtype = self.edge_bias.dtype
+        if features.dtype != dtype:
+            raise ValueError(f"features must be {dtype} (the generator's), got {features.dtype}")
+        if (
+            not isinstance(temperature, (int, float))
+            or isinstance(temperature, bool)
+            or not math.isfinite(temperature)
+            or temperature <= 0
+        ):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        b, n = features.shape[0], self.n_agents
+        if edge_offset is not None and tuple(edge_offset.shape) not in ((n, n), (b, n, n)):
+            raise ValueError(
+                f"edge_offset must have shape [{n}, {n}] or [{b}, {n}, {n}], "
+                f"got {list(edge_offset.shape)}"
+            )
+        if candidates is not None:
+            candidates = torch.as_tensor(candidates, device=features.device)
+            if candidates.dtype.is_floating_point or candidates.dtype == torch.bool:
+                raise ValueError(f"candidates must hold integer agent ids, got {candidates.dtype}")
         h = self.encoder(features, candidates)
         scores = self.score(h).squeeze(-1)
         logits = (
