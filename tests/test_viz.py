@@ -42,3 +42,21 @@ def test_graphs_and_batches_that_cannot_be_drawn_are_named():
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             plot_interdependence(**kwargs)
+
+
+def test_batches_as_index_tensors_and_bad_batches_or_histories(tmp_path):
+    import torch
+
+    g = nx.DiGraph([(0, 1), (1, 2)])
+    out = tmp_path / "new" / "folder" / "t.png"
+    # a plan's batches as tensors (KeyError 0 before: 0-d tensors are no dict keys of 0)
+    plot_interdependence(g, batches=[torch.tensor([0]), torch.tensor([1, 2])], path=out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="batches must be a list of lists of int agent ids"):
+        plot_interdependence(g, batches=[0, 1, 2])  # TypeError: 'int' object is not iterable
+    with pytest.raises(ValueError, match="run 'a': a history row has no 'step'"):
+        plot_learning_curves({"a": [{"return_mean": 1.0}]})  # KeyError 'step'
+    with pytest.raises(ValueError, match="run 'a': return_mean must be a number, got 'x'"):
+        plot_learning_curves({"a": [{"step": 1, "return_mean": "x"}]})
+    # None (a value that was not measured, as NaN) is skipped, not a TypeError
+    plot_learning_curves({"a": [{"step": 1, "return_mean": None}, {"step": 2, "return_mean": 1}]})

@@ -24,10 +24,15 @@ def plot_learning_curves(
         title: figure title.
         reference: horizontal lines, e.g. ``{"optimum": 1.0, "random": 0.5}``.
     """
+    if not isinstance(histories, dict):
+        raise ValueError(
+            f"histories must be a dict label -> list of per-iteration dicts, "
+            f"got {type(histories).__name__}"
+        )
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, history in histories.items():
-        points = [(h["step"], h[key]) for h in history if key in h and math.isfinite(float(h[key]))]
+        points = [(_step(label, h), v) for h in history if (v := _value(label, h, key)) is not None]
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, label=label)
@@ -45,3 +50,22 @@ def plot_learning_curves(
         fig.savefig(path, dpi=120)
         plt.close(fig)
     return fig
+
+
+def _value(label: str, row: dict, key: str) -> float | None:
+    """``row[key]`` as a float; None where missing, None or NaN (not measured that iteration)."""
+    value = row.get(key)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"run {label!r}: {key} must be a number, got {value!r}") from None
+    return number if math.isfinite(number) else None
+
+
+def _step(label: str, row: dict) -> float:
+    """``row["step"]``; ValueError naming the run when a row has none."""
+    if "step" not in row:
+        raise ValueError(f"run {label!r}: a history row has no 'step': {sorted(row)}")
+    return row["step"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,30 @@ def batch_layout(n_agents: int, batches: list[list[int]] | None) -> dict[int, tu
     return pos
 
 
+def _agent_ids(batches: Any) -> list[list[int]]:
+    """``batches`` as lists of Python ints (numpy ints and 0-d tensors, e.g. a plan's
+    index tensors, included); ValueError for anything else."""
+    try:
+        if isinstance(batches, (str, bytes)):
+            raise TypeError
+        out = []
+        for batch in batches:
+            if isinstance(batch, (str, bytes)) or any(isinstance(a, bool) for a in batch):
+                raise TypeError
+            out.append([operator.index(a) for a in batch])
+    except TypeError:
+        raise ValueError(
+            f"batches must be a list of lists of int agent ids, got {batches!r}"
+        ) from None
+    return out
+
+
 def _check_drawable(
     graph: nx.DiGraph, batches: list[list[int]] | None, true_dag: nx.DiGraph | None
 ) -> int:
     """The number of agents ``n``; ValueError unless the graphs' nodes are ``0..n-1``
-    (``true_dag``: within it) and ``batches`` hold every agent once."""
+    (``true_dag``: within it) and ``batches`` (lists of ints, see :func:`_agent_ids`)
+    hold every agent once."""
     if not isinstance(graph, nx.Graph):
         raise ValueError(f"graph must be a networkx graph, got {type(graph).__name__}")
     n = graph.number_of_nodes()
@@ -74,6 +94,7 @@ def plot_interdependence(
         min_weight: edges lighter than this are not drawn.
         title: figure title.
     """
+    batches = _agent_ids(batches) if batches is not None else None
     n = _check_drawable(graph, batches, true_dag)
     plt = _pyplot()
     if ax is None:
