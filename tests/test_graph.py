@@ -229,3 +229,13 @@ def test_generator_input_errors_are_one_line_value_errors():
             call()
     with pytest.raises(ValueError, match="n_agents must be a positive int, got True"):
         mg.graph.DAGGenerator(4, True)
+
+
+def test_to_networkx_names_a_bad_num_nodes():
+    import numpy as np
+
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    assert list(mg.graph.to_networkx(torch.tensor([[0], [1]]), np.int64(2)).edges) == [(0, 1)]
+    for bad in (-1, 2.5, "3", True):  # -1 gave an empty graph, "3" a TypeError on '>='
+        with pytest.raises(ValueError, match="num_nodes must be an int >= 0"):
+            mg.graph.to_networkx(empty, bad)

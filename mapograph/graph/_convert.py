@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import networkx as nx
 import torch
 
@@ -13,6 +15,13 @@ def to_networkx(
 
     ``edge_weight`` (``[E]``), when given, becomes the edge attribute ``weight``.
     """
+    try:  # numpy ints count; a bool, a float or a string is no node count
+        count = None if isinstance(num_nodes, bool) else operator.index(num_nodes)
+    except TypeError:
+        count = None
+    if count is None or count < 0:
+        raise ValueError(f"num_nodes must be an int >= 0, got {num_nodes!r}")
+    num_nodes = count
     edge_index = torch.as_tensor(edge_index)
     if edge_index.numel() == 0:
         edge_index = edge_index.reshape(2, 0)
