@@ -239,3 +239,26 @@ def test_to_networkx_names_a_bad_num_nodes():
     for bad in (-1, 2.5, "3", True):  # -1 gave an empty graph, "3" a TypeError on '>='
         with pytest.raises(ValueError, match="num_nodes must be an int >= 0"):
             mg.graph.to_networkx(empty, bad)
+
+
+def test_payoff_critic_dag_critic_and_direction_refuse_malformed_input():
+    from mapograph.graph import PairwisePayoffCritic, action_vectors, orient, priority_order
+
+    torch.manual_seed(0)
+    critic = PairwisePayoffCritic(5, 3, 4, hidden=8, rank=2)
+    obs, pairs = torch.randn(6, 4, 5), mg.graph.complete_edge_index(4)
+    actions = torch.randint(0, 3, (6, 4))
+    assert critic(obs, action_vectors(actions, 3), pairs).shape == (6,)
+    with pytest.raises(ValueError, match=r"act must be action vectors \[6, 4, 3\]"):
+        critic(obs, actions, pairs)  # integer actions broadcast against the meanings, silently
+    with pytest.raises(ValueError, match=r"expected features \[B, 2 agents, 3\]"):
+        DAGCritic(3, 2)(torch.randn(2, 2, 4))  # was a matmul RuntimeError
+    strength = torch.tensor([[0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="strength holds NaN"):
+        priority_order(torch.full((3, 3), float("nan")), torch.ones(3))  # was [0, 1, 2]
+    with pytest.raises(ValueError, match="own_effect holds NaN"):
+        priority_order(strength, torch.tensor([1.0, float("nan"), 0.5]))
+    with pytest.raises(ValueError, match=r"strength must be \[N, N\]"):
+        priority_order(torch.rand(3, 4), torch.ones(3))
+    with pytest.raises(ValueError, match="order must be a permutation of 0..2"):
+        orient(strength, [0, 0, 1])  # a duplicated agent was accepted

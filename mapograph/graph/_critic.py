@@ -36,6 +36,12 @@ class DAGCritic(nn.Module):
         """``[B, N, F] -> [B]`` values (``candidates``: sparse attention graph, as for the generator)."""
         if features.dim() == 2:
             features = features.unsqueeze(0)
+        feature_dim = self.encoder.inp.in_features
+        if features.dim() != 3 or features.shape[1:] != (self.n_agents, feature_dim):
+            raise ValueError(
+                f"expected features [B, {self.n_agents} agents, {feature_dim}], "
+                f"got shape {list(features.shape)}"
+            )
         b, n, _ = features.shape
         h = self.encoder(features, candidates).reshape(b * n, -1)
         batch = torch.arange(b, device=features.device).repeat_interleave(n)

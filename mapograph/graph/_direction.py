@@ -25,6 +25,15 @@ import networkx as nx
 import torch
 
 
+def _check_strength(strength: torch.Tensor) -> int:
+    """``N``; ValueError unless ``strength`` is a finite ``[N, N]`` tensor."""
+    if strength.dim() != 2 or strength.shape[0] != strength.shape[1]:
+        raise ValueError(f"strength must be [N, N], got shape {list(strength.shape)}")
+    if not bool(torch.isfinite(strength).all()):
+        raise ValueError("strength holds NaN or infinity")
+    return strength.shape[0]
+
+
 def skeleton_mask(strength: torch.Tensor, z_threshold: float = 1.0) -> torch.Tensor:
     """``[N, N]`` bool: pairs whose strength z-score (over off-diagonal entries) exceeds ``z_threshold``."""
     n = strength.shape[0]
@@ -50,9 +59,11 @@ def priority_order(
         anchor_ratio: an agent is an anchor when its own effect is at least this
             fraction of the largest.
     """
-    n = strength.shape[0]
+    n = _check_strength(strength)
     if own_effect.shape != (n,):
         raise ValueError(f"own_effect must have shape [{n}], got {list(own_effect.shape)}")
+    if not bool(torch.isfinite(own_effect).all()):
+        raise ValueError("own_effect holds NaN or infinity")
     if not 0 < anchor_ratio <= 1:
         raise ValueError(f"anchor_ratio must lie in (0, 1], got {anchor_ratio}")
     mask = skeleton_mask(strength, z_threshold).cpu()
@@ -73,7 +84,9 @@ def priority_order(
 
 def orient(strength: torch.Tensor, order: list[int], z_threshold: float = 1.0) -> nx.DiGraph:
     """The skeleton of ``strength`` directed forward in ``order`` (a DAG on ``0..N-1``)."""
-    n = strength.shape[0]
+    n = _check_strength(strength)
+    if sorted(order) != list(range(n)):
+        raise ValueError(f"order must be a permutation of 0..{n - 1}, got {list(order)}")
     rank = {v: k for k, v in enumerate(order)}
     dag = nx.DiGraph()
     dag.add_nodes_from(range(n))

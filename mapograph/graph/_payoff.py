@@ -133,6 +133,15 @@ class PairwisePayoffCritic(nn.Module):
     def forward(self, obs: torch.Tensor, act: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """``Q`` ``[B]`` for observations ``[B, N, obs_dim]``, action vectors ``[B, N, D]``
         and candidate pairs ``[2, P]`` (each pair once)."""
+        b, n = obs.shape[0], self.n_agents
+        if obs.dim() != 3 or obs.shape[1] != n:
+            raise ValueError(f"obs must be [B, {n}, obs_dim], got shape {list(obs.shape)}")
+        if tuple(act.shape) != (b, n, self.action_dim):
+            # integer actions [B, N] would broadcast against the D meanings: nonsense, silently
+            raise ValueError(
+                f"act must be action vectors [{b}, {n}, {self.action_dim}] (see action_vectors), "
+                f"got shape {list(act.shape)}"
+            )
         h = self.embeddings(obs)
         graph = agent_graph(h, pairs)
         phi = self.meanings(graph.x, act.reshape(graph.x.shape[0], -1))
