@@ -262,3 +262,15 @@ def test_payoff_critic_dag_critic_and_direction_refuse_malformed_input():
         priority_order(torch.rand(3, 4), torch.ones(3))
     with pytest.raises(ValueError, match="order must be a permutation of 0..2"):
         orient(strength, [0, 0, 1])  # a duplicated agent was accepted
+
+
+def test_mode_threshold_and_sample_generator_are_checked():
+    gen = DAGGenerator(4, 3, hidden=8, heads=2)
+    x = torch.randn(2, 3, 4)
+    assert gen.mode(x, threshold=0.0).adjacency.sum() == 6  # every forward pair
+    assert gen.mode(x, threshold=1.0).adjacency.sum() == 0
+    for bad in (float("nan"), 2.0, -0.5, "0.5"):  # NaN and 2 kept no edge, silently
+        with pytest.raises(ValueError, match="threshold must be a number in"):
+            gen.mode(x, threshold=bad)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        gen.sample(x, generator=3)  # was torch.rand's multi-line signature dump

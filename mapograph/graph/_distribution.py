@@ -100,6 +100,10 @@ class DAGDistribution:
 
     def sample(self, generator: torch.Generator | None = None) -> DAGSample:
         """Draw one DAG per copy (exact sampling; no gradient)."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         with torch.no_grad():
             u = torch.rand(self.scores.shape, generator=generator, device=self.scores.device)
             gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
@@ -110,6 +114,12 @@ class DAGDistribution:
 
     def mode(self, threshold: float = 0.5) -> DAGSample:
         """The most probable order (scores sorted) with the edges of probability > ``threshold``."""
+        if (
+            not isinstance(threshold, (int, float))
+            or isinstance(threshold, bool)
+            or not 0.0 <= threshold <= 1.0
+        ):  # NaN or 2 kept no edge, silently
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         with torch.no_grad():
             order = torch.argsort(self.scores, dim=-1, descending=True)
             edges = (torch.sigmoid(self.edge_logits) > threshold) & _forward_mask(order)
