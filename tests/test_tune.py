@@ -368,3 +368,20 @@ def test_a_stored_study_with_other_directions_is_refused_before_any_trial(tmp_pa
             out_dir=tmp_path,
         )
     assert optuna.load_study(study_name="single", storage=storage).trials == []
+
+
+def test_objective_used_directly_checks_its_arguments():
+    from mapograph.tune import Objective
+
+    fixed = optuna.trial.FixedTrial({"partition": "generations", "lr": 1e-3})
+    objective = Objective(ENV, {"algo": "b2mapo", **BASE}, space=fixed_space)
+    assert objective.config_for(fixed).num_envs == 8  # a dict was an AttributeError
+    for kwargs, match in (
+        ({"report_every": 0}, "report_every must be a positive int"),  # ZeroDivisionError
+        ({"eval_episodes": 0}, "eval_episodes must be a positive int"),
+        ({"space": "nope"}, "unknown search space 'nope'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Objective(ENV, mg.TrainConfig(algo="b2mapo"), **kwargs)
+    with pytest.raises(ValueError, match="base_config must be a TrainConfig or a dict"):
+        Objective(ENV, "b2mapo")

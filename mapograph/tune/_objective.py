@@ -13,7 +13,7 @@ import torch
 from mapograph._errors import DivergenceError, MapographError
 from mapograph.envs import make
 from mapograph.train import TrainConfig, Trainer
-from mapograph.tune._search_space import SpaceFn, search_space
+from mapograph.tune._search_space import SPACES, SpaceFn, search_space
 
 
 class DivergedError(MapographError):
@@ -54,7 +54,7 @@ class Objective:
 
     Args:
         env_id: environment id.
-        base_config: the configuration the trial's parameters override.
+        base_config: the configuration the trial's parameters override (or a dict of its fields).
         space: search space name or function.
         report_every: iterations between evaluations.
         eval_episodes: episodes per evaluation.
@@ -67,7 +67,7 @@ class Objective:
     def __init__(
         self,
         env_id: str,
-        base_config: TrainConfig,
+        base_config: TrainConfig | dict[str, Any],
         space: str | SpaceFn = "partition",
         report_every: int = 5,
         eval_episodes: int = 16,
@@ -78,8 +78,25 @@ class Objective:
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-            raise ValueError(f"seeds must be a positive int, got {seeds!r}")
+        for name, value in (
+            ("seeds", seeds),
+            ("report_every", report_every),
+            ("eval_episodes", eval_episodes),
+        ):  # report_every=0 was a ZeroDivisionError after the first iteration of a trial
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(base_config, dict):
+            try:
+                base_config = TrainConfig(**base_config)
+            except TypeError as exc:
+                raise ValueError(f"base_config: {exc}") from None
+        elif not isinstance(base_config, TrainConfig):
+            raise ValueError(
+                f"base_config must be a TrainConfig or a dict of its fields, "
+                f"got {type(base_config).__name__}"
+            )
+        if not callable(space):
+            SPACES.get(space)  # an unknown name: ValueError listing the spaces
         self.seeds = seeds
         self.metric = metric
         self.env_id = env_id
