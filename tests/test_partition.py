@@ -195,3 +195,11 @@ def test_k_batches_with_huge_or_non_numeric_weights():
     graph[0][1]["weight"] = "heavy"
     with pytest.raises(ValueError, match=r"edge 0 -> 1: weight 'weight' must be a number"):
         P.k_batches(graph, k=2)
+
+
+def test_validate_partition_refuses_a_dag_of_another_size():
+    batches = [[0], [1], [2]]
+    with pytest.raises(ValueError, match="the DAG has 4 nodes, the partition is of n_agents=3"):
+        P.validate_partition(batches, 3, nx.DiGraph([(0, 1), (2, 3)]))  # was KeyError 3
+    with pytest.raises(ValueError, match="the DAG has 2 nodes"):
+        P.validate_partition(batches, 3, nx.DiGraph([(1, 0)]))  # passed, agent 2 unchecked

@@ -65,6 +65,10 @@ def validate_partition(
     graph = as_dag(
         dag, num_nodes if num_nodes is not None else (None if hasattr(dag, "nodes") else n_agents)
     )
+    if graph.number_of_nodes() != n_agents:  # more: KeyError below; fewer: edges unchecked
+        raise ValueError(
+            f"the DAG has {graph.number_of_nodes()} nodes, the partition is of n_agents={n_agents}"
+        )
     batch_of = {a: i for i, b in enumerate(batches) for a in b}
     for u, v in graph.edges:
         if batch_of[u] > batch_of[v]:
