@@ -274,3 +274,10 @@ def test_mode_threshold_and_sample_generator_are_checked():
             gen.mode(x, threshold=bad)
     with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
         gen.sample(x, generator=3)  # was torch.rand's multi-line signature dump
+
+
+def test_agent_graph_refuses_float_edge_ids():
+    x = torch.randn(2, 3, 4)
+    assert mg.graph.agent_graph(x, [[0], [1]]).edge_index.tolist() == [[0, 3], [1, 4]]
+    with pytest.raises(ValueError, match="edge_index must hold integer node ids"):
+        mg.graph.agent_graph(x, torch.tensor([[0.5], [1.0]]))  # was truncated to 0 -> 1

@@ -69,7 +69,11 @@ def agent_graph(x: torch.Tensor, edge_index: torch.Tensor | None = None) -> Batc
     b, n, _ = x.shape
     if edge_index is None:
         edge_index = complete_edge_index(n, x.device)
-    edge_index = torch.as_tensor(edge_index, dtype=torch.long, device=x.device)
+    edge_index = torch.as_tensor(edge_index, device=x.device)
+    if edge_index.numel() and (edge_index.dtype.is_floating_point or edge_index.dtype.is_complex):
+        # a cast would truncate 0.5 to node 0 silently
+        raise ValueError(f"edge_index must hold integer node ids, got {edge_index.dtype}")
+    edge_index = edge_index.long()
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
