@@ -385,3 +385,38 @@ def test_objective_used_directly_checks_its_arguments():
             Objective(ENV, mg.TrainConfig(algo="b2mapo"), **kwargs)
     with pytest.raises(ValueError, match="base_config must be a TrainConfig or a dict"):
         Objective(ENV, "b2mapo")
+
+
+def test_a_sampler_seed_makes_a_study_repeat_its_suggestions_and_sqlite_folders_are_made(tmp_path):
+    def suggestions(folder):
+        argv = ["tune", "--env", ENV, "--trials", "3", "--steps", "128", "--space", "ppo"]
+        argv += ["--algo", "mappo", "--eval-episodes", "2", "--num-envs", "4", "--seed", "1"]
+        url = f"sqlite:///{folder / 'new' / 'deeper' / 'study.db'}"  # folders made on open
+        assert main([*argv, "--sampler-seed", "7", "--storage", url, "--out", str(folder)]) == 0
+        study = optuna.load_study(study_name=f"mapograph-{ENV}", storage=url)
+        return [(t.params, t.value) for t in study.trials]
+
+    first = suggestions(tmp_path / "a")
+    assert len(first) == 3 and len({str(params) for params, _ in first}) == 3
+    assert suggestions(tmp_path / "b") == first  # unseeded, TPE's startup trials are random
+    with pytest.raises(ValueError, match="a sampler or a sampler_seed, not both"):
+        optimize(ENV, 1, sampler=optuna.samplers.RandomSampler(), sampler_seed=1, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="sampler_seed must be an int >= 0"):
+        optimize(ENV, 1, sampler_seed=-1, out_dir=tmp_path)
+
+
+def test_plots_leave_the_callers_figures_open(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mapograph.tune import save_plots
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    mine = plt.figure()
+    save_plots(study, tmp_path)
+    assert plt.fignum_exists(mine.number)  # plt.close("all") closed it
+    assert plt.get_fignums() == [mine.number]  # and the plots' own figures are closed
+    plt.close(mine)

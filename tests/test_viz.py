@@ -60,3 +60,15 @@ def test_batches_as_index_tensors_and_bad_batches_or_histories(tmp_path):
         plot_learning_curves({"a": [{"step": 1, "return_mean": "x"}]})
     # None (a value that was not measured, as NaN) is skipped, not a TypeError
     plot_learning_curves({"a": [{"step": 1, "return_mean": None}, {"step": 2, "return_mean": 1}]})
+
+
+def test_a_plot_on_the_callers_axes_leaves_their_figure_open(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    g = nx.DiGraph([(0, 1)])
+    assert plot_interdependence(g, ax=ax, path=tmp_path / "on_mine.png") is fig
+    assert plt.fignum_exists(fig.number)  # it was closed under the caller
+    own = plot_interdependence(g, path=tmp_path / "own.png")
+    assert not plt.fignum_exists(own.number)  # a figure of its own is closed once saved
+    plt.close(fig)

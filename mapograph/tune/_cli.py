@@ -51,6 +51,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         metric=args.metric,
         eval_episodes=args.eval_episodes,
         seeds_per_trial=args.seeds_per_trial,
+        sampler_seed=args.sampler_seed,
     )
     accounting = trial_accounting(study)
     summary = {"study": study.study_name, "trials": accounting}
@@ -122,6 +123,11 @@ def register_cli(sub: argparse._SubParsersAction, name: str) -> None:
         type=int,
         default=1,
         help="training runs per trial, seeds SEED, SEED+1, ... (the trial scores their mean)",
+    )
+    p.add_argument(
+        "--sampler-seed",
+        type=int,
+        help="seed of the sampler, so that the study repeats its suggestions (default: unseeded)",
     )
     p.add_argument("--num-envs", type=int)
     p.add_argument("--out", required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ def default_pruner(steps: int | None = None) -> optuna.pruners.BasePruner:
     """
     warmup = max(1, steps // 4) if steps else 1
     return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
+
+
+def seeded_sampler(multi_objective: bool, seed: int) -> optuna.samplers.BaseSampler:
+    """Optuna's default sampler of a study (TPE; NSGA-II for multi-objective), seeded."""
+    if multi_objective:
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def create_study(
@@ -184,6 +192,7 @@ def optimize(
     max_retry: int = 3,
     metric: str = "return",
     seeds_per_trial: int = 1,
+    sampler_seed: int | None = None,
 ) -> optuna.Study:
     """Tune B2MAPO's partition hyperparameters (or any space) on ``env_id``.
 
@@ -213,6 +222,12 @@ def optimize(
             return) or ``"win_rate"`` (its win rate; SMAX, SMACv2, football).
         seeds_per_trial: training runs per trial (seeds ``seed, seed + 1, ...``, run in
             lockstep); the trial's reports and value are their mean.
+        sampler_seed: seed of the default sampler (TPE; NSGA-II for multi-objective), so
+            that a study repeats its suggestions (training is reproducible by the
+            config's seed); with ``workers > 1`` the k-th worker started gets
+            ``sampler_seed + k`` (workers with one seed would suggest the same first
+            trials), and which trial runs where then depends on timing. Not with
+            ``sampler``.
 
     Returns:
         The study (loaded from the storage after the workers finished). Its trials'
@@ -224,6 +239,12 @@ def optimize(
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if sampler_seed is not None:
+        if sampler is not None:
+            raise ValueError("give a sampler or a sampler_seed, not both")
+        if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int) or sampler_seed < 0:
+            raise ValueError(f"sampler_seed must be an int >= 0, got {sampler_seed!r}")
+        sampler = seeded_sampler(multi_objective, sampler_seed)
     base = check_inputs(
         env_id, steps, base_config, space, report_every, eval_episodes, env_kwargs, seeds_per_trial
     )
@@ -263,10 +284,13 @@ def optimize(
             )
         ctx = multiprocessing.get_context("spawn")
 
+        started = itertools.count(1)
+
         def start() -> multiprocessing.process.BaseProcess:
-            proc = ctx.Process(
-                target=_worker_entry, args=({**common, "storage": storage, "out_dir": str(out)},)
-            )
+            own = {"storage": storage, "out_dir": str(out)}
+            if sampler_seed is not None:  # one stream per worker, none repeating another's
+                own["sampler"] = seeded_sampler(multi_objective, sampler_seed + next(started))
+            proc = ctx.Process(target=_worker_entry, args=({**common, **own},))
             proc.start()
             return proc
 

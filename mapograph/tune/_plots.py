@@ -39,6 +39,7 @@ def save_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
     if len(complete) >= 2:
         plots.append(("param_importances", lambda m: m.plot_param_importances(study, **target)))
     for name, make_plot in plots:
+        open_before = set(plt.get_fignums())  # the caller's figures stay open
         try:
             make_plot(ovm)
             fig = plt.gcf()
@@ -46,10 +47,12 @@ def save_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
             fig.tight_layout()
             path = out / f"{name}.png"
             fig.savefig(path, dpi=110)
-            plt.close("all")
             written.append(path)
         except (ValueError, RuntimeError, ZeroDivisionError):
-            plt.close("all")
+            pass
+        finally:
+            for number in set(plt.get_fignums()) - open_before:
+                plt.close(number)
         try:
             import plotly  # noqa: F401
             from optuna import visualization as ov

@@ -72,6 +72,8 @@ def resolve_storage(
             f"unsupported storage {storage!r}: use sqlite:///PATH, postgresql://USER@HOST:PORT/DB "
             "or journal:PATH"
         )
+    if url.startswith("sqlite:///") and url[len("sqlite:///") :] not in ("", ":memory:"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(8):
         try:
             return RDBStorage(

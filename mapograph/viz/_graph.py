@@ -97,6 +97,7 @@ def plot_interdependence(
     batches = _agent_ids(batches) if batches is not None else None
     n = _check_drawable(graph, batches, true_dag)
     plt = _pyplot()
+    own_figure = ax is None
     if ax is None:
         width = 2.0 + 1.6 * max(1, len(batches or [0]))
         fig, ax = plt.subplots(figsize=(width, 1.5 + 0.45 * n))
@@ -159,5 +160,6 @@ def plot_interdependence(
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
-        plt.close(fig)
+        if own_figure:  # a caller's figure (``ax`` given) stays open
+            plt.close(fig)
     return fig
