@@ -10,7 +10,7 @@ import torch
 import mapograph as mg
 from mapograph import CheckpointError
 
-from conftest import MatrixGameEnv
+from conftest import MatrixGameEnv, policy_probs
 
 
 def make_env(num_envs: int = 8) -> MatrixGameEnv:
@@ -242,3 +242,16 @@ def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo, extr
     plain.train_iteration()
     plain.train_iteration()
     assert plain.algorithm.optimizer.actor_optim.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("algo", ["mappo", "happo", "a2po", "b2mapo"])
+def test_every_preset_trains_a_single_agent(algo):
+    """N=1 has no agent pair: B2MAPO's upper layer must not average a loss over no pairs."""
+    env = MatrixGameEnv(torch.tensor([0.0, 1.0, 0.2]), num_envs=8)
+    trainer = mg.Trainer(env, small_cfg(algo=algo, total_steps=8 * 16 * 3, tensorboard=False))
+    before = policy_probs(trainer)[0, 1]
+    history = trainer.train().history
+    assert all(math.isfinite(row["return_mean"]) for row in history)
+    assert policy_probs(trainer)[0, 1] > before
+    assert trainer.act(env.reset()).shape == (8, 1)
+    assert trainer.evaluate(episodes=4)["episodes"] == 4
