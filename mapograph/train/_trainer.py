@@ -38,6 +38,7 @@ from mapograph.train._inputs import (
     as_tensor,
     check_eval_args,
     check_same_spec,
+    env_timestep,
     is_continuous,
 )
 from mapograph.train._logging import RunLogger
@@ -451,7 +452,7 @@ class Trainer:
     ) -> tuple[list[float], list[float]]:
         """Reset ``target``; the returns (and win flags) of the first episode of copies ``:need``."""
         copies = target.num_envs
-        ts = target.reset()
+        ts = env_timestep(target.reset(), target.spec, copies, "evaluation env.reset()")
         self.reset_memory()
         running = torch.zeros(copies)
         first = torch.full((copies,), float("nan"))
@@ -462,6 +463,7 @@ class Trainer:
         for _ in range(limit):
             actions = self.act(ts, deterministic, policy)
             ts = target.step(check_actions(actions, target.spec, copies, env_device))
+            ts = env_timestep(ts, target.spec, copies, "evaluation env.step()")
             running += ts.reward.float().cpu()
             done = ts.done.cpu().bool()
             new = done & ~finished
