@@ -122,6 +122,9 @@ def test_bounded_actions_never_leave_the_box():
     torch.testing.assert_close(to_box(torch.zeros(1, 3, 2), low, high)[0], (low + high) / 2)
     unbounded = torch.full((3, 2), float("inf"))
     torch.testing.assert_close(to_box(raw, -unbounded, unbounded), raw)  # no bound: unchanged
+    half = to_box(raw, torch.zeros(3, 2), unbounded)  # [0, inf): clipped at 0 only
+    torch.testing.assert_close(half, raw.clamp(min=0.0))
+    torch.testing.assert_close(to_box(raw, -unbounded, torch.zeros(3, 2)), raw.clamp(max=0.0))
 
 
 def test_rollout_stores_unclipped_actions_and_their_log_probs():
