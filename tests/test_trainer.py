@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -255,3 +256,37 @@ def test_every_preset_trains_a_single_agent(algo):
     assert policy_probs(trainer)[0, 1] > before
     assert trainer.act(env.reset()).shape == (8, 1)
     assert trainer.evaluate(episodes=4)["episodes"] == 4
+
+
+class NumpyCopiesGame(MatrixGameEnv):
+    """A custom env whose ``num_envs`` is a numpy integer and whose state is numpy."""
+
+    def __init__(self, numpy_state: bool = False) -> None:
+        super().__init__(torch.eye(3), num_envs=4)
+        self.num_envs = np.int64(4)
+        self.numpy_state = numpy_state
+
+    def state_dict(self) -> dict:
+        return {"rng": np.arange(3, dtype=np.uint32) if self.numpy_state else torch.arange(3)}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def test_checkpoints_of_custom_envs_load_or_are_refused_when_written(tmp_path):
+    """A numpy ``num_envs`` must not make the checkpoint unloadable; a numpy env state is
+    refused at save time (one line naming it), and the previous checkpoint is kept."""
+    cfg = small_cfg(num_envs=None, total_steps=4 * 16 * 2, tensorboard=False)
+    trainer = mg.Trainer(NumpyCopiesGame(), cfg, out_dir=tmp_path)
+    trainer.train()
+    resumed = mg.Trainer.load(tmp_path, NumpyCopiesGame(), total_steps=4 * 16 * 3)
+    assert resumed.iteration == 2 and len(resumed.train().history) == 3
+    numpy_env = NumpyCopiesGame(numpy_state=True)
+    trainer = mg.Trainer(numpy_env, cfg)
+    trainer.train_iteration()
+    with pytest.raises(CheckpointError, match=r"state\['env_state'\]\['rng'\] holds numpy"):
+        trainer.save(tmp_path / "checkpoint.pt")
+    assert mg.Trainer.load(tmp_path, NumpyCopiesGame()).iteration == 3
+    assert [p.name for p in tmp_path.glob("checkpoint.pt.*")] == []
+    with pytest.raises(ValueError, match="env.num_envs must be a positive int, got 0"):
+        mg.Trainer(MatrixGameEnv(torch.eye(3), num_envs=0), cfg)
