@@ -143,6 +143,36 @@ def test_a_custom_env_output_of_the_wrong_shape_is_named_in_one_line(change, mes
         trainer.evaluate(episodes=2)
 
 
+class BufferEnv(MaskedEnv):
+    """Writes every time step into the same tensors, and forces agent 0's action to 0 in
+    place (as an env does for a dead agent); its observation counts the steps."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        super().__init__(num_envs)
+        self.count = 0
+        self.buffers = super()._ts(torch.zeros(num_envs), torch.zeros(num_envs, dtype=torch.bool))
+
+    def _ts(self, reward: torch.Tensor, done: torch.Tensor) -> TimeStep:
+        self.buffers.obs.fill_(float(self.count))
+        self.buffers.reward.copy_(reward)
+        self.buffers.done.copy_(done)
+        return self.buffers
+
+    def step(self, actions: torch.Tensor) -> TimeStep:
+        actions = self.check_actions(actions)
+        actions[:, 0] = 0
+        self.count += 1
+        return self._ts(actions.float().sum(1), torch.ones(self.num_envs, dtype=torch.bool))
+
+
+def test_the_rollout_keeps_its_own_copies_of_what_the_env_reuses_or_edits():
+    trainer = trained(BufferEnv())
+    rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 16)
+    assert rollout.obs[:, 0, 0, 0].tolist() == [float(t) for t in range(16)]
+    assert bool((rollout.actions[..., 0] != 0).any())  # the sampled actions, not the env's edit
+    assert torch.equal(rollout.rewards, rollout.actions[..., 1].float())
+
+
 def test_evaluate_refuses_bad_arguments_and_a_foreign_env():
     trainer = trained()
     for kwargs, message in [

@@ -180,9 +180,10 @@ class TimeStep:
         """Number of env copies ``E``."""
         return int(self.obs.shape[0])
 
-    def to(self, device: torch.device | str) -> TimeStep:
-        """Return a copy with every tensor moved to ``device``."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device: torch.device | str, copy: bool = False) -> TimeStep:
+        """Return a copy with every tensor moved to ``device`` (tensors already there are
+        shared, unless ``copy``: then every tensor is a new one)."""
+        move = lambda t: None if t is None else t.to(device, copy=copy)  # noqa: E731
         return TimeStep(
             obs=move(self.obs),
             state=move(self.state),

@@ -86,8 +86,10 @@ class Collector:
 
     def receive(self, ts: Any, source: str = "env.step()") -> TimeStep:
         """``ts`` from the env, checked (:func:`~mapograph.train._inputs.env_timestep`)
-        and moved to the learner's device."""
-        return env_timestep(ts, self.env.spec, self.env.num_envs, source).to(self.device)
+        and copied to the learner's device: an env may write its next step into the same
+        buffers, and the rollout keeps every step."""
+        checked = env_timestep(ts, self.env.spec, self.env.num_envs, source)
+        return checked.to(self.device, copy=True)
 
     def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
         """Run ``horizon`` steps with ``policy``.
@@ -119,7 +121,10 @@ class Collector:
             avail.append(ts.avail_actions)
             actions.append(act)
             log_probs.append(logp)
-            ts = self.receive(self.env.step(self.env_actions(act).to(self.env_device)))
+            # a copy: an env may overwrite its actions in place (a dead agent's forced
+            # no-op), and the rollout keeps the sampled ones, which the log-probs are of
+            sent = self.env_actions(act).to(self.env_device, copy=True)
+            ts = self.receive(self.env.step(sent))
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
             rewards.append(reward)
