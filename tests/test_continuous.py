@@ -38,6 +38,14 @@ def test_spec_carries_per_agent_boxes_and_padding_mask():
         EnvSpec(2, 3, 4, 3, 10, action_spaces=[spaces.Box(-1, 1, (2,))] * 2)
     with pytest.raises(ValueError, match="all gymnasium"):
         EnvSpec(2, 3, 4, 2, 10, action_spaces=[spaces.Box(-1, 1, (2,)), spaces.Discrete(2)])
+    with pytest.raises(ValueError, match="action_spaces must be a sequence of one space"):
+        EnvSpec(2, 3, 4, 2, 10, action_spaces=spaces.Discrete(2))
+    with pytest.raises(ValueError, match="agent 1's Discrete space starts at 1"):
+        EnvSpec(2, 3, 4, 2, 10, action_spaces=[spaces.Discrete(2), spaces.Discrete(2, start=1)])
+    with pytest.raises(ValueError, match="n_actions must be a positive int, got True"):
+        EnvSpec(2, 3, 4, True, 10)
+    from_numpy = EnvSpec(2, 3, 4, spaces.Discrete(5).n, 10)  # gymnasium's n is np.int64
+    assert from_numpy == discrete and type(from_numpy.n_actions) is int
 
 
 def test_check_actions_rejects_wrong_box_actions():
@@ -122,6 +130,9 @@ def test_bounded_actions_never_leave_the_box():
     torch.testing.assert_close(to_box(torch.zeros(1, 3, 2), low, high)[0], (low + high) / 2)
     unbounded = torch.full((3, 2), float("inf"))
     torch.testing.assert_close(to_box(raw, -unbounded, unbounded), raw)  # no bound: unchanged
+    half = to_box(raw, torch.zeros(3, 2), unbounded)  # [0, inf): clipped at 0 only
+    torch.testing.assert_close(half, raw.clamp(min=0.0))
+    torch.testing.assert_close(to_box(raw, -unbounded, torch.zeros(3, 2)), raw.clamp(max=0.0))
 
 
 def test_rollout_stores_unclipped_actions_and_their_log_probs():

@@ -86,6 +86,93 @@ def test_act_takes_numpy_and_none_masks_and_refuses_bad_input(device):
         trainer.act(TimeStep(ts.obs, ts.state, none_available, ts.reward, ts.done))
 
 
+class ReshapedEnv(MaskedEnv):
+    """:class:`MaskedEnv` whose time steps pass through ``change`` (a custom env's mistake)."""
+
+    def __init__(self, change, num_envs: int = 4) -> None:
+        super().__init__(num_envs)
+        self.change = change
+
+    def _ts(self, reward: torch.Tensor, done: torch.Tensor) -> TimeStep:
+        return self.change(super()._ts(reward, done))
+
+
+def _with(**fields):
+    def change(ts: TimeStep) -> TimeStep:
+        for name, fn in fields.items():
+            setattr(ts, name, fn(getattr(ts, name)))
+        return ts
+
+    return change
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64, torch.bool])
+def test_an_env_with_other_observation_dtypes_trains_and_acts(dtype):
+    env = ReshapedEnv(_with(obs=lambda x: x.to(dtype), state=lambda x: x.to(dtype)))
+    trainer = trained(env)
+    trainer.train()
+    assert trainer.act(env.reset()).shape == (4, 2)
+    assert trainer.evaluate(episodes=4)["episodes"] == 4
+
+
+def _dead_agent(avail: torch.Tensor) -> torch.Tensor:
+    avail = avail.clone()
+    avail[1, 0] = False
+    return avail
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_with(obs=lambda x: x[..., :2]), r"env.reset\(\) returned obs of shape \[4, 2, 2\]"),
+        (_with(obs=lambda x: x[:, :1]), r"obs of shape \[4, 1, 3\].*\[E, N, obs_dim\]"),
+        (_with(state=lambda x: x[:, :1]), r"state of shape \[4, 1\].*\[E, state_dim\]"),
+        (_with(reward=lambda x: x[:, None]), r"reward of shape \[4, 1\].*one team reward"),
+        (_with(done=lambda x: x[:, None]), r"done of shape \[4, 1\]"),
+        (_with(avail_actions=lambda x: None), "returned no avail_actions"),
+        (_with(avail_actions=lambda x: x[..., :2]), r"avail_actions of shape \[4, 2, 2\]"),
+        (_with(avail_actions=_dead_agent), "no available action for agent 0 in env copy 1"),
+    ],
+)
+def test_a_custom_env_output_of_the_wrong_shape_is_named_in_one_line(change, message):
+    trainer = trained(ReshapedEnv(change))
+    with pytest.raises(ValueError, match=message) as info:
+        trainer.train()
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=message):
+        trainer.evaluate(episodes=2)
+
+
+class BufferEnv(MaskedEnv):
+    """Writes every time step into the same tensors, and forces agent 0's action to 0 in
+    place (as an env does for a dead agent); its observation counts the steps."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        super().__init__(num_envs)
+        self.count = 0
+        self.buffers = super()._ts(torch.zeros(num_envs), torch.zeros(num_envs, dtype=torch.bool))
+
+    def _ts(self, reward: torch.Tensor, done: torch.Tensor) -> TimeStep:
+        self.buffers.obs.fill_(float(self.count))
+        self.buffers.reward.copy_(reward)
+        self.buffers.done.copy_(done)
+        return self.buffers
+
+    def step(self, actions: torch.Tensor) -> TimeStep:
+        actions = self.check_actions(actions)
+        actions[:, 0] = 0
+        self.count += 1
+        return self._ts(actions.float().sum(1), torch.ones(self.num_envs, dtype=torch.bool))
+
+
+def test_the_rollout_keeps_its_own_copies_of_what_the_env_reuses_or_edits():
+    trainer = trained(BufferEnv())
+    rollout, _, _ = trainer.collector.collect(trainer._behaviour(trainer.plan), 16)
+    assert rollout.obs[:, 0, 0, 0].tolist() == [float(t) for t in range(16)]
+    assert bool((rollout.actions[..., 0] != 0).any())  # the sampled actions, not the env's edit
+    assert torch.equal(rollout.rewards, rollout.actions[..., 1].float())
+
+
 def test_evaluate_refuses_bad_arguments_and_a_foreign_env():
     trainer = trained()
     for kwargs, message in [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import mapograph as mg
 from mapograph import CheckpointError
 
-from conftest import MatrixGameEnv
+from conftest import MatrixGameEnv, policy_probs
 
 
 def make_env(num_envs: int = 8) -> MatrixGameEnv:
@@ -242,3 +243,50 @@ def test_lr_anneal_decays_the_learning_rates_linearly_over_the_budget(algo, extr
     plain.train_iteration()
     plain.train_iteration()
     assert plain.algorithm.optimizer.actor_optim.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("algo", ["mappo", "happo", "a2po", "b2mapo"])
+def test_every_preset_trains_a_single_agent(algo):
+    """N=1 has no agent pair: B2MAPO's upper layer must not average a loss over no pairs."""
+    env = MatrixGameEnv(torch.tensor([0.0, 1.0, 0.2]), num_envs=8)
+    trainer = mg.Trainer(env, small_cfg(algo=algo, total_steps=8 * 16 * 3, tensorboard=False))
+    before = policy_probs(trainer)[0, 1]
+    history = trainer.train().history
+    assert all(math.isfinite(row["return_mean"]) for row in history)
+    assert policy_probs(trainer)[0, 1] > before
+    assert trainer.act(env.reset()).shape == (8, 1)
+    assert trainer.evaluate(episodes=4)["episodes"] == 4
+
+
+class NumpyCopiesGame(MatrixGameEnv):
+    """A custom env whose ``num_envs`` is a numpy integer and whose state is numpy."""
+
+    def __init__(self, numpy_state: bool = False) -> None:
+        super().__init__(torch.eye(3), num_envs=4)
+        self.num_envs = np.int64(4)
+        self.numpy_state = numpy_state
+
+    def state_dict(self) -> dict:
+        return {"rng": np.arange(3, dtype=np.uint32) if self.numpy_state else torch.arange(3)}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def test_checkpoints_of_custom_envs_load_or_are_refused_when_written(tmp_path):
+    """A numpy ``num_envs`` must not make the checkpoint unloadable; a numpy env state is
+    refused at save time (one line naming it), and the previous checkpoint is kept."""
+    cfg = small_cfg(num_envs=None, total_steps=4 * 16 * 2, tensorboard=False)
+    trainer = mg.Trainer(NumpyCopiesGame(), cfg, out_dir=tmp_path)
+    trainer.train()
+    resumed = mg.Trainer.load(tmp_path, NumpyCopiesGame(), total_steps=4 * 16 * 3)
+    assert resumed.iteration == 2 and len(resumed.train().history) == 3
+    numpy_env = NumpyCopiesGame(numpy_state=True)
+    trainer = mg.Trainer(numpy_env, cfg)
+    trainer.train_iteration()
+    with pytest.raises(CheckpointError, match=r"state\['env_state'\]\['rng'\] holds numpy"):
+        trainer.save(tmp_path / "checkpoint.pt")
+    assert mg.Trainer.load(tmp_path, NumpyCopiesGame()).iteration == 3
+    assert [p.name for p in tmp_path.glob("checkpoint.pt.*")] == []
+    with pytest.raises(ValueError, match="env.num_envs must be a positive int, got 0"):
+        mg.Trainer(MatrixGameEnv(torch.eye(3), num_envs=0), cfg)

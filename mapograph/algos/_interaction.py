@@ -49,6 +49,8 @@ def standardize_offdiagonal(matrix: torch.Tensor) -> torch.Tensor:
     """Z-scores of the off-diagonal entries (diagonal set to 0)."""
     n = matrix.shape[0]
     mask = ~torch.eye(n, dtype=torch.bool, device=matrix.device)
+    if n < 2:  # no off-diagonal entry
+        return torch.zeros_like(matrix)
     values = matrix[mask]
     z = (matrix - values.mean()) / (values.std(unbiased=False) + 1e-8)
     return z.masked_fill(~mask, 0.0)

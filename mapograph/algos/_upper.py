@@ -342,8 +342,9 @@ class DAGUpperLayer:
 
     def _with_prior(self, loss, dist, target, direction, upper) -> torch.Tensor:
         """``loss`` plus ``interaction_coef`` x (the skeleton's BCE to ``target`` and the
-        order's BCE on the ``direction`` pairs), each where given."""
-        if target is not None:
+        order's BCE on the ``direction`` pairs), each where given (a single agent has
+        no pair: nothing to add, where a mean over no pairs would be NaN)."""
+        if target is not None and bool(upper.any()):
             p = dist.edge_probabilities()[0]
             skeleton = (p + p.t())[upper].clamp(1e-6, 1 - 1e-6)
             loss = loss + self.interaction_coef * F.binary_cross_entropy(skeleton, target[upper])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -42,10 +44,19 @@ class EnvSpec:
     def __post_init__(self) -> None:
         for name in ("n_agents", "obs_dim", "state_dim", "n_actions", "episode_limit"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            # numpy integers (gymnasium's Discrete.n, array shapes) count; bools do not
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"EnvSpec.{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.action_spaces is None:
             return
+        if isinstance(self.action_spaces, spaces.Space) or not isinstance(
+            self.action_spaces, Sequence
+        ):
+            raise ValueError(
+                "EnvSpec.action_spaces must be a sequence of one space per agent, got "
+                f"{self.action_spaces!r}"
+            )
         given = tuple(self.action_spaces)
         object.__setattr__(self, "action_spaces", given)
         if len(given) != self.n_agents:
@@ -54,6 +65,12 @@ class EnvSpec:
                 f"got {len(given)}"
             )
         if all(isinstance(s, spaces.Discrete) for s in given):
+            shifted = [i for i, s in enumerate(given) if int(s.start) != 0]
+            if shifted:  # the policy's action k is the env's action k
+                raise ValueError(
+                    f"EnvSpec.action_spaces: agent {shifted[0]}'s Discrete space starts at "
+                    f"{int(given[shifted[0]].start)}; actions are indices 0..n-1 (start=0)"
+                )
             largest = max(int(s.n) for s in given)
         elif all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in given):
             largest = max(int(s.shape[0]) for s in given)
@@ -163,9 +180,10 @@ class TimeStep:
         """Number of env copies ``E``."""
         return int(self.obs.shape[0])
 
-    def to(self, device: torch.device | str) -> TimeStep:
-        """Return a copy with every tensor moved to ``device``."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device: torch.device | str, copy: bool = False) -> TimeStep:
+        """Return a copy with every tensor moved to ``device`` (tensors already there are
+        shared, unless ``copy``: then every tensor is a new one)."""
+        move = lambda t: None if t is None else t.to(device, copy=copy)  # noqa: E731
         return TimeStep(
             obs=move(self.obs),
             state=move(self.state),

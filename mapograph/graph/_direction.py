@@ -38,6 +38,8 @@ def skeleton_mask(strength: torch.Tensor, z_threshold: float = 1.0) -> torch.Ten
     """``[N, N]`` bool: pairs whose strength z-score (over off-diagonal entries) exceeds ``z_threshold``."""
     n = strength.shape[0]
     off = ~torch.eye(n, dtype=torch.bool, device=strength.device)
+    if n < 2:  # no pair (a z-score over no values would warn and be NaN)
+        return off
     sym = (strength + strength.t()) / 2
     values = sym[off]
     z = (sym - values.mean()) / (values.std(unbiased=False) + 1e-12)

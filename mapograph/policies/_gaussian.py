@@ -121,7 +121,8 @@ def sample_gaussian(
 def to_box(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """Map normalized actions onto the box: clip to ``[-1, 1]``, then ``low + (a + 1)(high - low) / 2``.
 
-    Dimensions with an infinite bound are passed unchanged. The result never leaves
+    Dimensions with an infinite bound are passed unchanged, clipped to their finite
+    bound where they have one (``[0, inf)``: ``max(a, 0)``). The result never leaves
     ``[low, high]`` (clamped after the affine map, against rounding).
     """
     finite = torch.isfinite(low) & torch.isfinite(high)
@@ -129,4 +130,4 @@ def to_box(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torc
     lo = torch.where(finite, low, -1.0)
     hi = torch.where(finite, high, 1.0)
     scaled = torch.minimum(torch.maximum(lo + (unit + 1.0) * 0.5 * (hi - lo), lo), hi)
-    return torch.where(finite, scaled, actions)
+    return torch.where(finite, scaled, torch.minimum(torch.maximum(actions, low), high))

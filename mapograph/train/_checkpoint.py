@@ -51,6 +51,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
             handle.flush()
             os.fchmod(handle.fileno(), _default_mode())  # as the run's other files (umask)
             os.fsync(handle.fileno())
+        refuse_unsafe(state, tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -61,6 +62,42 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
             raise OSError(os_error.errno, os_error.strerror, str(path)) from exc
         raise
     return path
+
+
+def refuse_unsafe(state: dict[str, Any], written: str | Path) -> None:
+    """Raise when the checkpoint ``written`` holds objects the safe load would refuse.
+
+    ``torch.load(weights_only=True)`` takes tensors and plain Python values only: a
+    numpy value (a custom env's ``state_dict()``, a numpy ``num_envs``) would make the
+    checkpoint unloadable, so it is refused at save time, naming where it sits.
+
+    Raises:
+        CheckpointError: the pickled state names globals outside the safe set.
+    """
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(written))
+    if unsafe:
+        where = _find_unsafe(state)
+        raise CheckpointError(
+            f"cannot save a checkpoint that a safe load would refuse: {where or 'it'} holds "
+            f"{unsafe[0]} (use tensors and plain Python values, e.g. in env.state_dict())"
+        )
+
+
+def _find_unsafe(value: Any, where: str = "state") -> str | None:
+    """The first key path in ``value`` holding a numpy object (best effort, for the error)."""
+    if type(value).__module__.split(".")[0] == "numpy":
+        return where
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _find_unsafe(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def remove_stale_tmp(path: str | Path) -> list[Path]:

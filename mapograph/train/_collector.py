@@ -11,6 +11,7 @@ from mapograph.algos import Rollout
 from mapograph.envs import TimeStep
 from mapograph.policies import to_box
 from mapograph.policies._recurrent import reset_where
+from mapograph.train._inputs import env_timestep
 
 # policy(ts) -> (actions [E, N] long or [E, N, d] float, log_probs [E, N]);
 # recurrent: policy(ts, hidden) -> (actions, log_probs, next_hidden)
@@ -77,11 +78,18 @@ class Collector:
 
     def reset(self) -> TimeStep:
         """Reset every copy and the running episode statistics."""
-        self.timestep = self.env.reset().to(self.device)
+        self.timestep = self.receive(self.env.reset(), "env.reset()")
         self.running_return.zero_()
         self.running_length.zero_()
         self.fresh.fill_(True)
         return self.timestep
+
+    def receive(self, ts: Any, source: str = "env.step()") -> TimeStep:
+        """``ts`` from the env, checked (:func:`~mapograph.train._inputs.env_timestep`)
+        and copied to the learner's device: an env may write its next step into the same
+        buffers, and the rollout keeps every step."""
+        checked = env_timestep(ts, self.env.spec, self.env.num_envs, source)
+        return checked.to(self.device, copy=True)
 
     def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
         """Run ``horizon`` steps with ``policy``.
@@ -113,7 +121,10 @@ class Collector:
             avail.append(ts.avail_actions)
             actions.append(act)
             log_probs.append(logp)
-            ts = self.env.step(self.env_actions(act).to(self.env_device)).to(self.device)
+            # a copy: an env may overwrite its actions in place (a dead agent's forced
+            # no-op), and the rollout keeps the sampled ones, which the log-probs are of
+            sent = self.env_actions(act).to(self.env_device, copy=True)
+            ts = self.receive(self.env.step(sent))
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
             rewards.append(reward)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mapograph.envs import EnvSpec
+from mapograph.envs import EnvSpec, TimeStep
 
 
 def is_continuous(spec: EnvSpec) -> bool:
@@ -55,9 +55,9 @@ def act_inputs(
     n, d = spec.n_agents, spec.obs_dim
     if obs.dim() != 3 or tuple(obs.shape[1:]) != (n, d):
         raise ValueError(f"ts.obs must have shape [E, {n}, {d}], got {list(obs.shape)}")
-    if obs.dtype == torch.bool or obs.is_complex():
+    if obs.is_complex():
         raise ValueError(f"ts.obs must hold real numbers, got dtype {obs.dtype}")
-    obs = obs.float()
+    obs = obs.float()  # float64, integer and boolean observations as float32, as in training
     finite = torch.isfinite(obs).flatten(1).all(1)
     if not bool(finite.all()):
         copy = int((~finite).nonzero()[0])
@@ -84,6 +84,87 @@ def act_inputs(
             f"agent {agent} in env copy {e} has no available action (avail_actions all False)"
         )
     return obs, avail
+
+
+def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep:
+    """The time step an env returned, checked against its spec, in the protocol's dtypes.
+
+    A custom env's output is read at the one boundary between env and learner: every
+    field must have its documented shape (``obs [E, N, obs_dim]``, ``state
+    [E, state_dim]``, ``avail_actions [E, N, n_actions]``, ``reward [E]``, ``done [E]``;
+    ``truncated [E]`` and ``final_state [E, state_dim]`` where given). Numpy arrays
+    become tensors; real observations and states (float64, integers, bools) become
+    float32, rewards float32, ``done``/``truncated`` and a 0/1 mask bool. Tensors
+    stay on the env's device.
+
+    Args:
+        ts: what ``reset()`` or ``step()`` returned.
+        spec: the env's :class:`~mapograph.envs.EnvSpec`.
+        num_envs: the env's number of copies ``E``.
+        source: how an error names the call (``"env.step()"``).
+
+    Raises:
+        ValueError: ``ts`` is not a time step, a field has the wrong shape or holds
+            no real numbers, or (discrete actions) an agent has no available action.
+    """
+    fields = ("obs", "state", "avail_actions", "reward", "done")
+    if not all(hasattr(ts, f) for f in fields):
+        raise ValueError(
+            f"{source} must return a TimeStep ({', '.join(fields)}), got {type(ts).__name__}"
+        )
+    e, n = num_envs, spec.n_agents
+
+    def field(name: str, shape: tuple[int, ...], layout: str) -> torch.Tensor:
+        value = getattr(ts, name)
+        if value is None:
+            raise ValueError(f"{source} returned no {name}; it must be a tensor {layout}")
+        if not isinstance(value, torch.Tensor):
+            value = as_tensor(f"{source} {name}", value, torch.device("cpu"))
+        if tuple(value.shape) != shape:
+            raise ValueError(
+                f"{source} returned {name} of shape {list(value.shape)}; the env's spec "
+                f"and num_envs say {layout} = {list(shape)}"
+            )
+        if value.is_complex():
+            raise ValueError(f"{source} returned {name} of dtype {value.dtype}: not real numbers")
+        return value
+
+    continuous = is_continuous(spec)
+    avail = field("avail_actions", (e, n, spec.n_actions), "[E, N, n_actions]")
+    if avail.dtype != torch.bool:
+        if avail.is_floating_point() or not bool(((avail == 0) | (avail == 1)).all()):
+            raise ValueError(
+                f"{source} returned avail_actions of dtype {avail.dtype}: it must be boolean "
+                "(or 0/1 integers)"
+            )
+        avail = avail.bool()
+    if not continuous:  # an agent without any action would sample an unavailable one
+        none = ~avail.any(-1)
+        if bool(none.any()):
+            copy, agent = (int(i) for i in none.nonzero()[0])
+            raise ValueError(
+                f"{source} returned avail_actions with no available action for agent {agent} "
+                f"in env copy {copy} (give a dead agent a no-op action)"
+            )
+    optional = {
+        "truncated": getattr(ts, "truncated", None),
+        "final_state": getattr(ts, "final_state", None),
+    }
+    if optional["truncated"] is not None:
+        optional["truncated"] = field("truncated", (e,), "[E]").bool()
+    if optional["final_state"] is not None:
+        optional["final_state"] = field("final_state", (e, spec.state_dim), "[E, state_dim]")
+        optional["final_state"] = optional["final_state"].float()
+    info = getattr(ts, "info", None)
+    return TimeStep(
+        obs=field("obs", (e, n, spec.obs_dim), "[E, N, obs_dim]").float(),
+        state=field("state", (e, spec.state_dim), "[E, state_dim]").float(),
+        avail_actions=avail,
+        reward=field("reward", (e,), "[E] (one team reward per copy)").float(),
+        done=field("done", (e,), "[E]").bool(),
+        info=dict(info) if info else {},
+        **optional,
+    )
 
 
 def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> None:

@@ -16,6 +16,7 @@ decide what each step does):
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from mapograph.train._inputs import (
     as_tensor,
     check_eval_args,
     check_same_spec,
+    env_timestep,
     is_continuous,
 )
 from mapograph.train._logging import RunLogger
@@ -73,6 +75,9 @@ def _check_env(env: Any) -> None:
             raise ValueError(
                 f"env {env!r} lacks '{name}': it must follow the MultiAgentEnv interface"
             )
+    copies = env.num_envs
+    if isinstance(copies, bool) or not isinstance(copies, numbers.Integral) or copies < 1:
+        raise ValueError(f"env.num_envs must be a positive int, got {copies!r}")
 
 
 class Trainer:
@@ -148,7 +153,7 @@ class Trainer:
     @property
     def steps_per_iteration(self) -> int:
         """Env steps (summed over copies) collected per iteration."""
-        return self.cfg.rollout_length * self.env.num_envs
+        return self.cfg.rollout_length * int(self.env.num_envs)
 
     def _timestep(self) -> TimeStep:
         return self.collector.timestep or self.collector.reset()
@@ -451,7 +456,7 @@ class Trainer:
     ) -> tuple[list[float], list[float]]:
         """Reset ``target``; the returns (and win flags) of the first episode of copies ``:need``."""
         copies = target.num_envs
-        ts = target.reset()
+        ts = env_timestep(target.reset(), target.spec, copies, "evaluation env.reset()")
         self.reset_memory()
         running = torch.zeros(copies)
         first = torch.full((copies,), float("nan"))
@@ -462,6 +467,7 @@ class Trainer:
         for _ in range(limit):
             actions = self.act(ts, deterministic, policy)
             ts = target.step(check_actions(actions, target.spec, copies, env_device))
+            ts = env_timestep(ts, target.spec, copies, "evaluation env.step()")
             running += ts.reward.float().cpu()
             done = ts.done.cpu().bool()
             new = done & ~finished
@@ -508,7 +514,7 @@ class Trainer:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "history": self.history,
-            "num_envs": self.env.num_envs,
+            "num_envs": int(self.env.num_envs),  # a numpy int would not load safely
             "env_spec": {
                 k: getattr(self.env.spec, k)
                 for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
@@ -582,7 +588,7 @@ class Trainer:
         path = Path(path)
         state = load_checkpoint(path)
         _check_env(env)
-        overrides.setdefault("num_envs", env.num_envs)  # evaluation may use another count
+        overrides.setdefault("num_envs", int(env.num_envs))  # evaluation may use another count
         try:
             saved = TrainConfig.from_dict(state["config"])
         except (TypeError, ValueError) as exc:
