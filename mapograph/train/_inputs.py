@@ -16,6 +16,9 @@ import torch
 
 from mapograph.envs import EnvSpec, TimeStep
 
+#: Complex dtypes (an env's output must hold real numbers).
+_COMPLEX = frozenset({torch.complex32, torch.complex64, torch.complex128})
+
 
 def is_continuous(spec: EnvSpec) -> bool:
     """Whether the env's actions are continuous (a ``gymnasium.spaces.Box``)."""
@@ -120,12 +123,12 @@ def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep
             raise ValueError(f"{source} returned no {name}; it must be a tensor {layout}")
         if not isinstance(value, torch.Tensor):
             value = as_tensor(f"{source} {name}", value, torch.device("cpu"))
-        if tuple(value.shape) != shape:
+        if value.shape != shape:  # torch.Size is a tuple
             raise ValueError(
                 f"{source} returned {name} of shape {list(value.shape)}; the env's spec "
                 f"and num_envs say {layout} = {list(shape)}"
             )
-        if value.is_complex():
+        if value.dtype in _COMPLEX:
             raise ValueError(f"{source} returned {name} of dtype {value.dtype}: not real numbers")
         return value
 
@@ -138,14 +141,13 @@ def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep
                 "(or 0/1 integers)"
             )
         avail = avail.bool()
-    if not continuous:  # an agent without any action would sample an unavailable one
-        none = ~avail.any(-1)
-        if bool(none.any()):
-            copy, agent = (int(i) for i in none.nonzero()[0])
-            raise ValueError(
-                f"{source} returned avail_actions with no available action for agent {agent} "
-                f"in env copy {copy} (give a dead agent a no-op action)"
-            )
+    # an agent without any action would sample an unavailable one (one sync per step)
+    if not continuous and not bool(avail.any(-1).all()):
+        copy, agent = (int(i) for i in (~avail.any(-1)).nonzero()[0])
+        raise ValueError(
+            f"{source} returned avail_actions with no available action for agent {agent} "
+            f"in env copy {copy} (give a dead agent a no-op action)"
+        )
     optional = {
         "truncated": getattr(ts, "truncated", None),
         "final_state": getattr(ts, "final_state", None),
