@@ -247,6 +247,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     env = _make_env(run["env"], run["num_envs"], args.seed, run.get("env_kwargs") or {})
     try:
         trainer = Trainer.load(run_dir, env)
+        algorithm = trainer.algorithm
+        if args.policy == "seq" and algorithm.policy("seq") is algorithm.policy("ind"):
+            print(
+                f"mapograph: note: {trainer.cfg.algo} acts with one policy; "
+                "--policy seq evaluates that one",
+                file=sys.stderr,
+            )
         result = trainer.evaluate(
             args.episodes, deterministic=not args.stochastic, policy=args.policy
         )

@@ -65,6 +65,17 @@ def test_train_eval_resume_graph(tmp_path, capsys):
     assert (out / "graph.png").stat().st_size > 1000
 
 
+def test_eval_of_the_sequential_policy_says_when_a_run_has_only_one(tmp_path, capsys):
+    for algo in ("mappo", "b2mapo"):
+        out = tmp_path / algo
+        argv = ("--env", ENV, "--algo", algo, "--steps", "256", "--num-envs", "8")
+        assert run_cli("train", *argv, "--eval-episodes", "0", "--out", str(out)) == 0
+        capsys.readouterr()
+        assert run_cli("eval", str(out), "--episodes", "2", "--policy", "seq") == 0
+        note = "mappo acts with one policy; --policy seq evaluates that one"
+        assert (note in capsys.readouterr().err) == (algo == "mappo")
+
+
 def test_unknown_env_is_one_line_listing_families(tmp_path, capsys):
     code = run_cli("train", "--env", "nosuch:thing", "--steps", "10", "--out", str(tmp_path / "x"))
     err = capsys.readouterr().err.strip()
