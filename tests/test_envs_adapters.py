@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_envs_coordination import check_timestep
@@ -69,6 +70,31 @@ def test_vmas_scenarios_follow_the_protocol(scenario):
     pytest.importorskip("vmas")
     env = mg.envs.make(f"vmas:{scenario}", num_envs=2, seed=0, episode_limit=3)
     assert run_protocol(env, 4) == 2  # wheel gives per-agent rewards as [E, 1]: still [E]
+
+
+def test_a_vmas_env_keeps_its_own_random_streams():
+    pytest.importorskip("vmas")
+    import random
+
+    def starts(env, other=None):  # first observations of three resets (random positions)
+        rows = []
+        for _ in range(3):
+            rows.append(env.reset().obs.clone())
+            if other is not None:  # another env drawing in between
+                other.reset()
+                random.random(), np.random.rand(), torch.rand(1)
+        return rows
+
+    alone = starts(mg.envs.make("vmas:balance", num_envs=2, seed=0))
+    first = mg.envs.make("vmas:balance", num_envs=2, seed=0)
+    second = mg.envs.make("vmas:balance", num_envs=2, seed=1)  # used to reseed the first
+    assert all(torch.equal(a, b) for a, b in zip(alone, starts(first, second)))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    env = mg.envs.make("vmas:balance", num_envs=2, seed=5)  # VMAS seeds the global RNGs
+    env.step(torch.zeros(2, env.spec.n_agents, env.spec.n_actions))
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream is untouched
 
 
 def test_arguments_a_family_does_not_take_are_named():

@@ -8,9 +8,18 @@ agent observation; the state is the concatenation of the agents' observations;
 the team reward is the mean of the agents' rewards; every action is available.
 Finished copies are reset with ``reset_at`` (all at once with ``reset`` when every
 copy ends together, as with a fixed ``max_steps``).
+
+VMAS runs every env of a process on one shared set of random streams (the states of
+torch's, numpy's and Python's generators in ``Environment.vmas_random_state``), which
+making an env reseeds. Each :class:`VmasEnv` keeps streams of its own instead and
+swaps them in around its calls, so making or using a second env (an evaluation env)
+does not change the first one's future.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -45,6 +54,9 @@ class VmasEnv(MultiAgentEnv):
         **kwargs,
     ) -> None:
         vmas = require("vmas", "vmas")
+        self.device = torch.device(device)
+        shared = _shared_streams()
+        before = list(shared)  # making an env reseeds the streams every VMAS env shares
         try:
             self.env = vmas.make_env(
                 scenario,
@@ -64,10 +76,13 @@ class VmasEnv(MultiAgentEnv):
             ModuleNotFoundError,
         ) as exc:
             raise ValueError(f"cannot make VMAS scenario {scenario!r}: {exc}") from exc
-        self.device = torch.device(device)
+        finally:
+            self._streams = list(shared)  # this env's, as VMAS seeded them
+            shared[:] = before
         self.num_envs = num_envs
         n = self.env.n_agents
-        obs = self.env.reset()
+        with self._own_random_streams():
+            obs = self.env.reset()
         self._obs_dim = max(o.shape[-1] for o in obs)
         self.continuous = bool(continuous_actions)
         if self.continuous:  # VMAS's gym Box -> gymnasium Box (the spec's convention)
@@ -103,9 +118,22 @@ class VmasEnv(MultiAgentEnv):
             truncated=truncated,
         )
 
+    @contextmanager
+    def _own_random_streams(self) -> Iterator[None]:
+        """Run VMAS on this env's random streams; the caller's are restored after."""
+        shared = _shared_streams()
+        others = list(shared)
+        shared[:] = self._streams
+        try:
+            yield
+        finally:
+            self._streams = list(shared)
+            shared[:] = others
+
     def reset(self) -> TimeStep:
         """Reset every copy."""
-        obs = self.env.reset()
+        with self._own_random_streams():
+            obs = self.env.reset()
         zeros = torch.zeros(self.num_envs, device=self.device)
         no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         return self._timestep(obs, zeros, no, no)
@@ -117,6 +145,10 @@ class VmasEnv(MultiAgentEnv):
             per_agent = [actions[:, i, :k] for i, k in enumerate(self._n_actions)]
         else:
             per_agent = list(actions.unbind(1))
+        with self._own_random_streams():
+            return self._step(per_agent)
+
+    def _step(self, per_agent: list[torch.Tensor]) -> TimeStep:
         obs, rewards, dones, _ = self.env.step(per_agent)
         # some scenarios (e.g. wheel) give each agent's reward as [E, 1]
         reward = torch.stack([r.reshape(self.num_envs) for r in rewards], 1).float().mean(1)
@@ -128,6 +160,13 @@ class VmasEnv(MultiAgentEnv):
             for index in done.nonzero().flatten().tolist():  # only the copies that just ended
                 obs = self.env.reset_at(index)
         return self._timestep(obs, reward, done, truncated)
+
+
+def _shared_streams() -> list:
+    """VMAS's process-wide random streams: the list every VMAS env runs on (mutable)."""
+    from vmas.simulator.environment import Environment
+
+    return Environment.vmas_random_state
 
 
 def make_vmas(task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs) -> VmasEnv:
