@@ -173,6 +173,30 @@ def test_the_rollout_keeps_its_own_copies_of_what_the_env_reuses_or_edits():
     assert torch.equal(rollout.rewards, rollout.actions[..., 1].float())
 
 
+FRESH_ENVS = ["coordination:random-6", "contextual:mixed-10", "climbing:tree-7",
+              "continuous:follow-3", "vmas:balance", "smax:3m"]  # fmt: skip
+
+
+@pytest.mark.parametrize("env_id", FRESH_ENVS)
+def test_envs_that_promise_fresh_outputs_keep_them(env_id):
+    """A built-in env stored without the collector's copies gives the same rollouts as
+    with them: it never writes an earlier output again nor edits its actions."""
+    if env_id.startswith(("vmas", "smax")):
+        pytest.importorskip("vmas" if env_id.startswith("vmas") else "jaxmarl")
+    rollouts = []
+    for copies in (True, False):
+        env = mg.envs.make(env_id, num_envs=3, seed=4)
+        assert env.fresh_outputs
+        trainer = trained(env)
+        trainer.collector.fresh_outputs = not copies
+        behaviour = trainer._behaviour(trainer.plan)
+        rollouts.append([trainer.collector.collect(behaviour, 12)[0] for _ in range(3)])
+        env.close()
+    for with_copies, without in zip(*rollouts):
+        for name in ("obs", "state", "avail", "actions", "log_probs", "rewards", "dones"):
+            assert torch.equal(getattr(with_copies, name), getattr(without, name)), name
+
+
 def test_evaluate_refuses_bad_arguments_and_a_foreign_env():
     trainer = trained()
     for kwargs, message in [

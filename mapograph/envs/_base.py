@@ -46,6 +46,10 @@ class MultiAgentEnv:
     device: torch.device = torch.device("cpu")
     #: refuse unavailable actions in :meth:`check_actions` (opt out with ``False``)
     check_avail: bool = True
+    #: ``True`` when ``reset``/``step`` return new tensors on every call (never a buffer
+    #: they write again later) and never modify the actions they are given: the
+    #: collector then stores them without its defensive copies (built-in envs set it)
+    fresh_outputs: bool = False
     _last_avail: torch.Tensor | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -110,6 +110,8 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         device: torch device of the tensors.
     """
 
+    fresh_outputs = True  # new tensors every call; actions only read
+
     state_tensors = (
         "signal",
         "context",

@@ -49,6 +49,8 @@ class FollowEnv(TensorState, MultiAgentEnv):
         device: torch device of the simulation.
     """
 
+    fresh_outputs = True  # new tensors every call; actions only read
+
     state_tensors = ("signal", "steps")  # with self.generator: the whole state (TensorState)
 
     def __init__(

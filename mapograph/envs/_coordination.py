@@ -115,6 +115,8 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
         device: torch device of the tensors.
     """
 
+    fresh_outputs = True  # new tensors every call; actions only read
+
     state_tensors = ("signal", "steps")  # with self.generator: the whole state (TensorState)
 
     def __init__(

@@ -167,6 +167,8 @@ class SmaxEnv(MultiAgentEnv):
             ``enemy_shoots``, ``see_enemy_actions``, ``walls_cause_death``).
     """
 
+    fresh_outputs = True  # new tensors every call; actions only read
+
     def __init__(
         self,
         map_name: str,

@@ -43,6 +43,8 @@ class VmasEnv(MultiAgentEnv):
         **kwargs: scenario arguments (e.g. ``n_agents=5``).
     """
 
+    fresh_outputs = True  # new tensors every call; actions only read
+
     def __init__(
         self,
         scenario: str,

@@ -66,6 +66,8 @@ class Collector:
         # (VMAS may simulate on the GPU itself), time steps come to the learner's.
         self.env_device = torch.device(getattr(env, "device", None) or "cpu")
         self.env_actions = EnvActions(env.spec, self.device)
+        # an env that promises new outputs and read-only actions is not copied
+        self.fresh_outputs = bool(getattr(env, "fresh_outputs", False))
         self.timestep: TimeStep | None = None
         self.running_return = torch.zeros(env.num_envs, device=self.device)
         self.running_length = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
@@ -89,7 +91,7 @@ class Collector:
         and copied to the learner's device: an env may write its next step into the same
         buffers, and the rollout keeps every step."""
         checked = env_timestep(ts, self.env.spec, self.env.num_envs, source)
-        return checked.to(self.device, copy=True)
+        return checked.to(self.device, copy=not self.fresh_outputs)
 
     def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
         """Run ``horizon`` steps with ``policy``.
@@ -123,7 +125,7 @@ class Collector:
             log_probs.append(logp)
             # a copy: an env may overwrite its actions in place (a dead agent's forced
             # no-op), and the rollout keeps the sampled ones, which the log-probs are of
-            sent = self.env_actions(act).to(self.env_device, copy=True)
+            sent = self.env_actions(act).to(self.env_device, copy=not self.fresh_outputs)
             ts = self.receive(self.env.step(sent))
             reward = ts.reward.to(torch.float32)
             done = ts.done.to(torch.bool)
