@@ -30,6 +30,28 @@ def budget_tenth(steps: int, total: int) -> int:
     return total * k // 10
 
 
+def check_positive_ints(**values: Any) -> None:
+    """Refuse any of ``values`` that is not an int >= 1 (bools included), by its name."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def as_train_config(base_config: Any) -> TrainConfig:
+    """``base_config`` as a :class:`TrainConfig` (a dict is read as its fields)."""
+    if isinstance(base_config, dict):
+        try:
+            return TrainConfig(**base_config)
+        except TypeError as exc:
+            raise ValueError(f"base_config: {exc}") from None
+    if not isinstance(base_config, TrainConfig):
+        raise ValueError(
+            f"base_config must be a TrainConfig or a dict of its fields, "
+            f"got {type(base_config).__name__}"
+        )
+    return base_config
+
+
 class Objective:
     """Callable for ``study.optimize``: one trial = one training run.
 
@@ -78,23 +100,9 @@ class Objective:
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-        for name, value in (
-            ("seeds", seeds),
-            ("report_every", report_every),
-            ("eval_episodes", eval_episodes),
-        ):  # report_every=0 was a ZeroDivisionError after the first iteration of a trial
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(base_config, dict):
-            try:
-                base_config = TrainConfig(**base_config)
-            except TypeError as exc:
-                raise ValueError(f"base_config: {exc}") from None
-        elif not isinstance(base_config, TrainConfig):
-            raise ValueError(
-                f"base_config must be a TrainConfig or a dict of its fields, "
-                f"got {type(base_config).__name__}"
-            )
+        # report_every=0 was a ZeroDivisionError after the first iteration of a trial
+        check_positive_ints(seeds=seeds, report_every=report_every, eval_episodes=eval_episodes)
+        base_config = as_train_config(base_config)
         if not callable(space):
             SPACES.get(space)  # an unknown name: ValueError listing the spaces
         self.seeds = seeds

@@ -13,7 +13,13 @@ from optuna.trial import TrialState
 
 from mapograph.train import TrainConfig
 from mapograph.tune._export import export_best
-from mapograph.tune._objective import METRICS, DivergedError, Objective
+from mapograph.tune._objective import (
+    METRICS,
+    DivergedError,
+    Objective,
+    as_train_config,
+    check_positive_ints,
+)
 from mapograph.tune._plots import save_plots
 from mapograph.tune._search_space import SPACES, SpaceFn
 from mapograph.tune._storage import create_or_load_study, resolve_storage
@@ -137,26 +143,15 @@ def check_inputs(
     """Refuse bad arguments of :func:`optimize` before a study or a trial exists (else the
     first trial fails deep inside and stays in the storage); returns the trials' base
     config (``base_config``, a dict of its fields, or B2MAPO's defaults, for ``steps``)."""
-    for name, value in (
-        ("steps", steps),
-        ("report_every", report_every),
-        ("eval_episodes", eval_episodes),
-        ("seeds_per_trial", seeds_per_trial),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if base_config is None:
-        base_config = TrainConfig(algo="b2mapo")
-    elif isinstance(base_config, dict):
-        try:
-            base_config = TrainConfig(**base_config)
-        except TypeError as exc:
-            raise ValueError(f"base_config: {exc}") from None
-    elif not isinstance(base_config, TrainConfig):
-        raise ValueError(
-            f"base_config must be a TrainConfig or a dict of its fields, "
-            f"got {type(base_config).__name__}"
-        )
+    check_positive_ints(
+        steps=steps,
+        report_every=report_every,
+        eval_episodes=eval_episodes,
+        seeds_per_trial=seeds_per_trial,
+    )
+    base_config = (
+        TrainConfig(algo="b2mapo") if base_config is None else as_train_config(base_config)
+    )
     if not callable(space):
         SPACES.get(space)  # an unknown name: ValueError listing the spaces
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
