@@ -150,6 +150,7 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
     from mapograph.train import load_checkpoint
 
     run = _read_run_file(run_dir)
+    _require_checkpoint(run_dir)
     saved = load_checkpoint(run_dir)["config"]
     conflicts = []
     if args.env != run["env"]:
@@ -283,6 +284,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             overrides[flag] = getattr(args, flag)
     from mapograph.train import load_checkpoint
 
+    _require_checkpoint(run_dir)
     seed = int(load_checkpoint(run_dir)["config"]["seed"])
     env = _make_env(run["env"], run["num_envs"], seed, run.get("env_kwargs") or {})
     try:
@@ -430,10 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(
-            "mapograph: interrupted (the last checkpoint is intact; `mapograph resume RUN`)",
-            file=sys.stderr,
-        )
+        print(f"mapograph: interrupted{_interrupted_hint(args)}", file=sys.stderr)
         return 130
     except Exception as exc:
         if not is_user_error(exc):
@@ -446,6 +445,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"mapograph: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _interrupted_hint(args: argparse.Namespace) -> str:
+    """What an interrupted ``train`` or ``resume`` left: a checkpoint to resume, or none yet."""
+    if args.command not in ("train", "resume"):
+        return ""
+    run_dir = Path(args.out if args.command == "train" else args.run)
+    if (run_dir / "checkpoint.pt").is_file():
+        return f" (the last checkpoint is intact; `mapograph resume {run_dir}` continues it)"
+    return (
+        f" before the first checkpoint of {run_dir}: nothing to resume; "
+        "train again with --overwrite"
+    )
+
+
+def _require_checkpoint(run_dir: Path) -> None:
+    """A run folder stopped before its first checkpoint cannot be resumed: say so and why."""
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        raise ValueError(
+            f"checkpoint not found: {path} (the run stopped before its first checkpoint, "
+            "written every checkpoint_every iterations): nothing to resume; start it again "
+            f"with `mapograph train ... --out {run_dir} --overwrite`"
+        )
 
 
 def is_user_error(exc: BaseException) -> bool:
