@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import shutil
 import sys
 import traceback
@@ -218,25 +219,38 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    print(json.dumps(summary, indent=2, allow_nan=False))
     return 0
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def _summarize(trainer, history: list[dict], eval_episodes: int) -> dict[str, Any]:
+    """``summary.json``: strict JSON; the final return is the last iteration's that ended episodes."""
     last = history[-1] if history else {}
+    returns = [h["return_mean"] for h in history if math.isfinite(h.get("return_mean", math.nan))]
     summary: dict[str, Any] = {
         "algo": trainer.cfg.algo,
         "steps": trainer.env_steps,
         "iterations": trainer.iteration,
-        "final_return_mean": last.get("return_mean"),
+        "final_return_mean": returns[-1] if returns else None,
         "collect_s_mean": sum(h["collect_s"] for h in history) / max(len(history), 1),
         "update_s_mean": sum(h["update_s"] for h in history) / max(len(history), 1),
         "last_batches": last.get("batches"),
     }
     if eval_episodes > 0:
         summary["eval"] = trainer.evaluate(eval_episodes)
-    return summary
+    return _finite_or_none(summary)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -294,8 +308,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    print(json.dumps(summary, indent=2, allow_nan=False))
     return 0
 
 

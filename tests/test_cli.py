@@ -158,3 +158,23 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_summary_is_strict_json_with_the_last_finished_episodes_return():
+    """An iteration that ended no episode (return NaN) neither blanks nor breaks summary.json."""
+    from types import SimpleNamespace
+
+    from mapograph.cli import _summarize
+
+    trainer = SimpleNamespace(cfg=SimpleNamespace(algo="mappo"), env_steps=400, iteration=2)
+    history = [
+        {"return_mean": -63.0, "collect_s": 1.0, "update_s": 1.0, "batches": [[0, 1]]},
+        {
+            "return_mean": float("nan"),
+            "collect_s": 1.0,
+            "update_s": float("inf"),
+            "batches": [[0, 1]],
+        },
+    ]
+    summary = json.loads(json.dumps(_summarize(trainer, history, 0), allow_nan=False))
+    assert summary["final_return_mean"] == -63.0 and summary["update_s_mean"] is None
