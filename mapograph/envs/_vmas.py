@@ -44,6 +44,10 @@ class VmasEnv(MultiAgentEnv):
         continuous_actions: bool = True,
         **kwargs,
     ) -> None:
+        if not isinstance(continuous_actions, bool):
+            raise ValueError(
+                f"vmas continuous_actions must be true or false, got {continuous_actions!r}"
+            )
         vmas = require("vmas", "vmas")
         try:
             self.env = vmas.make_env(
