@@ -144,7 +144,8 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
     """``train --resume`` continues a run with its own settings: refuse flags that differ.
 
     Only ``--steps`` changes a resumed run; ``--env``, ``--num-envs``, ``--seed``,
-    ``--algo`` and ``--env-kwarg`` must match the run (or be left out where optional),
+    ``--algo``, ``--env-kwarg``, ``--config`` and ``--no-reference`` must match the run
+    (or be left out where optional),
     so that a typo does not silently continue another setup.
     """
     from mapograph.algos import ALGORITHMS
@@ -168,6 +169,17 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
         conflicts.append(
             f"--env-kwarg {' '.join(args.env_kwarg)} (the run's: {run.get('env_kwargs')})"
         )
+    if args.config is not None or args.no_reference:
+        _check_config_path(args.config)
+        wanted = _train_config(args)[0].replace(num_envs=run["num_envs"]).to_dict()
+        differ = sorted(
+            key
+            for key, value in wanted.items()
+            if key not in ("total_steps", "lr", "critic_lr") and value != saved.get(key, value)
+        )
+        if differ:
+            flag = "--config" if args.config is not None else "--no-reference"
+            conflicts.append(f"{flag} (differs from the run's config in {', '.join(differ)})")
     if conflicts:
         raise ValueError(
             f"--resume continues {run_dir} with its own settings, but "

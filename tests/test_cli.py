@@ -108,6 +108,22 @@ def test_config_file_is_read(tmp_path):
     assert "algo: happo" in (out / "config.yaml").read_text()
 
 
+def test_train_resume_refuses_a_config_that_differs_from_the_run(tmp_path, capsys):
+    """``train --resume --config`` does not silently ignore a changed config file."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rollout_length: 8\nnum_envs: 4\n")
+    out = str(tmp_path / "run")
+    argv = ("train", "--env", ENV, "--config", str(cfg), "--eval-episodes", "0", "--out", out)
+    assert run_cli(*argv, "--steps", "64") == 0
+    assert run_cli(*argv, "--steps", "128", "--resume") == 0  # the same command continues
+    assert load_checkpoint(out)["env_steps"] == 128
+    cfg.write_text("rollout_length: 8\nnum_envs: 4\nepochs: 2\n")
+    capsys.readouterr()
+    assert run_cli(*argv, "--steps", "192", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config" in err[0] and "epochs" in err[0], err
+
+
 def _final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(run_dir)
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
