@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import shutil
 import sys
 import traceback
@@ -143,13 +144,15 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
     """``train --resume`` continues a run with its own settings: refuse flags that differ.
 
     Only ``--steps`` changes a resumed run; ``--env``, ``--num-envs``, ``--seed``,
-    ``--algo`` and ``--env-kwarg`` must match the run (or be left out where optional),
+    ``--algo``, ``--env-kwarg``, ``--config`` and ``--no-reference`` must match the run
+    (or be left out where optional),
     so that a typo does not silently continue another setup.
     """
     from mapograph.algos import ALGORITHMS
     from mapograph.train import load_checkpoint
 
     run = _read_run_file(run_dir)
+    _require_checkpoint(run_dir)
     saved = load_checkpoint(run_dir)["config"]
     conflicts = []
     if args.env != run["env"]:
@@ -166,6 +169,17 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
         conflicts.append(
             f"--env-kwarg {' '.join(args.env_kwarg)} (the run's: {run.get('env_kwargs')})"
         )
+    if args.config is not None or args.no_reference:
+        _check_config_path(args.config)
+        wanted = _train_config(args)[0].replace(num_envs=run["num_envs"]).to_dict()
+        differ = sorted(
+            key
+            for key, value in wanted.items()
+            if key not in ("total_steps", "lr", "critic_lr") and value != saved.get(key, value)
+        )
+        if differ:
+            flag = "--config" if args.config is not None else "--no-reference"
+            conflicts.append(f"{flag} (differs from the run's config in {', '.join(differ)})")
     if conflicts:
         raise ValueError(
             f"--resume continues {run_dir} with its own settings, but "
@@ -217,25 +231,38 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    print(json.dumps(summary, indent=2, allow_nan=False))
     return 0
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def _summarize(trainer, history: list[dict], eval_episodes: int) -> dict[str, Any]:
+    """``summary.json``: strict JSON; the final return is the last iteration's that ended episodes."""
     last = history[-1] if history else {}
+    returns = [h["return_mean"] for h in history if math.isfinite(h.get("return_mean", math.nan))]
     summary: dict[str, Any] = {
         "algo": trainer.cfg.algo,
         "steps": trainer.env_steps,
         "iterations": trainer.iteration,
-        "final_return_mean": last.get("return_mean"),
+        "final_return_mean": returns[-1] if returns else None,
         "collect_s_mean": sum(h["collect_s"] for h in history) / max(len(history), 1),
         "update_s_mean": sum(h["update_s"] for h in history) / max(len(history), 1),
         "last_batches": last.get("batches"),
     }
     if eval_episodes > 0:
         summary["eval"] = trainer.evaluate(eval_episodes)
-    return summary
+    return _finite_or_none(summary)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -290,6 +317,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             overrides[flag] = getattr(args, flag)
     from mapograph.train import load_checkpoint
 
+    _require_checkpoint(run_dir)
     seed = int(load_checkpoint(run_dir)["config"]["seed"])
     env = _make_env(run["env"], run["num_envs"], seed, run.get("env_kwargs") or {})
     try:
@@ -299,8 +327,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    print(json.dumps(summary, indent=2, allow_nan=False))
     return 0
 
 
@@ -437,10 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(
-            "mapograph: interrupted (the last checkpoint is intact; `mapograph resume RUN`)",
-            file=sys.stderr,
-        )
+        print(f"mapograph: interrupted{_interrupted_hint(args)}", file=sys.stderr)
         return 130
     except Exception as exc:
         if not is_user_error(exc):
@@ -453,6 +478,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"mapograph: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _interrupted_hint(args: argparse.Namespace) -> str:
+    """What an interrupted ``train`` or ``resume`` left: a checkpoint to resume, or none yet."""
+    if args.command not in ("train", "resume"):
+        return ""
+    run_dir = Path(args.out if args.command == "train" else args.run)
+    if (run_dir / "checkpoint.pt").is_file():
+        return f" (the last checkpoint is intact; `mapograph resume {run_dir}` continues it)"
+    return (
+        f" before the first checkpoint of {run_dir}: nothing to resume; "
+        "train again with --overwrite"
+    )
+
+
+def _require_checkpoint(run_dir: Path) -> None:
+    """A run folder stopped before its first checkpoint cannot be resumed: say so and why."""
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        raise ValueError(
+            f"checkpoint not found: {path} (the run stopped before its first checkpoint, "
+            "written every checkpoint_every iterations): nothing to resume; start it again "
+            f"with `mapograph train ... --out {run_dir} --overwrite`"
+        )
 
 
 def is_user_error(exc: BaseException) -> bool:

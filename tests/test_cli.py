@@ -119,6 +119,22 @@ def test_config_file_is_read(tmp_path):
     assert "algo: happo" in (out / "config.yaml").read_text()
 
 
+def test_train_resume_refuses_a_config_that_differs_from_the_run(tmp_path, capsys):
+    """``train --resume --config`` does not silently ignore a changed config file."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rollout_length: 8\nnum_envs: 4\n")
+    out = str(tmp_path / "run")
+    argv = ("train", "--env", ENV, "--config", str(cfg), "--eval-episodes", "0", "--out", out)
+    assert run_cli(*argv, "--steps", "64") == 0
+    assert run_cli(*argv, "--steps", "128", "--resume") == 0  # the same command continues
+    assert load_checkpoint(out)["env_steps"] == 128
+    cfg.write_text("rollout_length: 8\nnum_envs: 4\nepochs: 2\n")
+    capsys.readouterr()
+    assert run_cli(*argv, "--steps", "192", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config" in err[0] and "epochs" in err[0], err
+
+
 def _final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(run_dir)
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
@@ -169,3 +185,23 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_summary_is_strict_json_with_the_last_finished_episodes_return():
+    """An iteration that ended no episode (return NaN) neither blanks nor breaks summary.json."""
+    from types import SimpleNamespace
+
+    from mapograph.cli import _summarize
+
+    trainer = SimpleNamespace(cfg=SimpleNamespace(algo="mappo"), env_steps=400, iteration=2)
+    history = [
+        {"return_mean": -63.0, "collect_s": 1.0, "update_s": 1.0, "batches": [[0, 1]]},
+        {
+            "return_mean": float("nan"),
+            "collect_s": 1.0,
+            "update_s": float("inf"),
+            "batches": [[0, 1]],
+        },
+    ]
+    summary = json.loads(json.dumps(_summarize(trainer, history, 0), allow_nan=False))
+    assert summary["final_return_mean"] == -63.0 and summary["update_s_mean"] is None

@@ -92,6 +92,8 @@ CASES = {
     "env-kwarg without =": (lambda r, t: ["train", "--env", ENV, "--env-kwarg", "x", "--out", str(t / "o")], "KEY=VALUE"),
     "eval of a missing folder": (lambda r, t: ["eval", str(t / "missing")], "not a mapograph run folder"),
     "resume without checkpoint": (_no_checkpoint, "checkpoint not found"),
+    "resume before the first checkpoint": (_no_checkpoint, "--overwrite"),
+    "train --resume without checkpoint": (lambda r, t: ["train", "--env", ENV, "--resume", "--out", _no_checkpoint(r, t)[1]], "before its first checkpoint"),
     "state-dict size mismatch": (_mismatched_checkpoint, "does not match"),
     "graph of a run without a graph": (lambda r, t: ["graph", str(r)], "graph"),
     "tune --trials 0": (lambda r, t: ["tune", "--env", ENV, "--trials", "0", "--out", str(t / "tune")], "--trials"),
@@ -109,6 +111,22 @@ def test_user_errors_are_one_line(case, run, tmp_path, capsys):
     assert len(err) == 1, err
     assert err[0].startswith("mapograph: error: ") and expected in err[0], err[0]
     assert "Traceback" not in err[0]
+
+
+def test_an_interrupt_before_the_first_checkpoint_does_not_promise_one(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C before any checkpoint says there is nothing to resume, not that one is intact."""
+    from mapograph.train import Trainer
+
+    def interrupted(self, callback=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", "--env", ENV, "--steps", "128", "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing to resume" in err[0] and "intact" not in err[0], err
 
 
 def test_a_bug_prints_its_traceback_and_says_it_is_a_bug(run, monkeypatch, capsys):

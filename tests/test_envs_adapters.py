@@ -105,6 +105,16 @@ def test_arguments_a_family_does_not_take_are_named():
         mg.envs.make("mpe:simple_spread_v3", colour="red")
 
 
+def test_continuous_actions_must_be_a_bool():
+    """A string such as ``continuous_actions=maybe`` (``--env-kwarg``) is refused, not truthy."""
+    pytest.importorskip("vmas")
+    with pytest.raises(ValueError, match="continuous_actions must be true or false"):
+        mg.envs.make("vmas:balance", num_envs=1, continuous_actions="false")
+    pytest.importorskip("mpe2")
+    with pytest.raises(ValueError, match="continuous_actions must be true or false"):
+        mg.envs.make("mpe:simple_spread_v3", num_envs=1, continuous_actions="maybe")
+
+
 def test_vmas_trains_with_b2mapo():
     pytest.importorskip("vmas")
     env = mg.envs.make("vmas:balance", num_envs=4, seed=0, episode_limit=8)

@@ -218,6 +218,10 @@ def make_mpe(
             f"unknown MPE scenario {task!r} (mpe2 has no module {task}): {exc}"
         ) from exc
     kwargs.setdefault("continuous_actions", False)
+    if not isinstance(kwargs["continuous_actions"], bool):
+        raise ValueError(
+            f"mpe continuous_actions must be true or false, got {kwargs['continuous_actions']!r}"
+        )
     return PettingZooVectorEnv(
         lambda: module.parallel_env(**kwargs), num_envs=num_envs, seed=seed, name=f"mpe:{task}"
     )

@@ -55,6 +55,10 @@ class VmasEnv(MultiAgentEnv):
         continuous_actions: bool = True,
         **kwargs,
     ) -> None:
+        if not isinstance(continuous_actions, bool):
+            raise ValueError(
+                f"vmas continuous_actions must be true or false, got {continuous_actions!r}"
+            )
         vmas = require("vmas", "vmas")
         self.device = torch.device(device)
         shared = _shared_streams()
