@@ -103,6 +103,10 @@ def test_arguments_a_family_does_not_take_are_named():
     pytest.importorskip("mpe2")
     with pytest.raises(ValueError, match="colour"):
         mg.envs.make("mpe:simple_spread_v3", colour="red")
+    pytest.importorskip("vmas")
+    with pytest.raises(ValueError, match=r"'balance': it takes no argument\(s\) \{'colour'"):
+        mg.envs.make("vmas:balance", colour="red")  # VMAS only warned, and trained balance
+    assert mg.envs.make("vmas:balance", n_agents=3).spec.n_agents == 3
 
 
 def test_continuous_actions_must_be_a_bool():

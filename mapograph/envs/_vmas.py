@@ -18,6 +18,7 @@ does not change the first one's future.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -64,15 +65,18 @@ class VmasEnv(MultiAgentEnv):
         shared = _shared_streams()
         before = list(shared)  # making an env reseeds the streams every VMAS env shares
         try:
-            self.env = vmas.make_env(
-                scenario,
-                num_envs=num_envs,
-                device=device,
-                continuous_actions=bool(continuous_actions),
-                seed=seed,
-                max_steps=episode_limit,
-                **kwargs,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.env = vmas.make_env(
+                    scenario,
+                    num_envs=num_envs,
+                    device=device,
+                    continuous_actions=bool(continuous_actions),
+                    seed=seed,
+                    max_steps=episode_limit,
+                    **kwargs,
+                )
+            _unused_arguments_refused(caught)
         except (
             AssertionError,
             ValueError,
@@ -166,6 +170,18 @@ class VmasEnv(MultiAgentEnv):
             for index in done.nonzero().flatten().tolist():  # only the copies that just ended
                 obs = self.env.reset_at(index)
         return self._timestep(obs, reward, done, truncated)
+
+
+def _unused_arguments_refused(caught: list) -> None:
+    """Raise for VMAS's warning that a scenario ignored some arguments (a misspelt
+    keyword would otherwise train a scenario other than the one asked for); pass the
+    other warnings on."""
+    for record in caught:
+        message = str(record.message)
+        if "passed but not used by the scenario" in message:
+            unused = message.split(" passed but not used")[0].removeprefix("Scenario kwargs: ")
+            raise ValueError(f"it takes no argument(s) {unused}")
+        warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
 
 
 def _shared_streams() -> list:
