@@ -322,7 +322,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     env = _make_env(run["env"], run["num_envs"], seed, run.get("env_kwargs") or {})
     try:
         trainer = Trainer.load(run_dir, env, **overrides)
-        print(f"resuming at step {trainer.env_steps} of {trainer.cfg.total_steps}", flush=True)
+        if trainer.env_steps >= trainer.cfg.total_steps:
+            print(
+                f"the run is at step {trainer.env_steps}, already past {trainer.cfg.total_steps}: "
+                "nothing to train (give a larger --steps)",
+                flush=True,
+            )
+        else:
+            print(f"resuming at step {trainer.env_steps} of {trainer.cfg.total_steps}", flush=True)
         result = trainer.train(_progress_lines(trainer.cfg.total_steps))
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:

@@ -54,6 +54,10 @@ def test_train_eval_resume_graph(tmp_path, capsys):
     assert "return_mean" in capsys.readouterr().out
     assert run_cli("resume", str(out), "--steps", "2048", "--eval-episodes", "0") == 0
     assert load_checkpoint(out)["env_steps"] == 2048
+    capsys.readouterr()
+    assert run_cli("resume", str(out), "--steps", "1000", "--eval-episodes", "0") == 0
+    assert "at step 2048, already past 1000: nothing to train" in capsys.readouterr().out
+    assert load_checkpoint(out)["env_steps"] == 2048
     # resume at a lower learning rate (what the divergence error suggests)
     args = ("--steps", "2560", "--lr", "1e-5", "--critic-lr", "2e-5", "--eval-episodes", "0")
     assert run_cli("resume", str(out), *args) == 0
