@@ -171,7 +171,11 @@ def _check_resume_flags(args: argparse.Namespace, run_dir: Path) -> None:
         )
     if args.config is not None or args.no_reference:
         _check_config_path(args.config)
-        wanted = _train_config(args)[0].replace(num_envs=run["num_envs"]).to_dict()
+        # flags left out take the run's values (as the resumed run does)
+        as_run = argparse.Namespace(**vars(args))
+        as_run.algo = args.algo if args.algo is not None else saved.get("algo")
+        as_run.seed = args.seed if args.seed is not None else saved.get("seed")
+        wanted = _train_config(as_run)[0].replace(num_envs=run["num_envs"]).to_dict()
         differ = sorted(
             key
             for key, value in wanted.items()

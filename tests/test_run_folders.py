@@ -22,6 +22,19 @@ def iterations(run) -> list[int]:
         return [int(row["iteration"]) for row in csv.DictReader(handle)]
 
 
+def test_resume_with_the_same_config_file_takes_the_runs_algo_and_seed(tmp_path, capsys):
+    run, config = tmp_path / "run", tmp_path / "cfg.yaml"
+    config.write_text("rollout_length: 16\n")
+    base = [*TRAIN, "--config", str(config), "--out", str(run)]
+    assert main([*base, "--algo", "mappo", "--seed", "3", "--steps", "256"]) == 0
+    # --algo and --seed left out: the run's, not the defaults' (b2mapo's reference, seed 0)
+    assert main([*base, "--steps", "384", "--resume"]) == 0
+    assert iterations(run) == [1, 2, 3]
+    config.write_text("rollout_length: 32\n")
+    assert main([*base, "--steps", "512", "--resume"]) == 2
+    assert "differs from the run's config in rollout_length" in capsys.readouterr().err
+
+
 def test_train_into_an_existing_run_refuses_unless_resume_or_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
     config = tmp_path / "cfg.yaml"
