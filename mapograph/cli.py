@@ -235,9 +235,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    print(json.dumps(summary, indent=2, allow_nan=False))
+    _write_summary(out, summary)
     return 0
+
+
+def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary.json`` (strict JSON) into the run folder and print it."""
+    text = json.dumps(summary, indent=2, allow_nan=False)
+    (run_dir / "summary.json").write_text(text)
+    print(text)
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -338,8 +344,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         summary = _summarize(trainer, result.history, args.eval_episodes)
     finally:
         env.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    print(json.dumps(summary, indent=2, allow_nan=False))
+    _write_summary(run_dir, summary)
     return 0
 
 
@@ -495,8 +500,10 @@ def _interrupted_hint(args: argparse.Namespace) -> str:
     """What an interrupted ``train`` or ``resume`` left: a checkpoint to resume, or none yet."""
     if args.command not in ("train", "resume"):
         return ""
+    from mapograph.train import CHECKPOINT_NAME
+
     run_dir = Path(args.out if args.command == "train" else args.run)
-    if (run_dir / "checkpoint.pt").is_file():
+    if (run_dir / CHECKPOINT_NAME).is_file():
         return f" (the last checkpoint is intact; `mapograph resume {run_dir}` continues it)"
     return (
         f" before the first checkpoint of {run_dir}: nothing to resume; "
@@ -506,7 +513,9 @@ def _interrupted_hint(args: argparse.Namespace) -> str:
 
 def _require_checkpoint(run_dir: Path) -> None:
     """A run folder stopped before its first checkpoint cannot be resumed: say so and why."""
-    path = run_dir / "checkpoint.pt"
+    from mapograph.train import CHECKPOINT_NAME
+
+    path = run_dir / CHECKPOINT_NAME
     if not path.exists():
         raise ValueError(
             f"checkpoint not found: {path} (the run stopped before its first checkpoint, "

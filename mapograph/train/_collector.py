@@ -127,15 +127,12 @@ class Collector:
             # no-op), and the rollout keeps the sampled ones, which the log-probs are of
             sent = self.env_actions(act).to(self.env_device, copy=not self.fresh_outputs)
             ts = self.receive(self.env.step(sent))
-            reward = ts.reward.to(torch.float32)
-            done = ts.done.to(torch.bool)
+            reward, done = ts.reward, ts.done  # float32 and bool (env_timestep)
             rewards.append(reward)
             dones.append(done)
             if ts.final_state is not None:
-                finals.append(ts.final_state.float())
-                truncs.append(
-                    torch.zeros_like(done) if ts.truncated is None else ts.truncated.bool()
-                )
+                finals.append(ts.final_state)
+                truncs.append(torch.zeros_like(done) if ts.truncated is None else ts.truncated)
             self.running_return += reward
             self.running_length += 1
             if bool(done.any()):
@@ -149,9 +146,9 @@ class Collector:
         self.timestep = ts
         state.append(ts.state)
         rollout = Rollout(
-            obs=torch.stack(obs).float(),
-            state=torch.stack(state).float(),
-            avail=torch.stack(avail).bool(),
+            obs=torch.stack(obs),
+            state=torch.stack(state),
+            avail=torch.stack(avail),
             actions=torch.stack(actions),
             log_probs=torch.stack(log_probs),
             rewards=torch.stack(rewards),
