@@ -82,13 +82,17 @@ def test_true_dag_matches_the_reward():
 
 
 @pytest.mark.parametrize(
-    ("task", "n_actions", "copies"),
-    [("contextual:mixed-12", 2, 4096), ("climbing:mixed-12", 3, 8192)],
+    ("task", "n_actions", "copies", "kwargs"),
+    [
+        ("contextual:mixed-12", 2, 4096, {}),
+        ("climbing:mixed-12", 3, 8192, {}),
+        ("climbing:random-12", 3, 8192, {"context_placement": "independent"}),
+    ],
 )
-def test_conditioned_edges_are_invisible_to_the_pooled_anova(task, n_actions, copies):
+def test_conditioned_edges_are_invisible_to_the_pooled_anova(task, n_actions, copies, kwargs):
     """Random actions: the pooled interaction of conditioned edges is at noise level, plain ones
-    not (both payoff rules)."""
-    env = mg.envs.make(task, num_envs=copies, seed=0)
+    not (both payoff rules, both context placements)."""
+    env = mg.envs.make(task, num_envs=copies, seed=0, **kwargs)
     env.reset()
     conditioned = set(env.conditioned_edges())
     plain = [e for e in env.interdependence().edges if e not in conditioned]
@@ -108,6 +112,28 @@ def test_conditioned_edges_are_invisible_to_the_pooled_anova(task, n_actions, co
     assert all(float(strength[i, j]) < 2 * noise for i, j in conditioned)
 
 
+@pytest.mark.parametrize("task", ["chain-6", "tree-15", "random-10", "random-40"])
+def test_independent_placement_puts_at_most_one_context_on_every_edge(task):
+    """``context_placement="independent"``: no edge has a context at both ends, roots are
+    plain, every other plain agent has a parent with a context (maximal), and the optimum
+    still scores 1."""
+    env = mg.envs.make(f"climbing:{task}", num_envs=512, seed=0, context_placement="independent")
+    dag, flags = env.interdependence(), env.has_context.tolist()
+    assert not any(flags[i] and flags[j] for i, j in dag.edges)
+    for node in dag.nodes:
+        if dag.in_degree(node) == 0:
+            assert not flags[node]
+        elif not flags[node]:
+            assert any(flags[p] for p in dag.predecessors(node))
+    assert set(env.conditioned_edges()) == {(i, j) for i, j in dag.edges if flags[i] or flags[j]}
+    env.reset()
+    assert torch.allclose(env.step(env.optimal_actions()).reward, torch.ones(512))
+    if task.startswith(("chain", "tree")):  # the odd generations
+        generations = list(nx.topological_generations(dag))
+        odd = sorted(v for g, nodes in enumerate(generations) if g % 2 for v in nodes)
+        assert env.has_context.nonzero().flatten().tolist() == odd
+
+
 def test_seeded_layout_and_signals_reproduce():
     a = mg.envs.make("contextual:random-16", num_envs=3, seed=5, layout_seed=7)
     b = mg.envs.make("contextual:random-16", num_envs=3, seed=5, layout_seed=7)
@@ -124,6 +150,8 @@ def test_seeded_layout_and_signals_reproduce():
         ("chain-65", {}, "2..64 agents"),
         ("chain-5", {"n_actions": 1}, "n_actions"),
         ("chain-5", {"conditioned": 1.5}, "conditioned"),
+        ("chain-5", {"context_placement": "ends"}, "context_placement"),
+        ("chain-5", {"context_placement": "independent", "conditioned": 0.5}, "conditioned"),
     ],
 )
 def test_bad_arguments_raise(task, kwargs, match):

@@ -12,6 +12,15 @@ Layouts: ``chain-N``, ``tree-N``, ``random-N`` (a random hidden DAG drawn from
 DAG in which only ``30%`` of the agents have a context, so about half of the edges
 are pooled-visible and half observation-conditioned), for ``2 <= N <= 64``.
 
+Where the contexts sit (``context_placement``): ``random`` (the default) gives a
+context to a seeded random share ``conditioned`` of the agents, so an edge may have a
+context at both ends, and then the child's right answer depends on its parent's action
+*and two* contexts (a three-way function). ``independent`` gives one to a maximal
+independent set of the DAG's non-root agents (greedily, in topological order: on a
+chain or tree the odd generations), so no edge has a context at both ends: every
+observation-conditioned edge's answer is a function of the parent's action and *one*
+context, the other edges are pooled-visible. Roots stay plain.
+
 The game, per step and per copy (``A`` actions):
 
 - a public signal ``c in {0..A-1}`` and, for each *conditioned* agent ``k``, a
@@ -88,6 +97,8 @@ _TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
 CLIMBING = torch.tensor([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]) / 11.0
 #: Payoff rules of the family: ``match`` (the contextual game) and ``climbing``.
 PAYOFFS = ("match", "climbing")
+#: Where the contexts sit: a random share of the agents, or an independent set of the DAG.
+PLACEMENTS = ("random", "independent")
 
 
 class ContextualEnv(TensorState, MultiAgentEnv):
@@ -101,9 +112,13 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         n_actions: ``A`` (>= 2).
         episode_limit: steps per episode.
         unary: weight of a non-root agent's own term, in ``[0, 1]``.
-        conditioned: fraction of agents with a context (default: the layout's).
+        conditioned: fraction of agents with a context (default: the layout's; only
+            with ``context_placement="random"``).
         layout_seed: seed of the DAG, the agent permutation, the offsets and the
             choice of conditioned agents.
+        context_placement: ``"random"`` (a random share ``conditioned`` of the agents)
+            or ``"independent"`` (a maximal independent set of the DAG's non-root
+            agents: no edge has a context at both ends; see the module docstring).
         payoff: ``"match"`` (edges score 1 when the decoded actions agree, plus own
             terms) or ``"climbing"`` (climbing-game edges, no own terms, ``n_actions
             >= 3``; see the module docstring).
@@ -131,7 +146,18 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         layout_seed: int = 0,
         payoff: str = "match",
         device: str | torch.device = "cpu",
+        context_placement: str = "random",
     ) -> None:
+        if context_placement not in PLACEMENTS:
+            raise ValueError(
+                f"unknown context_placement {context_placement!r}; "
+                f"choose one of {', '.join(PLACEMENTS)}"
+            )
+        if context_placement == "independent" and conditioned is not None:
+            raise ValueError(
+                "conditioned (a share of random agents) does not apply with "
+                "context_placement='independent' (an independent set of the DAG)"
+            )
         if payoff not in PAYOFFS:
             raise ValueError(f"unknown payoff {payoff!r}; choose one of {', '.join(PAYOFFS)}")
         if layout not in CONTEXT_LAYOUTS:
@@ -170,6 +196,9 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         self.offsets = torch.randint(n_actions, (n_agents,), generator=layout_gen).to(self.device)
         n_conditioned = round(fraction * n_agents)
         chosen = torch.randperm(n_agents, generator=layout_gen)[:n_conditioned]
+        if context_placement == "independent":
+            chosen = torch.tensor(independent_agents(self.dag), dtype=torch.long)
+        self.context_placement = context_placement
         self.has_context = torch.zeros(n_agents, dtype=torch.bool)
         self.has_context[chosen] = True
         self.has_context = self.has_context.to(self.device)
@@ -269,6 +298,17 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         return TimeStep(
             obs=obs, state=state, avail_actions=avail, reward=reward, done=done, truncated=truncated
         )
+
+
+def independent_agents(dag: nx.DiGraph) -> list[int]:
+    """A maximal independent set of ``dag``'s non-root agents, taken greedily in
+    (lexicographic) topological order: an agent joins unless one of its parents did.
+    On a chain or a tree these are the odd generations."""
+    taken: set[int] = set()
+    for node in nx.lexicographical_topological_sort(dag):
+        if dag.in_degree(node) and not any(p in taken for p in dag.predecessors(node)):
+            taken.add(node)
+    return sorted(taken)
 
 
 def _layout_of(task: str | None, family: str) -> tuple[str, int]:
