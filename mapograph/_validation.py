@@ -17,6 +17,17 @@ Rule = Callable[[Any], "str | None"]
 #: Sizes above this are refused before anything is allocated (a typo, not a model).
 MAX_SIZE = 1 << 16
 
+#: The largest seed: torch's generators are seeded with ``seed * 1000 + i`` (they take
+#: at most ``2**64 - 1``), and ``2**53 - 1`` is the largest int a JSON float holds exactly.
+MAX_SEED = 2**53 - 1
+
+#: Every tensor of a run is float32: a number outside this range overflows (or is 0) there.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest positive normal float32
+
+#: Longest ``repr`` of a refused value an error message shows.
+MAX_REPR = 120
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -44,27 +55,40 @@ def non_negative_int(value: Any) -> str | None:
     return None if _is_int(value) and value >= 0 else "must be an int >= 0"
 
 
+def seed_value(value: Any) -> str | None:
+    """An int in ``[0, MAX_SEED]``."""
+    problem = non_negative_int(value)
+    if problem is None and value > MAX_SEED:
+        return f"must be at most {MAX_SEED} (2**53 - 1)"
+    return problem
+
+
 def any_int(value: Any) -> str | None:
     """Any int (not a bool, not a float)."""
     return None if _is_int(value) else "must be an int"
 
 
+def float32_range(value: float) -> str | None:
+    """A finite number that float32 holds: ``0`` or a magnitude in ``[FLOAT32_TINY, FLOAT32_MAX]``."""
+    if abs(value) > FLOAT32_MAX:
+        return "must be at most 3.4e38 in size (the largest float32)"
+    if 0 < abs(value) < FLOAT32_TINY:
+        return "must be 0 or at least 1.2e-38 in size (the smallest normal float32)"
+    return None
+
+
 def positive_float(value: Any) -> str | None:
-    """A finite number > 0."""
-    return (
-        None
-        if _is_real(value) and math.isfinite(value) and value > 0
-        else "must be a finite number > 0"
-    )
+    """A finite number > 0 (within :func:`float32_range`)."""
+    if not (_is_real(value) and math.isfinite(value) and value > 0):
+        return "must be a finite number > 0"
+    return float32_range(value)
 
 
 def non_negative_float(value: Any) -> str | None:
-    """A finite number >= 0."""
-    return (
-        None
-        if _is_real(value) and math.isfinite(value) and value >= 0
-        else "must be a finite number >= 0"
-    )
+    """A finite number >= 0 (within :func:`float32_range`)."""
+    if not (_is_real(value) and math.isfinite(value) and value >= 0):
+        return "must be a finite number >= 0"
+    return float32_range(value)
 
 
 def unit_interval(value: Any) -> str | None:
@@ -141,4 +165,11 @@ def validate_fields(obj: Any) -> None:
         value = getattr(obj, f.name)
         problem = rule(value)
         if problem is not None:
-            raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {value!r}")
+            raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {short_repr(value)}")
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` on one line, cut to :data:`MAX_REPR` characters (a numpy array's
+    repr spans lines; a long list would flood the one-line error)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,11 +93,36 @@ def test_from_dict_refuses_with_value_error_or_round_trips(changes):
         ("eval_every", -1),
         ("gamma", "x"),
         ("hidden", 1_000_000_000),
+        ("seed", 2**63),  # torch's generators took it, then overflowed seeding
+        ("clip", 1e300),  # beyond float32: overflowed deep inside the surrogate
+        ("correction_clip", 1e300),
+        ("dag_temperature", 1e-300),  # zero in float32
+        ("entropy_coef", 1e39),
     ],
 )
 def test_the_values_the_probe_found_accepted_are_refused(name, value):
     with pytest.raises(ValueError, match=rf"TrainConfig\.{name} "):
         mg.TrainConfig(**{name: value})
+
+
+def test_the_largest_seed_accepted_builds_a_trainer():
+    from mapograph._validation import MAX_SEED
+
+    env = mg.envs.make("coordination:chain-4", num_envs=2, seed=MAX_SEED)
+    mg.Trainer(env, mg.TrainConfig(seed=MAX_SEED))
+    with pytest.raises(ValueError, match=r"TrainConfig\.seed must be at most"):
+        mg.TrainConfig(seed=MAX_SEED + 1)
+    with pytest.raises(ValueError, match=r"seed must be at most"):
+        mg.envs.make("coordination:chain-4", num_envs=2, seed=2**64)
+
+
+def test_a_refused_value_is_named_on_one_short_line():
+    with pytest.raises(ValueError, match=r"TrainConfig\.fixed_dag .*got array") as info:
+        mg.TrainConfig(algo="b2mapo", fixed_dag=np.array([[0, 1], [1, 2]]))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=r"TrainConfig\.fixed_partition ") as info:
+        mg.TrainConfig(fixed_partition=[list(range(100_000)), ["x"]])
+    assert len(str(info.value)) < 400
 
 
 def test_a_network_too_big_for_memory_is_refused_before_allocating():

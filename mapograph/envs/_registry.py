@@ -14,6 +14,7 @@ from typing import Any
 
 from mapograph._errors import MapographError
 from mapograph._registry import Registry
+from mapograph._validation import MAX_SEED
 
 EnvFactory = Callable[..., Any]
 
@@ -103,6 +104,8 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be at most {MAX_SEED} (2**53 - 1), got {seed}")
     factory = _resolve(family)
     if task is not None:
         kwargs["task"] = task

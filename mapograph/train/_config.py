@@ -10,7 +10,14 @@ from typing import Any
 import torch
 import yaml
 
-from mapograph._validation import boolean, check, non_negative_int, optional, positive_int
+from mapograph._validation import (
+    boolean,
+    check,
+    non_negative_int,
+    optional,
+    positive_int,
+    seed_value,
+)
 from mapograph.algos import AlgorithmConfig
 
 #: Env copies the CLI and the tuner build when ``num_envs`` is unset.
@@ -48,7 +55,7 @@ class TrainConfig(AlgorithmConfig):
     """
 
     total_steps: int = field(default=100_000, metadata=check(positive_int(1 << 62)))
-    seed: int = field(default=0, metadata=check(non_negative_int))
+    seed: int = field(default=0, metadata=check(seed_value))
     num_envs: int | None = field(default=None, metadata=check(optional(positive_int(1 << 20))))
     rollout_length: int = field(default=64, metadata=check(positive_int(1 << 20)))
     device: str = field(default="cpu", metadata=check(device_name))
