@@ -139,6 +139,45 @@ def test_overflowing_returns_stop_every_preset_with_a_divergence_error(tmp_path)
             trainer.train()
 
 
+@pytest.mark.parametrize("field", ["critic_lr", "generator_lr"])
+def test_a_learning_rate_that_overflows_float32_stops_with_a_divergence_error(tmp_path, field):
+    # 3e38 is a float32, but Adam's first step (lr / 0.1) is not: torch raised a bare
+    # RuntimeError from inside the optimizer while the parameters were still finite
+    cfg = small_cfg(algo="b2mapo", checkpoint_every=1, **{field: 3e38})
+    trainer = mg.Trainer(mg.envs.make(ENV, num_envs=8), cfg, out_dir=tmp_path)
+    with pytest.raises(DivergenceError, match=r"iteration 1\b.*overflow"):
+        trainer.train()
+    with pytest.raises(DivergenceError):
+        trainer.save(tmp_path / "other.pt")
+    assert not (tmp_path / "other.pt").exists()
+
+
+def test_a_trainer_interrupted_during_its_update_refuses_to_save_a_torn_state(tmp_path):
+    # `except KeyboardInterrupt: trainer.save(...)` used to write the env steps of the
+    # interrupted iteration with a half-done update and the iteration count before it
+    trainer = mg.Trainer(mg.envs.make(ENV, num_envs=8), small_cfg(algo="b2mapo"), out_dir=tmp_path)
+    trainer.train_iteration()
+    trainer.save(tmp_path / "checkpoint.pt")
+    learn = trainer.algorithm.schedule.learn
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    trainer.algorithm.schedule.learn = interrupted  # after the policy's batches moved
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_iteration()
+    trainer.algorithm.schedule.learn = learn
+    with pytest.raises(mg.MapographError, match=r"iteration 2 was interrupted .*KeyboardInterrupt"):
+        trainer.save(tmp_path / "checkpoint.pt")
+    with pytest.raises(mg.MapographError, match=r"partly updated"):
+        trainer.train()  # nothing it trains could be checkpointed
+    state = load_checkpoint(tmp_path)
+    assert (state["iteration"], state["env_steps"]) == (1, 8 * 16)
+    resumed = mg.Trainer.load(tmp_path, mg.envs.make(ENV, num_envs=8), total_steps=8 * 16 * 3)
+    resumed.train()
+    assert [h["step"] for h in resumed.history] == [8 * 16, 8 * 16 * 2, 8 * 16 * 3]
+
+
 def test_load_names_the_caller_s_bad_or_shape_changing_overrides(tmp_path):
     mg.Trainer(
         mg.envs.make(ENV, num_envs=8), small_cfg(total_steps=8 * 16), out_dir=tmp_path

@@ -133,6 +133,7 @@ class Trainer:
         self.plan = Plan([list(range(self.n_agents))])
         self._owns_out_dir = False  # True once this trainer wrote or was loaded from out_dir
         self._diverged: Exception | None = None  # set when training diverged: never save then
+        self._interrupted: str | None = None  # set when an update stopped midway: never save
 
     # -------------------------------------------------------------- plumbing
     @property
@@ -186,6 +187,8 @@ class Trainer:
                 (and before the checkpoint of that iteration is written).
         """
         start = time.perf_counter()
+        if self.out_dir is not None:
+            self._check_saveable()  # before training what could never be checkpointed
         self._claim_out_dir()
         logger = RunLogger(
             self.out_dir,
@@ -263,14 +266,7 @@ class Trainer:
         self.env_steps += self.steps_per_iteration
 
         t2 = time.perf_counter()
-        try:
-            stats = self._update(acting, rollout)
-        except RuntimeError as exc:  # e.g. NaN probabilities refused by a torch loss
-            bad = nonfinite_tensors(self._module_states())
-            if bad:
-                self._diverged = divergence(it, "parameters", bad)
-                raise self._diverged from exc
-            raise
+        stats = self._guarded_update(it, acting, rollout)
         update_s = time.perf_counter() - t2
         self._check_finite(it, "losses", nonfinite_scalars(stats))
         self._check_finite(it, "parameters", nonfinite_tensors(self._module_states()))
@@ -305,6 +301,30 @@ class Trainer:
             self._check_finite(it, "returns", nonfinite_scalars(row, ("eval_return_mean",)))
         self.history.append(row)
         return row
+
+    def _guarded_update(self, iteration: int, acting: Plan, rollout: Any) -> dict[str, Any]:
+        """:meth:`_update`; an exception that stops it midway (a crash, ``KeyboardInterrupt``)
+        leaves the trainer partly updated, so it refuses to :meth:`save` from then on.
+
+        Raises:
+            DivergenceError: torch refused a non-finite value (NaN probabilities in a loss)
+                or a step that overflows float32 (a learning rate too large).
+        """
+        try:
+            return self._update(acting, rollout)
+        except BaseException as exc:
+            self._interrupted = (
+                f"iteration {iteration} was interrupted during its update ({type(exc).__name__})"
+            )
+            if isinstance(exc, RuntimeError):
+                bad = nonfinite_tensors(self._module_states())
+                if bad:
+                    self._diverged = divergence(iteration, "parameters", bad)
+                    raise self._diverged from exc
+                if "without overflow" in str(exc):  # e.g. Adam's lr / bias correction
+                    self._diverged = divergence(iteration, "update step", ["float32 overflow"])
+                    raise self._diverged from exc
+            raise
 
     def _update(self, acting: Plan, rollout: Any) -> dict[str, Any]:
         """Steps 3-6 of an iteration; returns the update's statistics."""
@@ -567,14 +587,24 @@ class Trainer:
 
         Raises:
             DivergenceError: a parameter is not finite (the previous checkpoint is kept).
+            MapographError: an iteration was interrupted during its update (its state is torn).
         """
-        if self._diverged is not None:
-            raise DivergenceError(f"not saving a diverged trainer: {self._diverged}")
+        self._check_saveable()
         self._check_finite(self.iteration, "parameters", nonfinite_tensors(self._module_states()))
         path = save_checkpoint(self.state_dict(), path)
         if self.out_dir is not None and Path(path).parent.resolve() == self.out_dir.resolve():
             self._owns_out_dir = True
         return path
+
+    def _check_saveable(self) -> None:
+        """Raise when this trainer's state must not be written (diverged, or torn midway)."""
+        if self._diverged is not None:
+            raise DivergenceError(f"not saving a diverged trainer: {self._diverged}")
+        if self._interrupted is not None:
+            raise MapographError(
+                f"not saving a partly updated trainer: {self._interrupted}; the last "
+                "checkpoint is kept (Trainer.load it to continue)"
+            )
 
     @classmethod
     def load(
