@@ -78,6 +78,22 @@ def test_nan_env_stops_training_naming_the_iteration_and_keeps_the_checkpoint(
     assert state["iteration"] == 5 and _all_finite(state)
 
 
+@pytest.mark.parametrize("every,kept", [(1, True), (5, False)])
+def test_the_divergence_error_says_whether_a_checkpoint_is_there_to_resume(tmp_path, every, kept):
+    # it used to say "the last checkpoint was written before and is kept (resume it...)"
+    # when the run diverged before its first checkpoint: `mapograph resume` then failed
+    env = PoisonedEnv(mg.envs.make(ENV, num_envs=8), after=16 * 2, field="reward")
+    trainer = mg.Trainer(env, small_cfg(checkpoint_every=every), out_dir=tmp_path)
+    with pytest.raises(DivergenceError, match=r"iteration 3\b") as info:
+        trainer.train()
+    assert (tmp_path / "checkpoint.pt").exists() == kept
+    message = str(info.value)
+    if kept:
+        assert str(tmp_path / "checkpoint.pt") in message and "resume" in message
+    else:
+        assert "no checkpoint" in message and "resume" not in message
+
+
 @pytest.mark.parametrize("algo", ["mappo", "happo", "b2mapo"])
 def test_a_diverging_lr_raises_and_never_overwrites_the_last_finite_checkpoint(tmp_path, algo):
     cfg = small_cfg(

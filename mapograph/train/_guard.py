@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,10 +57,22 @@ def _names(names: list[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def divergence(iteration: int, quantity: str, names: list[str]) -> DivergenceError:
-    """The error of a run that diverged at ``iteration`` in ``quantity`` (``names``: where)."""
+def divergence(
+    iteration: int, quantity: str, names: list[str], checkpoint: Path | None = None
+) -> DivergenceError:
+    """The error of a run that diverged at ``iteration`` in ``quantity`` (``names``: where);
+    ``checkpoint``: the run's last checkpoint, written before (``None``: there is none)."""
+    if checkpoint is not None:
+        what = (
+            f"the last checkpoint, {checkpoint}, was written before and is kept (resume it "
+            "with a lower lr: `mapograph resume RUN --lr ...`; check the env's outputs)"
+        )
+    else:
+        what = (
+            "no checkpoint of this run was written before (train again with a lower lr; "
+            "check the env's outputs)"
+        )
     return DivergenceError(
         f"training diverged at iteration {iteration}: non-finite {quantity} ({_names(names)}); "
-        "the last checkpoint was written before and is kept (resume it with a lower lr: "
-        "`mapograph resume RUN --lr ...`; check the env's outputs)"
+        + what
     )

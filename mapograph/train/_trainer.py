@@ -134,6 +134,7 @@ class Trainer:
         self._owns_out_dir = False  # True once this trainer wrote or was loaded from out_dir
         self._diverged: Exception | None = None  # set when training diverged: never save then
         self._interrupted: str | None = None  # set when an update stopped midway: never save
+        self._checkpoint: Path | None = None  # the last checkpoint written or loaded
 
     # -------------------------------------------------------------- plumbing
     @property
@@ -233,7 +234,7 @@ class Trainer:
 
     def _check_finite(self, iteration: int, quantity: str, names: list[str]) -> None:
         if names:
-            self._diverged = divergence(iteration, quantity, names)
+            self._diverged = divergence(iteration, quantity, names, self._checkpoint)
             raise self._diverged
 
     def train_iteration(self) -> dict[str, Any]:
@@ -319,10 +320,12 @@ class Trainer:
             if isinstance(exc, RuntimeError):
                 bad = nonfinite_tensors(self._module_states())
                 if bad:
-                    self._diverged = divergence(iteration, "parameters", bad)
+                    self._diverged = divergence(iteration, "parameters", bad, self._checkpoint)
                     raise self._diverged from exc
                 if "without overflow" in str(exc):  # e.g. Adam's lr / bias correction
-                    self._diverged = divergence(iteration, "update step", ["float32 overflow"])
+                    self._diverged = divergence(
+                        iteration, "update step", ["float32 overflow"], self._checkpoint
+                    )
                     raise self._diverged from exc
             raise
 
@@ -592,6 +595,7 @@ class Trainer:
         self._check_saveable()
         self._check_finite(self.iteration, "parameters", nonfinite_tensors(self._module_states()))
         path = save_checkpoint(self.state_dict(), path)
+        self._checkpoint = Path(path)
         if self.out_dir is not None and Path(path).parent.resolve() == self.out_dir.resolve():
             self._owns_out_dir = True
         return path
@@ -656,6 +660,7 @@ class Trainer:
                 f"parameters and optimizer states keep their saved shapes ({first})"
             ) from None
         trainer._owns_out_dir = out_dir is None or Path(out_dir).resolve() == folder.resolve()
+        trainer._checkpoint = path if path.is_file() else path / CHECKPOINT_NAME
         return trainer
 
 
