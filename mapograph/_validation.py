@@ -163,9 +163,26 @@ def validate_fields(obj: Any) -> None:
         if rule is None:
             continue
         value = getattr(obj, f.name)
-        problem = rule(value)
+        problem = plain_value(value) or rule(value)
         if problem is not None:
             raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {short_repr(value)}")
+
+
+def _holds_numpy(value: Any) -> bool:
+    if type(value).__module__.split(".")[0] == "numpy":
+        return True
+    return isinstance(value, (list, tuple)) and any(_holds_numpy(item) for item in value)
+
+
+def plain_value(value: Any) -> str | None:
+    """No numpy values (``np.float64`` is a float): configs go to YAML and to checkpoints,
+    which a safe load reads only with plain Python values."""
+    if _holds_numpy(value):
+        return (
+            "must hold plain Python values, not numpy's (configs are written to YAML and "
+            "checkpoints): convert with float(), int(), str() or .tolist()"
+        )
+    return None
 
 
 def short_repr(value: Any) -> str:

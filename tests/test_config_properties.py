@@ -125,6 +125,19 @@ def test_a_refused_value_is_named_on_one_short_line():
     assert len(str(info.value)) < 400
 
 
+@pytest.mark.parametrize(
+    "name,value",
+    [("lr", np.float64(1e-3)), ("gamma", np.float32(0.9)), ("seed", np.int64(3)),
+     ("algo", np.str_("mappo")), ("fixed_order", [np.int64(0), 1])],
+)  # fmt: skip
+def test_numpy_values_are_refused_at_construction_naming_the_conversion(name, value):
+    # np.float64 is a float: it was accepted, then to_yaml raised a RepresenterError and
+    # the run's first checkpoint failed (a safe load refuses numpy) after all its training
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name} .*numpy.*tolist") as info:
+        mg.TrainConfig(**{name: value})
+    assert "\n" not in str(info.value)
+
+
 def test_a_network_too_big_for_memory_is_refused_before_allocating():
     env = mg.envs.make("coordination:chain-4", num_envs=2)
     with pytest.raises(mg.MapographError, match=r"need at least [\d.]+ GiB .* free"):
