@@ -97,6 +97,10 @@ CASES = {
     "state-dict size mismatch": (_mismatched_checkpoint, "does not match"),
     "graph of a run without a graph": (lambda r, t: ["graph", str(r)], "graph"),
     "tune --trials 0": (lambda r, t: ["tune", "--env", ENV, "--trials", "0", "--out", str(t / "tune")], "--trials"),
+    "tune --num-envs 0": (lambda r, t: ["tune", "--env", ENV, "--trials", "1", "--steps", "64", "--num-envs", "0", "--out", str(t / "tune")], "TrainConfig.num_envs must be a positive int"),
+    "train --num-envs 0": (lambda r, t: ["train", "--env", ENV, "--num-envs", "0", "--out", str(t / "o")], "TrainConfig.num_envs must be a positive int"),
+    "train --seed 2**64": (lambda r, t: ["train", "--env", ENV, "--seed", str(2**64), "--out", str(t / "o")], "TrainConfig.seed must be at most"),
+    "eval --seed 2**64": (lambda r, t: ["eval", str(r), "--seed", str(2**64)], "seed must be at most"),
     "unknown env": (lambda r, t: ["train", "--env", "nosuch:x", "--out", str(t / "o")], "nosuch"),
 }  # fmt: skip
 

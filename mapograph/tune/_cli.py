@@ -28,7 +28,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     base, reference = config_with_reference(
         args.env,
         args.config,
-        {"num_envs": args.num_envs or None, "algo": args.algo, "seed": args.seed},
+        {"num_envs": args.num_envs, "algo": args.algo, "seed": args.seed},
         not args.no_reference,
         default_algo="b2mapo",
     )
