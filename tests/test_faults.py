@@ -23,7 +23,7 @@ import torch
 import mapograph as mg
 from mapograph import CheckpointError, DivergenceError
 from mapograph.cli import main
-from mapograph.envs import TimeStep
+from mapograph.envs import EnvSpec, MultiAgentEnv, TimeStep
 from mapograph.train import load_checkpoint, save_checkpoint
 
 ENV = "coordination:chain-4"
@@ -192,6 +192,51 @@ def test_a_trainer_interrupted_during_its_update_refuses_to_save_a_torn_state(tm
     resumed = mg.Trainer.load(tmp_path, mg.envs.make(ENV, num_envs=8), total_steps=8 * 16 * 3)
     resumed.train()
     assert [h["step"] for h in resumed.history] == [8 * 16, 8 * 16 * 2, 8 * 16 * 3]
+
+
+class RotatingEnv(MultiAgentEnv):
+    """Two agents, one available action at a time (``t % 3`` at step ``t``); episodes of 6
+    steps; step ``interrupt_at`` (counted over the env's life) raises KeyboardInterrupt."""
+
+    def __init__(self, num_envs: int = 4, interrupt_at: int | None = None) -> None:
+        self.spec = EnvSpec(n_agents=2, obs_dim=3, state_dim=3, n_actions=3, episode_limit=6)
+        self.num_envs, self.interrupt_at, self.t, self.steps = num_envs, interrupt_at, 0, 0
+
+    def _timestep(self, done: bool) -> TimeStep:
+        e, k = self.num_envs, self.t % 3
+        avail = torch.zeros(e, 2, 3, dtype=torch.bool)
+        avail[..., k] = True
+        return TimeStep(
+            obs=avail.float(),
+            state=avail[:, 0].float(),
+            avail_actions=avail,
+            reward=torch.ones(e),
+            done=torch.full((e,), done),
+        )
+
+    def reset(self) -> TimeStep:
+        self.t = 0
+        return self._timestep(False)
+
+    def step(self, actions: torch.Tensor) -> TimeStep:
+        self.steps += 1
+        if self.steps == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.check_actions(actions)
+        self.t += 1
+        return self._timestep(self.t % 6 == 0)
+
+
+def test_training_continues_after_an_interrupt_during_collection():
+    # the collector kept the time step its rollout started from while the env had moved
+    # on: the next collection acted on stale masks (here: actions the env refuses)
+    env = RotatingEnv(interrupt_at=8 + 3)  # the 3rd step of the second rollout
+    trainer = mg.Trainer(env, small_cfg(num_envs=4, rollout_length=8, total_steps=4 * 8 * 3))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert trainer.iteration == 1
+    trainer.train()
+    assert trainer.iteration == 3 and trainer.history[-1]["return_mean"] == 6.0
 
 
 def test_load_names_the_caller_s_bad_or_shape_changing_overrides(tmp_path):

@@ -96,12 +96,23 @@ class Collector:
     def collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
         """Run ``horizon`` steps with ``policy``.
 
+        An exception midway (a crash, ``KeyboardInterrupt``) leaves the env ahead of the
+        time step this collection started from: the next collection starts from a reset.
+
         Returns:
             ``(rollout, returns, lengths)`` where ``returns``/``lengths`` list the
             episodes that ended during these steps. Where the env reports
             ``TimeStep.info["won"]`` (battle and football envs), the win flags of
             those episodes are left in :attr:`last_wins`.
         """
+        try:
+            return self._collect(policy, horizon)
+        except BaseException:
+            self.timestep = None
+            raise
+
+    def _collect(self, policy: PolicyFn, horizon: int) -> tuple[Rollout, list[float], list[int]]:
+        """:meth:`collect` without its recovery."""
         ts = self.timestep if self.timestep is not None else self.reset()
         obs, state, avail, actions, log_probs, rewards, dones = ([] for _ in range(7))
         truncs, finals, hiddens, starts = [], [], [], []
