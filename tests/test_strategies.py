@@ -289,6 +289,16 @@ def test_fields_that_the_chosen_schedule_would_ignore_are_refused(fields, match)
     assert mg.TrainConfig(algo="b2mapo", fixed_dag=[[0, 1]]).preset().schedule == "given_dag"
 
 
+@pytest.mark.parametrize(
+    "partition,match",
+    [([[], [0, 1, 2]], r"batch 0 is empty"), ([], r"non-empty list"), ([[0, 1]], r"missing \[2\]")],
+)
+def test_a_bad_fixed_partition_is_named_in_the_error(partition, match):
+    env = game()
+    with pytest.raises(ValueError, match=rf"^fixed_partition .*{match}"):
+        mg.Trainer(env, small_cfg(env, algo="mappo", fixed_partition=partition))
+
+
 def test_a_given_dag_with_a_cycle_or_foreign_agents_is_refused():
     env = game()
     with pytest.raises(ValueError, match="cycle"):

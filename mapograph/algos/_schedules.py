@@ -299,7 +299,10 @@ class FixedPartition(Schedule):
     def __init__(self, context: ScheduleContext) -> None:
         super().__init__(context)
         batches = [[int(a) for a in batch] for batch in context.config.fixed_partition]
-        P.validate_partition(batches, self.n_agents)
+        try:
+            P.validate_partition(batches, self.n_agents)
+        except ValueError as exc:
+            raise ValueError(f"fixed_partition does not fit this env: {exc}") from None
         self.fixed = Plan(batches)
 
     def propose(self, ts: TimeStep) -> Plan:
