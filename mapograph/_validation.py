@@ -68,12 +68,14 @@ def any_int(value: Any) -> str | None:
     return None if _is_int(value) else "must be an int"
 
 
-def float32_range(value: float) -> str | None:
-    """A finite number that float32 holds: ``0`` or a magnitude in ``[FLOAT32_TINY, FLOAT32_MAX]``."""
+def float32_range(value: float, zero: bool = False) -> str | None:
+    """A finite number that float32 holds: at most ``FLOAT32_MAX`` in size and, unless it
+    is ``0`` (where ``zero`` allows it), at least ``FLOAT32_TINY``."""
     if abs(value) > FLOAT32_MAX:
         return "must be at most 3.4e38 in size (the largest float32)"
     if 0 < abs(value) < FLOAT32_TINY:
-        return "must be 0 or at least 1.2e-38 in size (the smallest normal float32)"
+        least = "0 or at least" if zero else "at least"
+        return f"must be {least} 1.2e-38 in size (the smallest normal float32)"
     return None
 
 
@@ -88,7 +90,7 @@ def non_negative_float(value: Any) -> str | None:
     """A finite number >= 0 (within :func:`float32_range`)."""
     if not (_is_real(value) and math.isfinite(value) and value >= 0):
         return "must be a finite number >= 0"
-    return float32_range(value)
+    return float32_range(value, zero=True)
 
 
 def unit_interval(value: Any) -> str | None:
