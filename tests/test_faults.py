@@ -185,6 +185,9 @@ def test_a_trainer_interrupted_during_its_update_refuses_to_save_a_torn_state(tm
     trainer.algorithm.schedule.learn = learn
     with pytest.raises(mg.MapographError, match=r"iteration 2 was interrupted .*KeyboardInterrupt"):
         trainer.save(tmp_path / "checkpoint.pt")
+    with pytest.raises(mg.MapographError, match=r"the last checkpoint, .*checkpoint\.pt, is kept"):
+        trainer.save(tmp_path / "other.pt")
+    assert not (tmp_path / "other.pt").exists()
     with pytest.raises(mg.MapographError, match=r"partly updated"):
         trainer.train()  # nothing it trains could be checkpointed
     state = load_checkpoint(tmp_path)

@@ -605,9 +605,13 @@ class Trainer:
         if self._diverged is not None:
             raise DivergenceError(f"not saving a diverged trainer: {self._diverged}")
         if self._interrupted is not None:
+            kept = (
+                f"the last checkpoint, {self._checkpoint}, is kept (Trainer.load it to continue)"
+                if self._checkpoint is not None
+                else "no checkpoint of this run was written before (train it again)"
+            )
             raise MapographError(
-                f"not saving a partly updated trainer: {self._interrupted}; the last "
-                "checkpoint is kept (Trainer.load it to continue)"
+                f"not saving a partly updated trainer: {self._interrupted}; {kept}"
             )
 
     @classmethod
