@@ -165,7 +165,10 @@ def validate_fields(obj: Any) -> None:
         if rule is None:
             continue
         value = getattr(obj, f.name)
-        problem = plain_value(value) or rule(value)
+        if _holds_numpy(value):
+            value = plain_value(value)
+            object.__setattr__(obj, f.name, value)
+        problem = rule(value)
         if problem is not None:
             raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {short_repr(value)}")
 
@@ -176,15 +179,16 @@ def _holds_numpy(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and any(_holds_numpy(item) for item in value)
 
 
-def plain_value(value: Any) -> str | None:
-    """No numpy values (``np.float64`` is a float): configs go to YAML and to checkpoints,
-    which a safe load reads only with plain Python values."""
-    if _holds_numpy(value):
-        return (
-            "must hold plain Python values, not numpy's (configs are written to YAML and "
-            "checkpoints): convert with float(), int(), str() or .tolist()"
-        )
-    return None
+def plain_value(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into plain Python values (``.item()``,
+    ``.tolist()``, inside lists and tuples too): configs go to YAML and to checkpoints,
+    which a safe load reads only with plain values, and ``np.float64`` is a float that
+    would pass every rule and fail there, after the training."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_value(item) for item in value)
+    if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # np.generic and np.ndarray alike
+    return value
 
 
 def short_repr(value: Any) -> str:

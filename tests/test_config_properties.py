@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,8 +118,8 @@ def test_the_largest_seed_accepted_builds_a_trainer():
 
 
 def test_a_refused_value_is_named_on_one_short_line():
-    with pytest.raises(ValueError, match=r"TrainConfig\.fixed_dag .*got array") as info:
-        mg.TrainConfig(algo="b2mapo", fixed_dag=np.array([[0, 1], [1, 2]]))
+    with pytest.raises(ValueError, match=r"TrainConfig\.fixed_dag .*got tensor") as info:
+        mg.TrainConfig(algo="b2mapo", fixed_dag=torch.tensor([[0, 1], [1, 2]]))
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=r"TrainConfig\.fixed_partition ") as info:
         mg.TrainConfig(fixed_partition=[list(range(100_000)), ["x"]])
@@ -128,14 +129,26 @@ def test_a_refused_value_is_named_on_one_short_line():
 @pytest.mark.parametrize(
     "name,value",
     [("lr", np.float64(1e-3)), ("gamma", np.float32(0.9)), ("seed", np.int64(3)),
-     ("algo", np.str_("mappo")), ("fixed_order", [np.int64(0), 1])],
+     ("algo", np.str_("b2mapo")), ("fixed_dag", [[np.int64(0), 1]]),
+     ("fixed_dag", np.array([[0, 1], [1, 2]]))],
 )  # fmt: skip
-def test_numpy_values_are_refused_at_construction_naming_the_conversion(name, value):
-    # np.float64 is a float: it was accepted, then to_yaml raised a RepresenterError and
-    # the run's first checkpoint failed (a safe load refuses numpy) after all its training
-    with pytest.raises(ValueError, match=rf"TrainConfig\.{name} .*numpy.*tolist") as info:
-        mg.TrainConfig(**{name: value})
-    assert "\n" not in str(info.value)
+def test_numpy_values_become_plain_python_values_at_construction(name, value):
+    # np.float64 is a float: it was accepted as it was, then to_yaml raised a
+    # RepresenterError and the run's first checkpoint failed (a safe load refuses numpy)
+    # after all its training
+    cfg = mg.TrainConfig(**{"algo": "b2mapo", name: value})
+    held = getattr(cfg, name)
+    assert held == (value.tolist() if hasattr(value, "tolist") else [[0, 1]])
+    flat = [held] if not isinstance(held, list) else [v for row in held for v in row]
+    assert not any(type(v).__module__ == "numpy" for v in flat)
+    assert mg.TrainConfig.from_yaml(cfg.to_yaml()) == cfg
+
+
+def test_numpy_values_still_meet_the_fields_rules():
+    with pytest.raises(ValueError, match=r"TrainConfig\.seed .*got -1"):
+        mg.TrainConfig(seed=np.int64(-1))
+    with pytest.raises(ValueError, match=r"TrainConfig\.fixed_dag .*'x'"):
+        mg.TrainConfig(algo="b2mapo", fixed_dag=np.array([[0, 1], [1, "x"]]))
 
 
 def test_a_network_too_big_for_memory_is_refused_before_allocating():
