@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import shutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -474,15 +475,26 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: dict[str, str] = {"tune": "mapograph.tune._cli"}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending a job, ``kill``), raised where the process is so that it
+    stops as Ctrl-C does: a checkpoint being written is finished or removed, and the
+    message says what is left to resume."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mapograph`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"mapograph: interrupted{_interrupted_hint(args)}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     except Exception as exc:
         if not is_user_error(exc):
             traceback.print_exc()
@@ -494,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"mapograph: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupted_hint(args: argparse.Namespace) -> str:

@@ -614,3 +614,33 @@ def test_processes_joining_a_fresh_sqlite_study_at_once_all_succeed(tmp_path):
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == "joined"
+
+
+def test_sigterm_stops_a_cli_run_as_ctrl_c_does_and_resume_continues(tmp_path):
+    """A scheduler's SIGTERM ends ``mapograph train`` with the interrupted message (exit
+    143), no half-written checkpoint file, and a checkpoint that ``resume`` continues
+    (the default action killed the process on the spot, without either)."""
+    out = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rollout_length: 16\ncheckpoint_every: 1\ntensorboard: false\n")
+    args = ["train", "--env", "coordination:chain-4", "--steps", "10000000", "--num-envs", "4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapograph.cli", *args, "--config", str(cfg), "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted" in err and f"mapograph resume {out}" in err
+    assert not list(out.glob("*.tmp"))
+    done = load_checkpoint(out)["env_steps"]
+    assert main(["resume", str(out), "--steps", str(done + 64), "--eval-episodes", "0"]) == 0
+    assert load_checkpoint(out)["env_steps"] > done
