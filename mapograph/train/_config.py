@@ -82,7 +82,7 @@ class TrainConfig(AlgorithmConfig):
 
         found = reference_for(env_id, algo) if reference else None
         fields = dict(found.fields) if found is not None else {}
-        return cls(**{**fields, "algo": algo, **overrides})
+        return cls.from_dict({**fields, "algo": algo, **overrides})  # names unknown fields
 
     def env_copies(self) -> int:
         """How many env copies to build for this config (``num_envs`` or 16)."""
