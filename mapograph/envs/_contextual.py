@@ -82,6 +82,7 @@ import re
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._coordination import layout_dag
 from mapograph.envs._tensor_state import TensorState
@@ -182,7 +183,7 @@ class ContextualEnv(TensorState, MultiAgentEnv):
         self.layout = layout
         self.payoff = payoff
         self.dag = layout_dag(dag_layout, n_agents, layout_seed)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.num_envs = num_envs
         self.n_signals = n_actions
         self.spec = EnvSpec(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from mapograph._devices import resolve_device
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -65,7 +66,7 @@ class FollowEnv(TensorState, MultiAgentEnv):
             raise ValueError(f"follow needs 2..64 agents, got {n_agents!r}")
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.num_envs = num_envs
         boxes = []
         for i in range(n_agents):  # construction only

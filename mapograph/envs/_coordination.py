@@ -51,6 +51,7 @@ import re
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -153,7 +154,7 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
         self.trap = float(trap)
         self.safe_action = n_actions if trap > 0 else None
         total_actions = n_actions + (1 if trap > 0 else 0)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.ids = agent_id_features(n_agents, ids, self.device)
         self.spec = EnvSpec(
             n_agents=n_agents,

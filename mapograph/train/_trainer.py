@@ -26,6 +26,7 @@ from typing import Any
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
 from mapograph._errors import CheckpointError, DivergenceError, MapographError
 from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
@@ -681,27 +682,6 @@ def _saved_agent_count(state: dict[str, Any]) -> int | None:
             # stacked per-agent parameters [N, in, out]; a shared recurrent torso has one row
             return int(value.shape[0]) if value.shape[0] > 1 else None
     return None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, refused with a clear error when this machine lacks it."""
-    device = torch.device(name)
-    if device.type not in ("cpu", "cuda"):  # mps, xpu...: checked through torch's accelerator
-        module = getattr(torch, device.type, None)
-        available = getattr(module, "is_available", None)
-        if available is None or not available():
-            raise ValueError(
-                f"device {name!r} is not available: mapograph runs on 'cpu' or 'cuda' "
-                f"(torch has no usable {device.type!r} backend here)"
-            )
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} is not available: torch sees no CUDA GPU here")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)"
-            )
-    return device
 
 
 def finite_mean(values: list[float]) -> float:
