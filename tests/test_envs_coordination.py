@@ -165,3 +165,10 @@ def test_id_encoding_can_be_chosen():
     assert binary.spec.obs_dim == 2 + 3 + 1
     ts = binary.reset()
     assert torch.unique(ts.obs[0, :, 2:5], dim=0).shape[0] == 6
+
+
+@pytest.mark.parametrize("task", ["chain-4\n", "chain-\u0664", "chain-4 "])
+def test_a_task_name_is_read_exactly(task):
+    # a trailing newline or a non-ASCII digit is refused like a trailing space
+    with pytest.raises(ValueError, match="unknown coordination task"):
+        mg.envs.make(f"coordination:{task}")

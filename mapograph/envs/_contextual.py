@@ -93,7 +93,7 @@ CONTEXT_LAYOUTS = {"chain": ("chain", 1.0), "tree": ("tree", 1.0), "random": ("r
 CONTEXT_LAYOUTS["mixed"] = ("random", 0.3)
 #: Every agent observes all contexts, so an observation has ``O(N A)`` entries.
 MAX_AGENTS = 64
-_TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
+_TASK = re.compile(r"(chain|tree|random|mixed)-([0-9]+)")  # read with fullmatch
 #: Edge payoffs of ``payoff="climbing"`` by decoded action (``e >= 2`` uses row/column 2).
 CLIMBING = torch.tensor([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]) / 11.0
 #: Payoff rules of the family: ``match`` (the contextual game) and ``climbing``.
@@ -314,7 +314,7 @@ def independent_agents(dag: nx.DiGraph) -> list[int]:
 
 def _layout_of(task: str | None, family: str) -> tuple[str, int]:
     """``(layout, N)`` of a ``<layout>-<N>`` task name of ``family`` (a clear error else)."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(
             f"unknown {family} task {task!r}; use chain-N, tree-N, random-N or mixed-N "

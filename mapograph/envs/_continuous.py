@@ -33,7 +33,7 @@ from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
 
-_TASK = re.compile(r"^follow-(\d+)$")
+_TASK = re.compile(r"follow-([0-9]+)")  # read with fullmatch
 
 
 class FollowEnv(TensorState, MultiAgentEnv):
@@ -144,7 +144,7 @@ class FollowEnv(TensorState, MultiAgentEnv):
 
 def make_follow(task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs) -> FollowEnv:
     """``continuous:follow-<N>``, e.g. ``continuous:follow-3``."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(f"unknown continuous task {task!r}: expected 'follow-<N>', e.g. follow-3")
     return FollowEnv(int(match.group(1)), num_envs=num_envs, seed=seed, **kwargs)

@@ -60,7 +60,7 @@ LAYOUTS = ("chain", "tree", "random")
 MAX_AGENTS = 1000
 ONE_HOT_IDS_UP_TO = 64
 ID_ENCODINGS = ("auto", "onehot", "binary")
-_TASK = re.compile(r"^(chain|tree|random)-(\d+)$")
+_TASK = re.compile(r"(chain|tree|random)-([0-9]+)")  # read with fullmatch
 
 
 def layout_dag(layout: str, n_agents: int, layout_seed: int = 0) -> nx.DiGraph:
@@ -263,7 +263,7 @@ def make_coordination(
     task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs
 ) -> CoordinationEnv:
     """Factory of ``coordination:<layout>-<N>`` (e.g. ``coordination:chain-6``)."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(
             f"unknown coordination task {task!r}; use chain-N, tree-N or random-N with 2 <= N <= {MAX_AGENTS}"
