@@ -305,3 +305,24 @@ def test_wrong_types_at_the_public_entry_points_are_named(capsys):
         main(["train", "--env", ENV, "--eval-episodes", "-1", "--steps", "8"])
     assert exit_info.value.code == 2
     assert "--eval-episodes: must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_numpy_integers_are_read_as_ints_at_the_public_entry_points():
+    # TrainConfig(seed=np.int64(3)) is accepted; make() and evaluate() read them alike
+    env = mg.envs.make(ENV, num_envs=np.int64(2), seed=np.int64(3))
+    assert type(env.num_envs) is int and env.num_envs == 2
+    assert torch.equal(env.reset().obs, mg.envs.make(ENV, num_envs=2, seed=3).reset().obs)
+    trainer = mg.Trainer(env, mg.TrainConfig(progress=False, tensorboard=False))
+    assert trainer.evaluate(episodes=np.int64(3))["episodes"] == 3
+    for call in (
+        lambda: mg.envs.make(ENV, num_envs=np.bool_(True)),
+        lambda: mg.envs.make(ENV, seed=np.float64(1.0)),
+        lambda: trainer.evaluate(episodes=np.bool_(True)),
+    ):
+        with pytest.raises(ValueError, match="must be a (positive|non-negative) int"):
+            call()
+
+
+def test_make_refuses_more_copies_than_a_config_allows_before_allocating():
+    with pytest.raises(ValueError, match=r"num_envs must be at most 1048576, got 1000000000000"):
+        mg.envs.make(ENV, num_envs=10**12)

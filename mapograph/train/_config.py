@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from mapograph._validation import (
+    MAX_NUM_ENVS,
     boolean,
     check,
     non_negative_int,
@@ -56,7 +57,7 @@ class TrainConfig(AlgorithmConfig):
 
     total_steps: int = field(default=100_000, metadata=check(positive_int(1 << 62)))
     seed: int = field(default=0, metadata=check(seed_value))
-    num_envs: int | None = field(default=None, metadata=check(optional(positive_int(1 << 20))))
+    num_envs: int | None = field(default=None, metadata=check(optional(positive_int(MAX_NUM_ENVS))))
     rollout_length: int = field(default=64, metadata=check(positive_int(1 << 20)))
     device: str = field(default="cpu", metadata=check(device_name))
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mapograph._validation import plain_value
 from mapograph.envs import EnvSpec, TimeStep
 
 #: Complex dtypes (an env's output must hold real numbers).
@@ -169,14 +170,17 @@ def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep
     )
 
 
-def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> None:
-    """Refuse evaluation arguments of the wrong type or range."""
+def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> int:
+    """Refuse evaluation arguments of the wrong type or range; ``episodes`` as an int
+    (a numpy integer is read as one, as configs read it)."""
+    episodes = plain_value(episodes)
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if not isinstance(deterministic, bool):
         raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
     if policy not in ("ind", "seq"):
         raise ValueError(f"policy must be 'ind' or 'seq', got {policy!r}")
+    return episodes
 
 
 def check_same_spec(spec: EnvSpec, other: EnvSpec, what: str) -> None:

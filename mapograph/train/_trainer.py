@@ -447,7 +447,7 @@ class Trainer:
             ValueError: bad arguments, or ``env`` does not match the training env.
             MapographError: a copy did not finish an episode within 4 x ``episode_limit`` steps.
         """
-        check_eval_args(episodes, deterministic, policy)
+        episodes = check_eval_args(episodes, deterministic, policy)
         target = env if env is not None else self.env
         if target is not self.env:
             _check_env(target)
