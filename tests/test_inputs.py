@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 import mapograph as mg
 from mapograph import CheckpointError
@@ -326,3 +327,52 @@ def test_numpy_integers_are_read_as_ints_at_the_public_entry_points():
 def test_make_refuses_more_copies_than_a_config_allows_before_allocating():
     with pytest.raises(ValueError, match=r"num_envs must be at most 1048576, got 1000000000000"):
         mg.envs.make(ENV, num_envs=10**12)
+
+
+class SmallerActionSpaceEnv(MaskedEnv):
+    """:class:`MaskedEnv` whose agent 0 has two actions (``Discrete(2)``), agent 1 three."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        super().__init__(num_envs)
+        self.spec = EnvSpec(2, 3, 2, 3, 1, action_spaces=(spaces.Discrete(2), spaces.Discrete(3)))
+
+
+def test_act_without_a_mask_keeps_each_agent_inside_its_own_action_space():
+    trainer = trained(SmallerActionSpaceEnv(num_envs=64))
+    ts = trainer.env.reset()
+    no_mask = TimeStep(ts.obs, ts.state, None, ts.reward, ts.done)
+    for _ in range(5):
+        assert (trainer.act(no_mask)[:, 0] < 2).all()  # agent 0 has no action 2
+
+
+def test_act_on_a_box_env_checks_its_mask_and_reads_none_as_the_spec_mask():
+    env = mg.envs.make("continuous:follow-3", num_envs=4)
+    trainer = trained(env)
+    ts = env.reset()
+    expected = trainer.act(ts, deterministic=True)
+    no_mask = TimeStep(ts.obs, ts.state, None, ts.reward, ts.done)
+    assert torch.equal(trainer.act(no_mask, deterministic=True), expected)  # padding stays unused
+    for avail, message in [
+        (torch.ones(5, dtype=torch.bool), r"avail_actions must have shape \[4, 3, 2\]"),
+        (torch.full((4, 3, 2), 0.5), "avail_actions must be boolean"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            trainer.act(TimeStep(ts.obs, ts.state, avail, ts.reward, ts.done))
+
+
+@pytest.mark.parametrize(
+    ("done", "message"),
+    [
+        (torch.tensor([True]), r"ts.done must have shape \[4\]"),
+        (torch.ones(1, 4, dtype=torch.bool), r"ts.done must have shape \[4\]"),
+        (torch.full((4,), 0.5), "ts.done must be boolean"),
+    ],
+)
+def test_a_recurrent_policy_refuses_a_done_flag_it_would_broadcast(done, message):
+    trainer = trained(recurrent=True, chunk_length=16)
+    ts = trainer.env.reset()
+    with pytest.raises(ValueError, match=message):
+        trainer.act(TimeStep(ts.obs, ts.state, ts.avail_actions, ts.reward, done))
+    assert trainer.act(
+        TimeStep(ts.obs, ts.state, ts.avail_actions, ts.reward, np.ones(4))
+    ).shape == (4, 4)

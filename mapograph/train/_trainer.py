@@ -37,7 +37,7 @@ from mapograph.train._config import TrainConfig
 from mapograph.train._guard import divergence, nonfinite_scalars, nonfinite_tensors
 from mapograph.train._inputs import (
     act_inputs,
-    as_tensor,
+    bool_tensor,
     check_eval_args,
     check_same_spec,
     env_timestep,
@@ -394,10 +394,6 @@ class Trainer:
         check_eval_args(1, deterministic, policy)
         actor = self.algorithm.policy(policy)
         obs, avail = act_inputs(ts, self.env.spec, self.device)
-        if avail is None and obs.shape[0] and self.env.spec.n_actions:
-            avail = torch.ones(
-                *obs.shape[:2], self.env.spec.n_actions, dtype=torch.bool, device=self.device
-            )
         memory = {}
         if getattr(actor, "recurrent", False):  # carried between calls, reset at episode starts
             hidden = self._act_hidden.get(policy)
@@ -405,7 +401,8 @@ class Trainer:
                 hidden = actor.initial_hidden(obs.shape[0], self.device)
             done = getattr(ts, "done", None)
             if done is not None:
-                hidden = reset_where(hidden, as_tensor("ts.done", done, self.device).bool())
+                done = bool_tensor("ts.done", done, (obs.shape[0],), self.device, floats=True)
+                hidden = reset_where(hidden, done)
             memory["hidden"] = hidden
         out = actor.act(
             obs,
