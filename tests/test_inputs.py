@@ -376,3 +376,39 @@ def test_a_recurrent_policy_refuses_a_done_flag_it_would_broadcast(done, message
     assert trainer.act(
         TimeStep(ts.obs, ts.state, ts.avail_actions, ts.reward, np.ones(4))
     ).shape == (4, 4)
+
+
+class FollowSizedDiscreteEnv(MultiAgentEnv):
+    """Discrete actions with the sizes of ``continuous:follow-3`` (3 agents, obs 5, state 4,
+    2 actions)."""
+
+    def __init__(self, num_envs: int = 2) -> None:
+        self.spec = EnvSpec(n_agents=3, obs_dim=5, state_dim=4, n_actions=2, episode_limit=4)
+        self.num_envs = num_envs
+
+    def reset(self) -> TimeStep:
+        e = self.num_envs
+        return TimeStep(torch.zeros(e, 3, 5), torch.zeros(e, 4), torch.ones(e, 3, 2, dtype=torch.bool),
+                        torch.zeros(e), torch.ones(e, dtype=torch.bool))  # fmt: skip
+
+    def step(self, actions) -> TimeStep:
+        self.check_actions(actions)
+        return self.reset()
+
+
+def test_evaluate_and_load_refuse_an_env_with_another_kind_of_actions(tmp_path):
+    trainer = trained(mg.envs.make("continuous:follow-3", num_envs=2))
+    with pytest.raises(ValueError, match="the evaluation env has discrete actions, the trainer's"):
+        trainer.evaluate(2, env=FollowSizedDiscreteEnv())
+    trainer.save(tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="trained on an env with continuous=True"):
+        mg.Trainer.load(tmp_path, FollowSizedDiscreteEnv())
+    discrete = trained(FollowSizedDiscreteEnv())
+    with pytest.raises(ValueError, match="the evaluation env has continuous actions"):
+        discrete.evaluate(2, env=mg.envs.make("continuous:follow-3", num_envs=2))
+
+
+def test_evaluate_refuses_an_env_whose_agents_have_other_action_spaces():
+    trainer = trained(SmallerActionSpaceEnv())  # agent 0: Discrete(2)
+    with pytest.raises(ValueError, match="the evaluation env's agents have other action spaces"):
+        trainer.evaluate(2, env=MaskedEnv())  # agent 0: Discrete(3)

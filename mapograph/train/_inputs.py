@@ -201,8 +201,28 @@ def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> int:
 
 
 def check_same_spec(spec: EnvSpec, other: EnvSpec, what: str) -> None:
-    """Refuse an env whose agents, observations or actions differ from the trained one's."""
+    """Refuse an env whose agents, observations or actions differ from the trained one's:
+    sizes, the kind of actions (discrete or Box) and each agent's action space."""
     for field in ("n_agents", "obs_dim", "state_dim", "n_actions"):
         mine, theirs = getattr(spec, field), getattr(other, field)
         if mine != theirs:
             raise ValueError(f"{what} has {field}={theirs}, the trainer's env {mine}")
+    kinds = ["continuous" if is_continuous(s) else "discrete" for s in (spec, other)]
+    if kinds[0] != kinds[1]:
+        raise ValueError(f"{what} has {kinds[1]} actions, the trainer's env {kinds[0]} actions")
+    if not _same_action_spaces(spec, other):
+        raise ValueError(
+            f"{what}'s agents have other action spaces ({other.action_spaces}) than the "
+            f"trainer's env's ({spec.action_spaces})"
+        )
+
+
+def _same_action_spaces(spec: EnvSpec, other: EnvSpec) -> bool:
+    """Whether every agent has the same actions (sizes; bounds for a Box env) in both specs."""
+    if not all(hasattr(s, "action_mask") for s in (spec, other)):
+        return True  # a spec that is no EnvSpec: only its sizes can be compared
+    if not torch.equal(spec.action_mask(), other.action_mask()):
+        return False
+    if not is_continuous(spec):
+        return True
+    return all(torch.equal(a, b) for a, b in zip(spec.action_bounds(), other.action_bounds()))

@@ -537,8 +537,11 @@ class Trainer:
             "history": self.history,
             "num_envs": int(self.env.num_envs),  # a numpy int would not load safely
             "env_spec": {
-                k: getattr(self.env.spec, k)
-                for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
+                **{
+                    k: getattr(self.env.spec, k)
+                    for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
+                },
+                "continuous": is_continuous(self.env.spec),  # absent from older checkpoints
             },
             "collector": self.collector.state_dict(),
             "env_state": env_state,
@@ -638,10 +641,11 @@ class Trainer:
         )
         saved_spec = state.get("env_spec") or {"n_agents": _saved_agent_count(state)}
         for key, saved in saved_spec.items():
-            if saved is not None and saved != getattr(env.spec, key):
+            given = is_continuous(env.spec) if key == "continuous" else getattr(env.spec, key)
+            if saved is not None and saved != given:
                 raise CheckpointError(
                     f"checkpoint {path} was trained on an env with {key}={saved}; this env has "
-                    f"{key}={getattr(env.spec, key)}"
+                    f"{key}={given}"
                 )
         bad = nonfinite_tensors({**state["modules"], "schedule": state.get("schedule")})
         if bad:
