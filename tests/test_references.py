@@ -132,3 +132,9 @@ def test_reference_reads_env_and_algo_names_as_make_and_the_config_do():
         ref = reference_for(env_id, algo)
         assert ref is not None and ref.fields == expected.fields
         assert mg.TrainConfig.for_env(env_id, algo=algo).share_params is True
+
+
+@pytest.mark.parametrize("reference", ["no", None, 0])
+def test_for_env_refuses_a_reference_flag_that_is_not_a_bool(reference):
+    with pytest.raises(ValueError, match="reference must be True or False"):
+        mg.TrainConfig.for_env("smax:3m", reference=reference)

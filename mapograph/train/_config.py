@@ -78,9 +78,15 @@ class TrainConfig(AlgorithmConfig):
         starts from ``mapograph/train/references/smax.yaml`` (see
         :func:`~mapograph.train.reference_for`); every keyword overrides it. Families
         without a reference (or ``reference=False``) start from the defaults.
+
+        Raises:
+            ValueError: ``reference`` is not a bool, ``algo`` no algorithm name, or an
+                override an unknown field or an invalid value.
         """
         from mapograph.train._references import reference_for
 
+        if not isinstance(reference, bool):
+            raise ValueError(f"reference must be True or False, got {reference!r}")
         found = reference_for(env_id, algo) if reference else None
         fields = dict(found.fields) if found is not None else {}
         return cls.from_dict({**fields, "algo": algo, **overrides})  # names unknown fields
