@@ -52,6 +52,7 @@ import networkx as nx
 import torch
 
 from mapograph._devices import resolve_device
+from mapograph._validation import seed_value
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -64,7 +65,15 @@ _TASK = re.compile(r"(chain|tree|random)-([0-9]+)")  # read with fullmatch
 
 
 def layout_dag(layout: str, n_agents: int, layout_seed: int = 0) -> nx.DiGraph:
-    """The true DAG of a layout on agent labels permuted by ``layout_seed``."""
+    """The true DAG of a layout on agent labels permuted by ``layout_seed``.
+
+    Raises:
+        ValueError: ``layout_seed`` is not an int in ``[0, 2**53 - 1]``.
+    """
+    if seed_value(layout_seed) is not None:
+        raise ValueError(
+            f"layout_seed must be a non-negative int (at most 2**53 - 1), got {layout_seed!r}"
+        )
     gen = torch.Generator().manual_seed(layout_seed)
     perm = torch.randperm(n_agents, generator=gen).tolist()
     positions: list[tuple[int, int]] = []

@@ -9,6 +9,7 @@ path so optional backends are imported only when used.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -123,13 +124,31 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
     num_envs, seed = _check_copies_and_seed(num_envs, seed)
     factory = _resolve(family)
     if task is not None:
+        if "task" in kwargs:
+            raise ValueError(
+                f"env id {env_id!r} names its task ({task!r}); do not also pass "
+                f"task={kwargs['task']!r}"
+            )
         kwargs["task"] = task
     try:
         return factory(num_envs=num_envs, seed=seed, **kwargs)
     except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
+        error = _argument_error(env_id, kwargs, exc)
+        if error is None:
             raise
-        given = ", ".join(sorted(k for k in kwargs if k != "task")) or "none"
-        raise ValueError(
-            f"env {env_id!r} got an argument it does not take ({given}): {exc}"
-        ) from None
+        raise error from None
+
+
+def _argument_error(env_id: str, kwargs: dict[str, Any], exc: TypeError) -> ValueError | None:
+    """The one-line error for a factory's ``TypeError`` about the user's keyword arguments
+    (one it does not take, or one the env id sets already); ``None`` for any other."""
+    given = ", ".join(sorted(k for k in kwargs if k != "task")) or "none"
+    if "unexpected keyword argument" in str(exc):
+        return ValueError(f"env {env_id!r} got an argument it does not take ({given}): {exc}")
+    twice = re.search(r"multiple values for (?:keyword )?argument '(\w+)'", str(exc))
+    if twice is not None and twice.group(1) in kwargs:
+        return ValueError(
+            f"env {env_id!r} sets {twice.group(1)} itself (from its family and task): "
+            f"do not pass it ({given})"
+        )
+    return None
