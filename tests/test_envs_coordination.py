@@ -198,3 +198,19 @@ def test_make_refuses_an_argument_the_env_id_already_sets(env_id, kwargs, match)
 def test_a_layout_seed_that_is_no_seed_is_refused_in_one_line(env_id, layout_seed):
     with pytest.raises(ValueError, match="layout_seed must be a non-negative int"):
         mg.envs.make(env_id, layout_seed=layout_seed)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"trap": float("nan")}, r"trap must be a finite number >= 0, got nan"),
+        ({"trap": float("inf")}, r"trap must be a finite number >= 0"),
+        ({"trap": 1e300}, r"trap must be at most 3.4e38"),
+        ({"trap": "1"}, r"trap must be a finite number >= 0, got '1'"),
+        ({"unary": "0.5"}, r"unary must lie in \[0, 1\], got '0.5'"),
+        ({"unary": None}, r"unary must lie in \[0, 1\], got None"),
+    ],
+)
+def test_a_coordination_reward_weight_that_is_no_number_is_refused_in_one_line(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mg.envs.make("coordination:chain-4", **kwargs)

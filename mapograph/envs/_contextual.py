@@ -83,6 +83,7 @@ import networkx as nx
 import torch
 
 from mapograph._devices import resolve_device
+from mapograph._validation import unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._coordination import layout_dag
 from mapograph.envs._tensor_state import TensorState
@@ -174,11 +175,11 @@ class ContextualEnv(TensorState, MultiAgentEnv):
             )
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        if not 0 <= unary <= 1:
+        if unit_interval(unary) is not None:
             raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
         dag_layout, default_fraction = CONTEXT_LAYOUTS[layout]
         fraction = default_fraction if conditioned is None else conditioned
-        if not 0 <= fraction <= 1:
+        if unit_interval(fraction) is not None:
             raise ValueError(f"conditioned must lie in [0, 1], got {conditioned!r}")
         self.layout = layout
         self.payoff = payoff

@@ -52,7 +52,7 @@ import networkx as nx
 import torch
 
 from mapograph._devices import resolve_device
-from mapograph._validation import seed_value
+from mapograph._validation import non_negative_float, seed_value, unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -149,10 +149,13 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
             raise ValueError(f"n_actions must be an int >= 2, got {n_actions!r}")
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        if trap < 0:
-            raise ValueError(f"trap must be >= 0, got {trap!r}")
-        if not 0 <= unary <= 1:
-            raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
+        for name, value, rule in (
+            ("trap", trap, non_negative_float),
+            ("unary", unary, unit_interval),
+        ):
+            problem = rule(value)
+            if problem is not None:
+                raise ValueError(f"{name} {problem}, got {value!r}")
         if ids not in ID_ENCODINGS:
             raise ValueError(f"ids must be one of {', '.join(ID_ENCODINGS)}, got {ids!r}")
         self.unary = float(unary)
