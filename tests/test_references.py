@@ -138,3 +138,8 @@ def test_reference_reads_env_and_algo_names_as_make_and_the_config_do():
 def test_for_env_refuses_a_reference_flag_that_is_not_a_bool(reference):
     with pytest.raises(ValueError, match="reference must be True or False"):
         mg.TrainConfig.for_env("smax:3m", reference=reference)
+
+
+def test_reference_for_refuses_an_unknown_algorithm_instead_of_dropping_its_layer():
+    with pytest.raises(ValueError, match="unknown algorithm 'mapo'; choose one of mappo"):
+        reference_for("mpe:simple_spread_v3", "mapo")  # MAPPO's layer would silently not apply

@@ -96,13 +96,16 @@ def reference_for(env_id: str, algo: str = "mappo") -> Reference | None:
     Args:
         env_id: ``"family:task"`` as given to :func:`mapograph.envs.make`.
         algo: the algorithm name (its per-algorithm fields apply).
+
+    Raises:
+        ValueError: ``algo`` names no registered algorithm.
     """
     family, task = split_env_id(env_id)
+    algo = _algo_name(algo)
     family = _canonical(ENV_FAMILIES, family)
     data = _load_family(family)
     if data is None:
         return None
-    algo = _algo_name(algo)
     fields: dict[str, Any] = {}
     sources = [str(data.get("source", family))]
     name = family
@@ -129,11 +132,11 @@ def _algo_name(algo: Any) -> str:
     """The registered spelling of ``algo`` (``"MA_PPO"`` -> ``"mappo"``), as the config reads it.
 
     Raises:
-        ValueError: ``algo`` is not a string.
+        ValueError: ``algo`` is not a string, or names no registered algorithm.
     """
     if not isinstance(algo, str):
         raise ValueError(f"algo must be an algorithm name such as 'mappo', got {algo!r}")
-    return _canonical(ALGORITHMS, algo)
+    return ALGORITHMS.canonical(algo).lower()
 
 
 def config_with_reference(
