@@ -17,6 +17,9 @@ Rule = Callable[[Any], "str | None"]
 #: Sizes above this are refused before anything is allocated (a typo, not a model).
 MAX_SIZE = 1 << 16
 
+#: The most env copies a config or ``make`` accepts (more is a typo, refused before allocating).
+MAX_NUM_ENVS = 1 << 20
+
 #: The largest seed: torch's generators are seeded with ``seed * 1000 + i`` (they take
 #: at most ``2**64 - 1``), and ``2**53 - 1`` is the largest int a JSON float holds exactly.
 MAX_SEED = 2**53 - 1

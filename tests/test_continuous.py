@@ -240,3 +240,9 @@ def test_follow_knows_its_chain_and_b2mapo_can_be_given_it():
     )
     trainer.train()
     assert trainer.batches == [[0], [1], [2], [3]]
+
+
+@pytest.mark.parametrize("task", ["follow-3\n", "follow-\u0663"])
+def test_a_task_name_is_read_exactly(task):
+    with pytest.raises(ValueError, match="unknown continuous task"):
+        mg.envs.make(f"continuous:{task}")

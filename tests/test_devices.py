@@ -92,3 +92,29 @@ def test_a_backend_torch_cannot_use_here_is_refused_in_one_line(name):
         pytest.skip(f"this machine has {name}")
     with pytest.raises(ValueError, match=rf"device '{name}' is not available"):
         mg.Trainer(_env(), _cfg("mappo", name))
+
+
+BUILT_IN_ENVS = [
+    "coordination:chain-4",
+    "contextual:tree-7",
+    "climbing:chain-6",
+    "continuous:follow-3",
+]
+
+
+@pytest.mark.parametrize("env_id", BUILT_IN_ENVS)
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "mps", "tpu", "cuda:x"])
+def test_a_built_in_env_refuses_a_device_it_cannot_use_in_one_line(env_id, device):
+    kind = device.split(":")[0]
+    module = getattr(torch, kind, None)
+    if module is not None and getattr(module, "is_available", lambda: False)():
+        pytest.skip(f"this machine has {kind}")
+    with pytest.raises(ValueError, match=rf"device '{device}' is (not available|unknown)"):
+        mg.envs.make(env_id, num_envs=2, device=device)
+
+
+@pytest.mark.parametrize("env_id", BUILT_IN_ENVS)
+@pytest.mark.parametrize("device", ["cpu", "cpu:0", torch.device("cpu")])
+def test_a_built_in_env_runs_on_the_cpu_however_it_is_named(env_id, device):
+    env = mg.envs.make(env_id, num_envs=2, device=device)
+    assert env.device == torch.device(device) and env.reset().obs.device.type == "cpu"

@@ -147,9 +147,13 @@ def test_seeded_layout_and_signals_reproduce():
     ("task", "kwargs", "match"),
     [
         ("ring-5", {}, "unknown contextual task"),
+        ("tree-7\n", {}, "unknown contextual task"),  # no trailing newline read as the end
+        ("tree-\uff17", {}, "unknown contextual task"),  # a full-width 7 is not a digit here
         ("chain-65", {}, "2..64 agents"),
         ("chain-5", {"n_actions": 1}, "n_actions"),
         ("chain-5", {"conditioned": 1.5}, "conditioned"),
+        ("chain-5", {"conditioned": "0.5"}, r"conditioned must lie in \[0, 1\], got '0.5'"),
+        ("chain-5", {"unary": None}, r"unary must lie in \[0, 1\], got None"),
         ("chain-5", {"context_placement": "ends"}, "context_placement"),
         ("chain-5", {"context_placement": "independent", "conditioned": 0.5}, "conditioned"),
     ],

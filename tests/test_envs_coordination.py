@@ -165,3 +165,52 @@ def test_id_encoding_can_be_chosen():
     assert binary.spec.obs_dim == 2 + 3 + 1
     ts = binary.reset()
     assert torch.unique(ts.obs[0, :, 2:5], dim=0).shape[0] == 6
+
+
+@pytest.mark.parametrize("task", ["chain-4\n", "chain-\u0664", "chain-4 "])
+def test_a_task_name_is_read_exactly(task):
+    # a trailing newline or a non-ASCII digit is refused like a trailing space
+    with pytest.raises(ValueError, match="unknown coordination task"):
+        mg.envs.make(f"coordination:{task}")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "match"),
+    [
+        (
+            "coordination:chain-4",
+            {"task": "tree-6"},
+            r"names its task \('chain-4'\).*task='tree-6'",
+        ),
+        ("coordination:chain-4", {"n_agents": 6}, r"sets n_agents itself"),
+        ("coordination:chain-4", {"layout": "tree"}, r"sets layout itself"),
+        ("climbing:chain-6", {"payoff": "matching"}, r"sets payoff itself"),
+        ("continuous:follow-3", {"n_agents": 5}, r"sets n_agents itself"),
+    ],
+)
+def test_make_refuses_an_argument_the_env_id_already_sets(env_id, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mg.envs.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ["coordination:random-4", "contextual:random-4"])
+@pytest.mark.parametrize("layout_seed", [1.5, None, True, -1, "3"])
+def test_a_layout_seed_that_is_no_seed_is_refused_in_one_line(env_id, layout_seed):
+    with pytest.raises(ValueError, match="layout_seed must be a non-negative int"):
+        mg.envs.make(env_id, layout_seed=layout_seed)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"trap": float("nan")}, r"trap must be a finite number >= 0, got nan"),
+        ({"trap": float("inf")}, r"trap must be a finite number >= 0"),
+        ({"trap": 1e300}, r"trap must be at most 3.4e38"),
+        ({"trap": "1"}, r"trap must be a finite number >= 0, got '1'"),
+        ({"unary": "0.5"}, r"unary must lie in \[0, 1\], got '0.5'"),
+        ({"unary": None}, r"unary must lie in \[0, 1\], got None"),
+    ],
+)
+def test_a_coordination_reward_weight_that_is_no_number_is_refused_in_one_line(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mg.envs.make("coordination:chain-4", **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 import mapograph as mg
 from mapograph import CheckpointError
@@ -305,3 +306,109 @@ def test_wrong_types_at_the_public_entry_points_are_named(capsys):
         main(["train", "--env", ENV, "--eval-episodes", "-1", "--steps", "8"])
     assert exit_info.value.code == 2
     assert "--eval-episodes: must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_numpy_integers_are_read_as_ints_at_the_public_entry_points():
+    # TrainConfig(seed=np.int64(3)) is accepted; make() and evaluate() read them alike
+    env = mg.envs.make(ENV, num_envs=np.int64(2), seed=np.int64(3))
+    assert type(env.num_envs) is int and env.num_envs == 2
+    assert torch.equal(env.reset().obs, mg.envs.make(ENV, num_envs=2, seed=3).reset().obs)
+    trainer = mg.Trainer(env, mg.TrainConfig(progress=False, tensorboard=False))
+    assert trainer.evaluate(episodes=np.int64(3))["episodes"] == 3
+    for call in (
+        lambda: mg.envs.make(ENV, num_envs=np.bool_(True)),
+        lambda: mg.envs.make(ENV, seed=np.float64(1.0)),
+        lambda: trainer.evaluate(episodes=np.bool_(True)),
+    ):
+        with pytest.raises(ValueError, match="must be a (positive|non-negative) int"):
+            call()
+
+
+def test_make_refuses_more_copies_than_a_config_allows_before_allocating():
+    with pytest.raises(ValueError, match=r"num_envs must be at most 1048576, got 1000000000000"):
+        mg.envs.make(ENV, num_envs=10**12)
+
+
+class SmallerActionSpaceEnv(MaskedEnv):
+    """:class:`MaskedEnv` whose agent 0 has two actions (``Discrete(2)``), agent 1 three."""
+
+    def __init__(self, num_envs: int = 4) -> None:
+        super().__init__(num_envs)
+        self.spec = EnvSpec(2, 3, 2, 3, 1, action_spaces=(spaces.Discrete(2), spaces.Discrete(3)))
+
+
+def test_act_without_a_mask_keeps_each_agent_inside_its_own_action_space():
+    trainer = trained(SmallerActionSpaceEnv(num_envs=64))
+    ts = trainer.env.reset()
+    no_mask = TimeStep(ts.obs, ts.state, None, ts.reward, ts.done)
+    for _ in range(5):
+        assert (trainer.act(no_mask)[:, 0] < 2).all()  # agent 0 has no action 2
+
+
+def test_act_on_a_box_env_checks_its_mask_and_reads_none_as_the_spec_mask():
+    env = mg.envs.make("continuous:follow-3", num_envs=4)
+    trainer = trained(env)
+    ts = env.reset()
+    expected = trainer.act(ts, deterministic=True)
+    no_mask = TimeStep(ts.obs, ts.state, None, ts.reward, ts.done)
+    assert torch.equal(trainer.act(no_mask, deterministic=True), expected)  # padding stays unused
+    for avail, message in [
+        (torch.ones(5, dtype=torch.bool), r"avail_actions must have shape \[4, 3, 2\]"),
+        (torch.full((4, 3, 2), 0.5), "avail_actions must be boolean"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            trainer.act(TimeStep(ts.obs, ts.state, avail, ts.reward, ts.done))
+
+
+@pytest.mark.parametrize(
+    ("done", "message"),
+    [
+        (torch.tensor([True]), r"ts.done must have shape \[4\]"),
+        (torch.ones(1, 4, dtype=torch.bool), r"ts.done must have shape \[4\]"),
+        (torch.full((4,), 0.5), "ts.done must be boolean"),
+    ],
+)
+def test_a_recurrent_policy_refuses_a_done_flag_it_would_broadcast(done, message):
+    trainer = trained(recurrent=True, chunk_length=16)
+    ts = trainer.env.reset()
+    with pytest.raises(ValueError, match=message):
+        trainer.act(TimeStep(ts.obs, ts.state, ts.avail_actions, ts.reward, done))
+    assert trainer.act(
+        TimeStep(ts.obs, ts.state, ts.avail_actions, ts.reward, np.ones(4))
+    ).shape == (4, 4)
+
+
+class FollowSizedDiscreteEnv(MultiAgentEnv):
+    """Discrete actions with the sizes of ``continuous:follow-3`` (3 agents, obs 5, state 4,
+    2 actions)."""
+
+    def __init__(self, num_envs: int = 2) -> None:
+        self.spec = EnvSpec(n_agents=3, obs_dim=5, state_dim=4, n_actions=2, episode_limit=4)
+        self.num_envs = num_envs
+
+    def reset(self) -> TimeStep:
+        e = self.num_envs
+        return TimeStep(torch.zeros(e, 3, 5), torch.zeros(e, 4), torch.ones(e, 3, 2, dtype=torch.bool),
+                        torch.zeros(e), torch.ones(e, dtype=torch.bool))  # fmt: skip
+
+    def step(self, actions) -> TimeStep:
+        self.check_actions(actions)
+        return self.reset()
+
+
+def test_evaluate_and_load_refuse_an_env_with_another_kind_of_actions(tmp_path):
+    trainer = trained(mg.envs.make("continuous:follow-3", num_envs=2))
+    with pytest.raises(ValueError, match="the evaluation env has discrete actions, the trainer's"):
+        trainer.evaluate(2, env=FollowSizedDiscreteEnv())
+    trainer.save(tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="trained on an env with continuous=True"):
+        mg.Trainer.load(tmp_path, FollowSizedDiscreteEnv())
+    discrete = trained(FollowSizedDiscreteEnv())
+    with pytest.raises(ValueError, match="the evaluation env has continuous actions"):
+        discrete.evaluate(2, env=mg.envs.make("continuous:follow-3", num_envs=2))
+
+
+def test_evaluate_refuses_an_env_whose_agents_have_other_action_spaces():
+    trainer = trained(SmallerActionSpaceEnv())  # agent 0: Discrete(2)
+    with pytest.raises(ValueError, match="the evaluation env's agents have other action spaces"):
+        trainer.evaluate(2, env=MaskedEnv())  # agent 0: Discrete(3)

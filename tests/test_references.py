@@ -110,3 +110,36 @@ def test_ppo_space_keeps_the_base_algorithm_and_gives_valid_configs():
         assert cfg.algo == "mappo" and cfg.share_params is True
         study.tell(trial, 0.0)
     assert len({t.params["lr"] for t in study.trials}) == 20  # it does search
+
+
+def test_for_env_refuses_unknown_fields_with_a_value_error():
+    with pytest.raises(ValueError, match="unknown TrainConfig field.*bogus"):
+        mg.TrainConfig.for_env("smax:3m", bogus=1)
+
+
+@pytest.mark.parametrize("algo", [None, 1, ["mappo"]])
+def test_reference_for_refuses_an_algo_that_is_not_a_name(algo):
+    with pytest.raises(ValueError, match="algo must be an algorithm name"):
+        reference_for("smax:3m", algo)
+    with pytest.raises(ValueError, match="algo must be an algorithm name"):
+        mg.TrainConfig.for_env("smax:3m", algo=algo)
+
+
+def test_reference_reads_env_and_algo_names_as_make_and_the_config_do():
+    # make() and TrainConfig accept these spellings; the reference must apply to them too
+    expected = reference_for("mpe:simple_spread_v3", "mappo")
+    for env_id, algo in [(" mpe:simple_spread_v3", "MAPPO"), ("MPE:simple_spread_v3", "ma_ppo")]:
+        ref = reference_for(env_id, algo)
+        assert ref is not None and ref.fields == expected.fields
+        assert mg.TrainConfig.for_env(env_id, algo=algo).share_params is True
+
+
+@pytest.mark.parametrize("reference", ["no", None, 0])
+def test_for_env_refuses_a_reference_flag_that_is_not_a_bool(reference):
+    with pytest.raises(ValueError, match="reference must be True or False"):
+        mg.TrainConfig.for_env("smax:3m", reference=reference)
+
+
+def test_reference_for_refuses_an_unknown_algorithm_instead_of_dropping_its_layer():
+    with pytest.raises(ValueError, match="unknown algorithm 'mapo'; choose one of mappo"):
+        reference_for("mpe:simple_spread_v3", "mapo")  # MAPPO's layer would silently not apply

@@ -82,6 +82,8 @@ import re
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
+from mapograph._validation import unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._coordination import layout_dag
 from mapograph.envs._tensor_state import TensorState
@@ -92,7 +94,7 @@ CONTEXT_LAYOUTS = {"chain": ("chain", 1.0), "tree": ("tree", 1.0), "random": ("r
 CONTEXT_LAYOUTS["mixed"] = ("random", 0.3)
 #: Every agent observes all contexts, so an observation has ``O(N A)`` entries.
 MAX_AGENTS = 64
-_TASK = re.compile(r"^(chain|tree|random|mixed)-(\d+)$")
+_TASK = re.compile(r"(chain|tree|random|mixed)-([0-9]+)")  # read with fullmatch
 #: Edge payoffs of ``payoff="climbing"`` by decoded action (``e >= 2`` uses row/column 2).
 CLIMBING = torch.tensor([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]) / 11.0
 #: Payoff rules of the family: ``match`` (the contextual game) and ``climbing``.
@@ -173,16 +175,16 @@ class ContextualEnv(TensorState, MultiAgentEnv):
             )
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        if not 0 <= unary <= 1:
+        if unit_interval(unary) is not None:
             raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
         dag_layout, default_fraction = CONTEXT_LAYOUTS[layout]
         fraction = default_fraction if conditioned is None else conditioned
-        if not 0 <= fraction <= 1:
+        if unit_interval(fraction) is not None:
             raise ValueError(f"conditioned must lie in [0, 1], got {conditioned!r}")
         self.layout = layout
         self.payoff = payoff
         self.dag = layout_dag(dag_layout, n_agents, layout_seed)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.num_envs = num_envs
         self.n_signals = n_actions
         self.spec = EnvSpec(
@@ -313,7 +315,7 @@ def independent_agents(dag: nx.DiGraph) -> list[int]:
 
 def _layout_of(task: str | None, family: str) -> tuple[str, int]:
     """``(layout, N)`` of a ``<layout>-<N>`` task name of ``family`` (a clear error else)."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(
             f"unknown {family} task {task!r}; use chain-N, tree-N, random-N or mixed-N "

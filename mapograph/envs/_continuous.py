@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from mapograph._devices import resolve_device
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
 
-_TASK = re.compile(r"^follow-(\d+)$")
+_TASK = re.compile(r"follow-([0-9]+)")  # read with fullmatch
 
 
 class FollowEnv(TensorState, MultiAgentEnv):
@@ -65,7 +66,7 @@ class FollowEnv(TensorState, MultiAgentEnv):
             raise ValueError(f"follow needs 2..64 agents, got {n_agents!r}")
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.num_envs = num_envs
         boxes = []
         for i in range(n_agents):  # construction only
@@ -143,7 +144,7 @@ class FollowEnv(TensorState, MultiAgentEnv):
 
 def make_follow(task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs) -> FollowEnv:
     """``continuous:follow-<N>``, e.g. ``continuous:follow-3``."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(f"unknown continuous task {task!r}: expected 'follow-<N>', e.g. follow-3")
     return FollowEnv(int(match.group(1)), num_envs=num_envs, seed=seed, **kwargs)

@@ -51,6 +51,8 @@ import re
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
+from mapograph._validation import non_negative_float, seed_value, unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -59,11 +61,19 @@ LAYOUTS = ("chain", "tree", "random")
 MAX_AGENTS = 1000
 ONE_HOT_IDS_UP_TO = 64
 ID_ENCODINGS = ("auto", "onehot", "binary")
-_TASK = re.compile(r"^(chain|tree|random)-(\d+)$")
+_TASK = re.compile(r"(chain|tree|random)-([0-9]+)")  # read with fullmatch
 
 
 def layout_dag(layout: str, n_agents: int, layout_seed: int = 0) -> nx.DiGraph:
-    """The true DAG of a layout on agent labels permuted by ``layout_seed``."""
+    """The true DAG of a layout on agent labels permuted by ``layout_seed``.
+
+    Raises:
+        ValueError: ``layout_seed`` is not an int in ``[0, 2**53 - 1]``.
+    """
+    if seed_value(layout_seed) is not None:
+        raise ValueError(
+            f"layout_seed must be a non-negative int (at most 2**53 - 1), got {layout_seed!r}"
+        )
     gen = torch.Generator().manual_seed(layout_seed)
     perm = torch.randperm(n_agents, generator=gen).tolist()
     positions: list[tuple[int, int]] = []
@@ -139,10 +149,13 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
             raise ValueError(f"n_actions must be an int >= 2, got {n_actions!r}")
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        if trap < 0:
-            raise ValueError(f"trap must be >= 0, got {trap!r}")
-        if not 0 <= unary <= 1:
-            raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
+        for name, value, rule in (
+            ("trap", trap, non_negative_float),
+            ("unary", unary, unit_interval),
+        ):
+            problem = rule(value)
+            if problem is not None:
+                raise ValueError(f"{name} {problem}, got {value!r}")
         if ids not in ID_ENCODINGS:
             raise ValueError(f"ids must be one of {', '.join(ID_ENCODINGS)}, got {ids!r}")
         self.unary = float(unary)
@@ -153,7 +166,7 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
         self.trap = float(trap)
         self.safe_action = n_actions if trap > 0 else None
         total_actions = n_actions + (1 if trap > 0 else 0)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.ids = agent_id_features(n_agents, ids, self.device)
         self.spec = EnvSpec(
             n_agents=n_agents,
@@ -262,7 +275,7 @@ def make_coordination(
     task: str | None = None, num_envs: int = 1, seed: int = 0, **kwargs
 ) -> CoordinationEnv:
     """Factory of ``coordination:<layout>-<N>`` (e.g. ``coordination:chain-6``)."""
-    match = _TASK.match(task or "")
+    match = _TASK.fullmatch(task or "")
     if match is None:
         raise ValueError(
             f"unknown coordination task {task!r}; use chain-N, tree-N or random-N with 2 <= N <= {MAX_AGENTS}"

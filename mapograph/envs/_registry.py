@@ -9,12 +9,13 @@ path so optional backends are imported only when used.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any
 
 from mapograph._errors import MapographError
 from mapograph._registry import Registry
-from mapograph._validation import MAX_SEED
+from mapograph._validation import MAX_NUM_ENVS, MAX_SEED, plain_value
 
 EnvFactory = Callable[..., Any]
 
@@ -81,18 +82,38 @@ def split_env_id(env_id: str) -> tuple[str, str | None]:
     return family, (task if sep else None)
 
 
+def _check_copies_and_seed(num_envs: Any, seed: Any) -> tuple[int, int]:
+    """``(num_envs, seed)`` as plain ints (numpy integers read as ints, as configs read them).
+
+    Raises:
+        ValueError: either is not an int (a bool is not), or is out of range.
+    """
+    num_envs, seed = plain_value(num_envs), plain_value(seed)
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    if num_envs > MAX_NUM_ENVS:
+        raise ValueError(f"num_envs must be at most {MAX_NUM_ENVS}, got {num_envs}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be at most {MAX_SEED} (2**53 - 1), got {seed}")
+    return num_envs, seed
+
+
 def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
     """Create a vectorized environment from its id.
 
     Args:
         env_id: ``"family:task"``, e.g. ``"coordination:chain-6"``, ``"mpe:simple_spread_v3"``,
             ``"vmas:balance"``; or a bare family name registered by the user.
-        num_envs: number of env copies ``E`` stepped together.
+        num_envs: number of env copies ``E`` stepped together (1 to 2**20).
         seed: seed of the copies (copy ``e`` is seeded deterministically from it).
         **kwargs: passed to the family's factory.
 
     Raises:
         UnknownEnvError: the family is not registered (the message lists known ones).
+        ValueError: ``num_envs`` or ``seed`` is not an int in range, or the factory
+            does not take one of ``kwargs``.
     """
     family, task = split_env_id(env_id)
     if family not in ENV_FAMILIES:
@@ -100,21 +121,34 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> Any:
             f"unknown env id {env_id!r}: no family {family!r}. "
             f"Known families: {', '.join(families())}"
         )
-    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if seed > MAX_SEED:
-        raise ValueError(f"seed must be at most {MAX_SEED} (2**53 - 1), got {seed}")
+    num_envs, seed = _check_copies_and_seed(num_envs, seed)
     factory = _resolve(family)
     if task is not None:
+        if "task" in kwargs:
+            raise ValueError(
+                f"env id {env_id!r} names its task ({task!r}); do not also pass "
+                f"task={kwargs['task']!r}"
+            )
         kwargs["task"] = task
     try:
         return factory(num_envs=num_envs, seed=seed, **kwargs)
     except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
+        error = _argument_error(env_id, kwargs, exc)
+        if error is None:
             raise
-        given = ", ".join(sorted(k for k in kwargs if k != "task")) or "none"
-        raise ValueError(
-            f"env {env_id!r} got an argument it does not take ({given}): {exc}"
-        ) from None
+        raise error from None
+
+
+def _argument_error(env_id: str, kwargs: dict[str, Any], exc: TypeError) -> ValueError | None:
+    """The one-line error for a factory's ``TypeError`` about the user's keyword arguments
+    (one it does not take, or one the env id sets already); ``None`` for any other."""
+    given = ", ".join(sorted(k for k in kwargs if k != "task")) or "none"
+    if "unexpected keyword argument" in str(exc):
+        return ValueError(f"env {env_id!r} got an argument it does not take ({given}): {exc}")
+    twice = re.search(r"multiple values for (?:keyword )?argument '(\w+)'", str(exc))
+    if twice is not None and twice.group(1) in kwargs:
+        return ValueError(
+            f"env {env_id!r} sets {twice.group(1)} itself (from its family and task): "
+            f"do not pass it ({given})"
+        )
+    return None

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from mapograph._validation import (
+    MAX_NUM_ENVS,
     boolean,
     check,
     non_negative_int,
@@ -56,7 +57,7 @@ class TrainConfig(AlgorithmConfig):
 
     total_steps: int = field(default=100_000, metadata=check(positive_int(1 << 62)))
     seed: int = field(default=0, metadata=check(seed_value))
-    num_envs: int | None = field(default=None, metadata=check(optional(positive_int(1 << 20))))
+    num_envs: int | None = field(default=None, metadata=check(optional(positive_int(MAX_NUM_ENVS))))
     rollout_length: int = field(default=64, metadata=check(positive_int(1 << 20)))
     device: str = field(default="cpu", metadata=check(device_name))
 
@@ -77,12 +78,18 @@ class TrainConfig(AlgorithmConfig):
         starts from ``mapograph/train/references/smax.yaml`` (see
         :func:`~mapograph.train.reference_for`); every keyword overrides it. Families
         without a reference (or ``reference=False``) start from the defaults.
+
+        Raises:
+            ValueError: ``reference`` is not a bool, ``algo`` no algorithm name, or an
+                override an unknown field or an invalid value.
         """
         from mapograph.train._references import reference_for
 
+        if not isinstance(reference, bool):
+            raise ValueError(f"reference must be True or False, got {reference!r}")
         found = reference_for(env_id, algo) if reference else None
         fields = dict(found.fields) if found is not None else {}
-        return cls(**{**fields, "algo": algo, **overrides})
+        return cls.from_dict({**fields, "algo": algo, **overrides})  # names unknown fields
 
     def env_copies(self) -> int:
         """How many env copies to build for this config (``num_envs`` or 16)."""

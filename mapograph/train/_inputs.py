@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mapograph._validation import plain_value
 from mapograph.envs import EnvSpec, TimeStep
 
 #: Complex dtypes (an env's output must hold real numbers).
@@ -40,14 +41,15 @@ def as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:
 def act_inputs(
     ts: Any, spec: EnvSpec, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(obs [E, N, obs_dim] float32, avail [E, N, n_actions] bool or None)`` checked.
+    """``(obs [E, N, obs_dim] float32, avail [E, N, n_actions] bool)`` checked.
 
-    ``avail_actions`` may be ``None`` (every action available). For continuous
-    actions the mask is passed through unchecked.
+    ``avail_actions`` may be ``None``: every action of each agent's own space is
+    available (:meth:`EnvSpec.action_mask`: no action beyond an agent's ``Discrete(n_i)``,
+    no padded dimension of its ``Box``).
 
     Raises:
-        ValueError: ``ts`` has no ``obs``; a field has the wrong shape; ``obs`` holds NaN
-            or infinity; an agent has no available action.
+        ValueError: ``ts`` has no ``obs``; a field has the wrong shape or dtype; ``obs``
+            holds NaN or infinity; an agent has no available (discrete) action.
     """
     if ts is None or not hasattr(ts, "obs"):
         raise ValueError(
@@ -66,20 +68,12 @@ def act_inputs(
         copy = int((~finite).nonzero()[0])
         raise ValueError(f"ts.obs holds NaN or infinite values (env copy {copy})")
     raw = getattr(ts, "avail_actions", None)
+    expected = (obs.shape[0], n, spec.n_actions)
     if raw is None:
-        return obs, None
-    avail = as_tensor("ts.avail_actions", raw, device)
+        return obs, spec.action_mask().to(device).expand(expected)
+    avail = bool_tensor("ts.avail_actions", raw, expected, device)
     if is_continuous(spec):
         return obs, avail
-    expected = (obs.shape[0], n, spec.n_actions)
-    if tuple(avail.shape) != expected:
-        raise ValueError(
-            f"ts.avail_actions must have shape {list(expected)} like obs, got {list(avail.shape)}"
-        )
-    if avail.dtype != torch.bool:
-        if avail.is_floating_point() or not bool(((avail == 0) | (avail == 1)).all()):
-            raise ValueError(f"ts.avail_actions must be boolean (or 0/1), got dtype {avail.dtype}")
-        avail = avail.bool()
     none = ~avail.any(-1)
     if bool(none.any()):
         e, agent = (int(i) for i in none.nonzero()[0])
@@ -87,6 +81,30 @@ def act_inputs(
             f"agent {agent} in env copy {e} has no available action (avail_actions all False)"
         )
     return obs, avail
+
+
+def bool_tensor(
+    name: str, value: Any, shape: tuple[int, ...], device: torch.device, floats: bool = False
+) -> torch.Tensor:
+    """``value`` as a bool tensor of ``shape`` on ``device`` (0/1 integers read as bools).
+
+    Args:
+        floats: read 0.0/1.0 floats as bools too (``done`` flags; a mask must be integral).
+
+    Raises:
+        ValueError: ``value`` has another shape (nothing is broadcast), or holds other
+            numbers than 0 and 1.
+    """
+    tensor = as_tensor(name, value, device)
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must have shape {list(shape)} like obs, got {list(tensor.shape)}")
+    if tensor.dtype != torch.bool:
+        if tensor.is_complex() or (tensor.is_floating_point() and not floats):
+            raise ValueError(f"{name} must be boolean (or 0/1), got dtype {tensor.dtype}")
+        if not bool(((tensor == 0) | (tensor == 1)).all()):
+            raise ValueError(f"{name} must be boolean (or 0/1), got other values")
+        tensor = tensor.bool()
+    return tensor
 
 
 def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep:
@@ -169,19 +187,42 @@ def env_timestep(ts: Any, spec: EnvSpec, num_envs: int, source: str) -> TimeStep
     )
 
 
-def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> None:
-    """Refuse evaluation arguments of the wrong type or range."""
+def check_eval_args(episodes: Any, deterministic: Any, policy: Any) -> int:
+    """Refuse evaluation arguments of the wrong type or range; ``episodes`` as an int
+    (a numpy integer is read as one, as configs read it)."""
+    episodes = plain_value(episodes)
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if not isinstance(deterministic, bool):
         raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
     if policy not in ("ind", "seq"):
         raise ValueError(f"policy must be 'ind' or 'seq', got {policy!r}")
+    return episodes
 
 
 def check_same_spec(spec: EnvSpec, other: EnvSpec, what: str) -> None:
-    """Refuse an env whose agents, observations or actions differ from the trained one's."""
+    """Refuse an env whose agents, observations or actions differ from the trained one's:
+    sizes, the kind of actions (discrete or Box) and each agent's action space."""
     for field in ("n_agents", "obs_dim", "state_dim", "n_actions"):
         mine, theirs = getattr(spec, field), getattr(other, field)
         if mine != theirs:
             raise ValueError(f"{what} has {field}={theirs}, the trainer's env {mine}")
+    kinds = ["continuous" if is_continuous(s) else "discrete" for s in (spec, other)]
+    if kinds[0] != kinds[1]:
+        raise ValueError(f"{what} has {kinds[1]} actions, the trainer's env {kinds[0]} actions")
+    if not _same_action_spaces(spec, other):
+        raise ValueError(
+            f"{what}'s agents have other action spaces ({other.action_spaces}) than the "
+            f"trainer's env's ({spec.action_spaces})"
+        )
+
+
+def _same_action_spaces(spec: EnvSpec, other: EnvSpec) -> bool:
+    """Whether every agent has the same actions (sizes; bounds for a Box env) in both specs."""
+    if not all(hasattr(s, "action_mask") for s in (spec, other)):
+        return True  # a spec that is no EnvSpec: only its sizes can be compared
+    if not torch.equal(spec.action_mask(), other.action_mask()):
+        return False
+    if not is_continuous(spec):
+        return True
+    return all(torch.equal(a, b) for a, b in zip(spec.action_bounds(), other.action_bounds()))

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mapograph.envs import split_env_id
+from mapograph.algos import ALGORITHMS
+from mapograph.envs import ENV_FAMILIES, split_env_id
 
 if TYPE_CHECKING:
     from mapograph.train._config import TrainConfig
@@ -95,13 +96,16 @@ def reference_for(env_id: str, algo: str = "mappo") -> Reference | None:
     Args:
         env_id: ``"family:task"`` as given to :func:`mapograph.envs.make`.
         algo: the algorithm name (its per-algorithm fields apply).
+
+    Raises:
+        ValueError: ``algo`` names no registered algorithm.
     """
     family, task = split_env_id(env_id)
-    family = family.lower()
+    algo = _algo_name(algo)
+    family = _canonical(ENV_FAMILIES, family)
     data = _load_family(family)
     if data is None:
         return None
-    algo = algo.lower()
     fields: dict[str, Any] = {}
     sources = [str(data.get("source", family))]
     name = family
@@ -117,6 +121,22 @@ def reference_for(env_id: str, algo: str = "mappo") -> Reference | None:
         algos = {str(k).lower(): v for k, v in (entry.get("algos") or {}).items()}
         fields.update(algos.get(algo) or {})
     return Reference(name, tuple(sources), fields)
+
+
+def _canonical(registry: Any, name: str) -> str:
+    """``name`` as ``registry`` spells it (``" MPE"`` -> ``"mpe"``); else lower case."""
+    return registry.canonical(name).lower() if name in registry else name.lower()
+
+
+def _algo_name(algo: Any) -> str:
+    """The registered spelling of ``algo`` (``"MA_PPO"`` -> ``"mappo"``), as the config reads it.
+
+    Raises:
+        ValueError: ``algo`` is not a string, or names no registered algorithm.
+    """
+    if not isinstance(algo, str):
+        raise ValueError(f"algo must be an algorithm name such as 'mappo', got {algo!r}")
+    return ALGORITHMS.canonical(algo).lower()
 
 
 def config_with_reference(

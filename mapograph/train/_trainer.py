@@ -26,6 +26,7 @@ from typing import Any
 import networkx as nx
 import torch
 
+from mapograph._devices import resolve_device
 from mapograph._errors import CheckpointError, DivergenceError, MapographError
 from mapograph.algos import Algorithm, Plan, ScheduleData
 from mapograph.envs import TimeStep, check_actions
@@ -36,7 +37,7 @@ from mapograph.train._config import TrainConfig
 from mapograph.train._guard import divergence, nonfinite_scalars, nonfinite_tensors
 from mapograph.train._inputs import (
     act_inputs,
-    as_tensor,
+    bool_tensor,
     check_eval_args,
     check_same_spec,
     env_timestep,
@@ -393,10 +394,6 @@ class Trainer:
         check_eval_args(1, deterministic, policy)
         actor = self.algorithm.policy(policy)
         obs, avail = act_inputs(ts, self.env.spec, self.device)
-        if avail is None and obs.shape[0] and self.env.spec.n_actions:
-            avail = torch.ones(
-                *obs.shape[:2], self.env.spec.n_actions, dtype=torch.bool, device=self.device
-            )
         memory = {}
         if getattr(actor, "recurrent", False):  # carried between calls, reset at episode starts
             hidden = self._act_hidden.get(policy)
@@ -404,7 +401,8 @@ class Trainer:
                 hidden = actor.initial_hidden(obs.shape[0], self.device)
             done = getattr(ts, "done", None)
             if done is not None:
-                hidden = reset_where(hidden, as_tensor("ts.done", done, self.device).bool())
+                done = bool_tensor("ts.done", done, (obs.shape[0],), self.device, floats=True)
+                hidden = reset_where(hidden, done)
             memory["hidden"] = hidden
         out = actor.act(
             obs,
@@ -446,7 +444,7 @@ class Trainer:
             ValueError: bad arguments, or ``env`` does not match the training env.
             MapographError: a copy did not finish an episode within 4 x ``episode_limit`` steps.
         """
-        check_eval_args(episodes, deterministic, policy)
+        episodes = check_eval_args(episodes, deterministic, policy)
         target = env if env is not None else self.env
         if target is not self.env:
             _check_env(target)
@@ -539,8 +537,11 @@ class Trainer:
             "history": self.history,
             "num_envs": int(self.env.num_envs),  # a numpy int would not load safely
             "env_spec": {
-                k: getattr(self.env.spec, k)
-                for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
+                **{
+                    k: getattr(self.env.spec, k)
+                    for k in ("n_agents", "obs_dim", "state_dim", "n_actions")
+                },
+                "continuous": is_continuous(self.env.spec),  # absent from older checkpoints
             },
             "collector": self.collector.state_dict(),
             "env_state": env_state,
@@ -640,10 +641,11 @@ class Trainer:
         )
         saved_spec = state.get("env_spec") or {"n_agents": _saved_agent_count(state)}
         for key, saved in saved_spec.items():
-            if saved is not None and saved != getattr(env.spec, key):
+            given = is_continuous(env.spec) if key == "continuous" else getattr(env.spec, key)
+            if saved is not None and saved != given:
                 raise CheckpointError(
                     f"checkpoint {path} was trained on an env with {key}={saved}; this env has "
-                    f"{key}={getattr(env.spec, key)}"
+                    f"{key}={given}"
                 )
         bad = nonfinite_tensors({**state["modules"], "schedule": state.get("schedule")})
         if bad:
@@ -681,27 +683,6 @@ def _saved_agent_count(state: dict[str, Any]) -> int | None:
             # stacked per-agent parameters [N, in, out]; a shared recurrent torso has one row
             return int(value.shape[0]) if value.shape[0] > 1 else None
     return None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, refused with a clear error when this machine lacks it."""
-    device = torch.device(name)
-    if device.type not in ("cpu", "cuda"):  # mps, xpu...: checked through torch's accelerator
-        module = getattr(torch, device.type, None)
-        available = getattr(module, "is_available", None)
-        if available is None or not available():
-            raise ValueError(
-                f"device {name!r} is not available: mapograph runs on 'cpu' or 'cuda' "
-                f"(torch has no usable {device.type!r} backend here)"
-            )
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} is not available: torch sees no CUDA GPU here")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)"
-            )
-    return device
 
 
 def finite_mean(values: list[float]) -> float:
