@@ -60,10 +60,11 @@ def non_negative_int(value: Any) -> str | None:
 
 def seed_value(value: Any) -> str | None:
     """An int in ``[0, MAX_SEED]``."""
-    problem = non_negative_int(value)
-    if problem is None and value > MAX_SEED:
+    if not _is_int(value) or value < 0:
+        return "must be a non-negative int"
+    if value > MAX_SEED:
         return f"must be at most {MAX_SEED} (2**53 - 1)"
-    return problem
+    return None
 
 
 def any_int(value: Any) -> str | None:
@@ -171,9 +172,15 @@ def validate_fields(obj: Any) -> None:
         if _holds_numpy(value):
             value = plain_value(value)
             object.__setattr__(obj, f.name, value)
-        problem = rule(value)
-        if problem is not None:
-            raise ValueError(f"{type(obj).__name__}.{f.name} {problem}, got {short_repr(value)}")
+        require(f"{type(obj).__name__}.{f.name}", value, rule)
+
+
+def require(name: str, value: Any, rule: Rule) -> None:
+    """Raise ``ValueError("<name> <problem>, got <value>")`` when ``rule`` refuses ``value``
+    (arguments outside a dataclass: env constructors, ``make``)."""
+    problem = rule(value)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}, got {short_repr(value)}")
 
 
 def _holds_numpy(value: Any) -> bool:

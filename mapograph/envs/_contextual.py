@@ -83,7 +83,7 @@ import networkx as nx
 import torch
 
 from mapograph._devices import resolve_device
-from mapograph._validation import unit_interval
+from mapograph._validation import require, unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._coordination import layout_dag
 from mapograph.envs._tensor_state import TensorState
@@ -175,12 +175,10 @@ class ContextualEnv(TensorState, MultiAgentEnv):
             )
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        if unit_interval(unary) is not None:
-            raise ValueError(f"unary must lie in [0, 1], got {unary!r}")
+        require("unary", unary, unit_interval)
         dag_layout, default_fraction = CONTEXT_LAYOUTS[layout]
         fraction = default_fraction if conditioned is None else conditioned
-        if unit_interval(fraction) is not None:
-            raise ValueError(f"conditioned must lie in [0, 1], got {conditioned!r}")
+        require("conditioned", fraction, unit_interval)
         self.layout = layout
         self.payoff = payoff
         self.dag = layout_dag(dag_layout, n_agents, layout_seed)

@@ -52,7 +52,7 @@ import networkx as nx
 import torch
 
 from mapograph._devices import resolve_device
-from mapograph._validation import non_negative_float, seed_value, unit_interval
+from mapograph._validation import non_negative_float, require, seed_value, unit_interval
 from mapograph.envs._base import MultiAgentEnv
 from mapograph.envs._tensor_state import TensorState
 from mapograph.envs._types import EnvSpec, TimeStep
@@ -70,10 +70,7 @@ def layout_dag(layout: str, n_agents: int, layout_seed: int = 0) -> nx.DiGraph:
     Raises:
         ValueError: ``layout_seed`` is not an int in ``[0, 2**53 - 1]``.
     """
-    if seed_value(layout_seed) is not None:
-        raise ValueError(
-            f"layout_seed must be a non-negative int (at most 2**53 - 1), got {layout_seed!r}"
-        )
+    require("layout_seed", layout_seed, seed_value)
     gen = torch.Generator().manual_seed(layout_seed)
     perm = torch.randperm(n_agents, generator=gen).tolist()
     positions: list[tuple[int, int]] = []
@@ -149,13 +146,8 @@ class CoordinationEnv(TensorState, MultiAgentEnv):
             raise ValueError(f"n_actions must be an int >= 2, got {n_actions!r}")
         if not isinstance(episode_limit, int) or episode_limit < 1:
             raise ValueError(f"episode_limit must be a positive int, got {episode_limit!r}")
-        for name, value, rule in (
-            ("trap", trap, non_negative_float),
-            ("unary", unary, unit_interval),
-        ):
-            problem = rule(value)
-            if problem is not None:
-                raise ValueError(f"{name} {problem}, got {value!r}")
+        require("trap", trap, non_negative_float)
+        require("unary", unary, unit_interval)
         if ids not in ID_ENCODINGS:
             raise ValueError(f"ids must be one of {', '.join(ID_ENCODINGS)}, got {ids!r}")
         self.unary = float(unary)

@@ -15,7 +15,13 @@ from typing import Any
 
 from mapograph._errors import MapographError
 from mapograph._registry import Registry
-from mapograph._validation import MAX_NUM_ENVS, MAX_SEED, plain_value
+from mapograph._validation import (
+    MAX_NUM_ENVS,
+    plain_value,
+    positive_int,
+    require,
+    seed_value,
+)
 
 EnvFactory = Callable[..., Any]
 
@@ -89,14 +95,8 @@ def _check_copies_and_seed(num_envs: Any, seed: Any) -> tuple[int, int]:
         ValueError: either is not an int (a bool is not), or is out of range.
     """
     num_envs, seed = plain_value(num_envs), plain_value(seed)
-    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-    if num_envs > MAX_NUM_ENVS:
-        raise ValueError(f"num_envs must be at most {MAX_NUM_ENVS}, got {num_envs}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if seed > MAX_SEED:
-        raise ValueError(f"seed must be at most {MAX_SEED} (2**53 - 1), got {seed}")
+    require("num_envs", num_envs, positive_int(MAX_NUM_ENVS))
+    require("seed", seed, seed_value)
     return num_envs, seed
 
 
